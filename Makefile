@@ -1,0 +1,46 @@
+# seispipe: two commands do everything on a fresh machine.
+#   make demo   set up, build, run pipelines/demo.toml on data/
+#   make test   set up, build, run every test (what CI runs)
+
+SHELL := /bin/bash
+VENV ?= $(HOME)/.cache/seispipe/venv
+PYTHON := $(VENV)/bin/python
+# Resolved when a recipe runs, i.e. after the venv exists.
+LIBTORCH = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
+export LIBTORCH
+export SEISPIPE_PYTHON := $(PYTHON)
+export SEISPIPE_VENV := $(VENV)
+CARGO_FLAGS := --release --features torch
+BIN := target/release/seispipe
+
+.PHONY: all venv build demo test bench clean-demo fmt lint
+
+all: build
+
+# The Python venv lives outside the work tree so it survives clones and CI runs.
+venv: $(VENV)/.seispipe-ok
+$(VENV)/.seispipe-ok: requirements.txt
+	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements.txt
+	@touch $@
+
+build: venv
+	cargo build $(CARGO_FLAGS)
+
+demo: build
+	$(BIN) check pipelines/demo.toml
+	$(BIN) run pipelines/demo.toml
+	$(BIN) verify out/demo
+
+test: venv
+	cargo fmt --all -- --check
+	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
+
+bench: build
+	$(PYTHON) benches/flip_noise.py
+
+clean-demo:
+	rm -rf out/demo

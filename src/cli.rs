@@ -1,0 +1,63 @@
+//! Raw command-line arguments (clap derive). No logic: [`crate::settings`]
+//! turns these plus the pipeline file into resolved settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Build training data for seismic velocity-inversion models.
+#[derive(Debug, Parser)]
+#[command(name = "seispipe", version, about, long_about = None)]
+#[command(
+    after_help = "Exit codes: 0 success · 1 run failed (bad data, I/O) · 2 invalid pipeline or arguments · 3 verify found differences · 130 interrupted (finished shards kept; rerun to resume)"
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline (resumes an interrupted run in the same output directory).
+    Run(RunArgs),
+    /// Validate a pipeline and print its plan without touching any data.
+    Check(PipelineArgs),
+    /// Print shape, dtype, min/max/mean and NaN/Inf counts of .npy files.
+    Inspect {
+        /// A .npy file or a directory of them.
+        path: PathBuf,
+    },
+    /// Re-hash every file of an output directory against its manifest.
+    Verify {
+        /// The output directory.
+        dir: PathBuf,
+    },
+    /// List stage types with their parameters and defaults.
+    Stages,
+}
+
+/// A pipeline file and overrides.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// The pipeline file (TOML).
+    pub pipeline: PathBuf,
+    /// Override a key of the pipeline file, e.g. `--set seed=7 --set stages.0.p=0.3`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+/// `seispipe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Pipeline and overrides.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Worker threads (default: all cores). Never changes the output bytes.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}

@@ -1,0 +1,284 @@
+//! One function per subcommand; `main` only dispatches and maps errors to exit codes.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::cli::{PipelineArgs, RunArgs};
+use crate::error::{Error, Result};
+use crate::io::manifest;
+use crate::io::npy;
+use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
+use crate::progress::{Mode, Printer};
+use crate::settings;
+
+/// Exit code for success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code for a failed run (bad data, I/O).
+pub const EXIT_FAILED: i32 = 1;
+/// Exit code for an invalid pipeline or arguments.
+pub const EXIT_CONFIG: i32 = 2;
+/// Exit code when verify finds differences.
+pub const EXIT_VERIFY: i32 = 3;
+/// Exit code after Ctrl-C / SIGTERM.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// The exit code for an error.
+#[must_use]
+pub fn exit_code(e: &Error) -> i32 {
+    match e {
+        Error::Config { .. } | Error::Resume { .. } => EXIT_CONFIG,
+        Error::Verify { .. } => EXIT_VERIFY,
+        Error::Interrupted => EXIT_INTERRUPTED,
+        _ => EXIT_FAILED,
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// `seispipe check`: the plan, as text.
+///
+/// # Errors
+/// Any configuration or layout problem.
+pub fn check(args: &PipelineArgs) -> Result<String> {
+    let r = settings::resolve(&args.pipeline, &args.set)?;
+    let plan = Plan::new(&r.pipeline, &r.inputs);
+    let p = &r.pipeline;
+    let mut s = String::new();
+    let _ = writeln!(s, "pipeline {}: OK", p.file);
+    let _ = writeln!(
+        s,
+        "inputs: {} files under {} ({}), {} samples",
+        r.inputs.files.len(),
+        r.inputs.root.display(),
+        if r.inputs.labelled {
+            "labelled"
+        } else {
+            "unlabelled"
+        },
+        plan.samples_in
+    );
+    for sk in &r.inputs.skipped {
+        let _ = writeln!(s, "  skipped {}: {}", sk.path, sk.reason);
+    }
+    let _ = writeln!(
+        s,
+        "outputs: {} samples ({} per input: {}{} copies), {} shards of ≤ {} samples in {}",
+        plan.samples_out,
+        plan.per_input,
+        if p.spec.keep_original {
+            "original + "
+        } else {
+            ""
+        },
+        p.spec.copies,
+        plan.shards,
+        plan.samples_per_shard,
+        p.spec.output.dir
+    );
+    let _ = writeln!(
+        s,
+        "sample shape {:?} {}{}; about {} in all ({} per data shard)",
+        p.out_shape,
+        npy::descr(p.spec.output.dtype),
+        if p.out_labels {
+            " with (1, 70, 70) labels"
+        } else {
+            ""
+        },
+        human_bytes(plan.total_bytes),
+        human_bytes(plan.data_shard_bytes)
+    );
+    let _ = writeln!(s, "stages:");
+    if p.stages.is_empty() {
+        let _ = writeln!(s, "  (none)");
+    }
+    for (i, st) in p.stages.iter().enumerate() {
+        let _ = writeln!(s, "  [{i}] {} {}", st.kind, st.params);
+    }
+    let _ = writeln!(
+        s,
+        "memory bound for sample data in flight: {}",
+        human_bytes(executor::memory_bound_bytes(p))
+    );
+    Ok(s)
+}
+
+/// `seispipe run`.
+///
+/// # Errors
+/// Anything that stops the run; see [`exit_code`].
+pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
+    let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set)?;
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    let mut printer = Printer::new(Mode::detect(args.quiet));
+    for sk in &r.inputs.skipped {
+        printer.info(&format!("skipped {}: {}", sk.path, sk.reason));
+    }
+    let opts = RunOptions { threads, stop };
+    let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
+    if !args.quiet {
+        eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
+    }
+    Ok(summary)
+}
+
+/// The final summary for people.
+#[must_use]
+pub fn summary_text(s: &Summary, dir: &str) -> String {
+    let secs = s.elapsed.as_secs_f64();
+    #[allow(clippy::cast_precision_loss)]
+    let rate = s.bytes_written as f64 / secs.max(1e-9) / 1e6;
+    format!(
+        "done: {} samples in → {} samples out ({} dropped) in {} shards ({} written now, {} kept from an earlier run), {} in {dir}; wrote {} in {secs:.1} s ({rate:.0} MB/s); {} input files skipped",
+        s.samples_in,
+        s.samples_out,
+        s.samples_dropped,
+        s.shards_written + s.shards_resumed,
+        s.shards_written,
+        s.shards_resumed,
+        human_bytes(s.bytes_total),
+        human_bytes(s.bytes_written),
+        s.files_skipped
+    )
+}
+
+/// `seispipe inspect`: one line per `.npy` file.
+///
+/// # Errors
+/// The path does not exist or cannot be listed (per-file problems are lines of the report).
+pub fn inspect(path: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        collect(path, &mut files)?;
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    } else {
+        return Err(Error::NoInputs(path.display().to_string()));
+    }
+    let mut s = String::new();
+    for f in files {
+        match inspect_file(&f) {
+            Ok(line) => {
+                let _ = writeln!(s, "{}: {line}", f.display());
+            }
+            Err(e) => {
+                let _ = writeln!(s, "error: {e}");
+            }
+        }
+    }
+    Ok(s)
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, "list directory", e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries
+        .sort_by(|a, b| crate::io::layout::natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    for p in entries {
+        if p.is_dir() {
+            collect(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "npy") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn inspect_file(p: &Path) -> Result<String> {
+    let h = npy::read_header(p)?;
+    let n = h.len();
+    let mut buf = vec![0f32; (1 << 20).min(n.max(1))];
+    let (mut min, mut max, mut sum) = (f32::INFINITY, f32::NEG_INFINITY, 0f64);
+    let (mut nan, mut inf, mut finite) = (0usize, 0usize, 0usize);
+    let file = std::fs::File::open(p).map_err(|e| Error::io(p, "open", e))?;
+    let mut at = 0;
+    while at < n {
+        let k = buf.len().min(n - at);
+        npy::read_f32_from(&file, p, &h, at, &mut buf[..k])?;
+        for &v in &buf[..k] {
+            if v.is_nan() {
+                nan += 1;
+            } else if v.is_infinite() {
+                inf += 1;
+            } else {
+                finite += 1;
+                min = min.min(v);
+                max = max.max(v);
+                sum += f64::from(v);
+            }
+        }
+        at += k;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mean = if finite > 0 {
+        sum / finite as f64
+    } else {
+        f64::NAN
+    };
+    Ok(format!(
+        "shape {:?} {} min {min} max {max} mean {mean:.6} NaN {nan} Inf {inf}",
+        h.shape,
+        npy::descr(h.dtype)
+    ))
+}
+
+/// `seispipe verify`: the report and whether it is clean.
+///
+/// # Errors
+/// No manifest in `dir`.
+pub fn verify(dir: &Path) -> Result<(String, bool)> {
+    let rep = manifest::verify_output(dir)?;
+    let mut s = String::new();
+    for m in &rep.missing {
+        let _ = writeln!(s, "missing: {m}");
+    }
+    for c in &rep.corrupt {
+        let _ = writeln!(s, "corrupt: {c}");
+    }
+    for x in &rep.extra {
+        let _ = writeln!(s, "extra: {x}");
+    }
+    let _ = writeln!(
+        s,
+        "{}: {} files intact, {} missing, {} corrupt, {} extra",
+        dir.display(),
+        rep.ok,
+        rep.missing.len(),
+        rep.corrupt.len(),
+        rep.extra.len()
+    );
+    Ok((s, rep.is_clean()))
+}
+
+/// `seispipe stages`.
+#[must_use]
+pub fn stages() -> String {
+    let mut s = String::new();
+    for d in crate::stage::catalog() {
+        let _ = writeln!(s, "{}\n  {}", d.name, d.summary);
+        for (k, def, doc) in d.params {
+            let _ = writeln!(s, "    {k:<16} default {def:<10} {doc}");
+        }
+    }
+    s
+}

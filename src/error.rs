@@ -1,0 +1,80 @@
+//! The library's error type: every variant carries the file, sample or key it
+//! is about, so a message read days after a run started still says where to look.
+
+use std::path::PathBuf;
+
+/// Errors raised by seispipe's library code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O failure on a named file (open, read, write, rename, fsync).
+    #[error("{path}: {action}: {source}")]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A `.npy` file whose header or size is not what seispipe can read.
+    #[error("{path}: {reason}")]
+    Npy { path: PathBuf, reason: String },
+    /// Inputs that are present but do not fit together (pairs, shapes, counts).
+    #[error("{path}: {reason}")]
+    Layout { path: PathBuf, reason: String },
+    /// No input files matched.
+    #[error("no input files found at {0} (expected .npy shards in the OpenFWI layout, or one-sample test files)")]
+    NoInputs(String),
+    /// A pipeline file (or `--set` override) that is not valid.
+    #[error("{file}: {reason}")]
+    Config { file: String, reason: String },
+    /// A value inside a sample that a stage or the writer refuses.
+    #[error("{path}, sample {index}: {reason}")]
+    Sample {
+        path: PathBuf,
+        index: usize,
+        reason: String,
+    },
+    /// The output directory holds a run that the current pipeline cannot resume.
+    #[error("{dir}: {reason}")]
+    Resume { dir: PathBuf, reason: String },
+    /// Files under an output directory that do not match its manifest.
+    #[error("{dir}: {reason}")]
+    Verify { dir: PathBuf, reason: String },
+    /// The user pressed Ctrl-C (or sent SIGTERM); finished shards are kept.
+    #[error("interrupted: finished shards are kept; run the same command again to resume")]
+    Interrupted,
+}
+
+/// Shorthand used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wrap an I/O error with the path and what was being done.
+    pub fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            action,
+            source,
+        }
+    }
+
+    /// A configuration error in `file`.
+    pub fn config(file: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An error raised by a stage while transforming one sample; the executor adds
+/// the file and sample index before reporting it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StageError(pub String);
+
+impl StageError {
+    /// A stage error with a message.
+    pub fn new(msg: impl Into<String>) -> Self {
+        StageError(msg.into())
+    }
+}

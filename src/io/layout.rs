@@ -1,0 +1,555 @@
+//! Input discovery and pairing for the OpenFWI / Kaggle layouts, and reading
+//! single samples out of them.
+//!
+//! * `…/data/dataN.npy` pairs with `…/model/modelN.npy`; flat `seisA_B_C.npy`
+//!   pairs with `velA_B_C.npy`. The rule (DOMAIN.md §2): label path = seismic
+//!   path with `seis`→`vel` and `data`→`model`.
+//! * Any other `.npy` of shape (5, 1000, 70) is a one-sample unlabelled input
+//!   (the Kaggle `test/<oid>.npy`), whose id is its file stem.
+//!
+//! Files are ordered by a natural sort of their path relative to the input
+//! root (`data2` before `data10`), so the order, and every seed derived from
+//! it, is the same on every machine.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array3, ArrayD, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::io::npy::{self, NpyHeader};
+use crate::pipeline::spec::{InputSpec, LabelMode, Policy};
+use crate::sample::{Origin, Sample, SEISMIC_SHAPE, VELOCITY_SHAPE};
+
+/// One input file (with its label partner, if any).
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// Seismic file.
+    pub data: PathBuf,
+    /// Its header.
+    pub data_header: NpyHeader,
+    /// Velocity-map partner.
+    pub label: Option<PathBuf>,
+    /// The partner's header.
+    pub label_header: Option<NpyHeader>,
+    /// Path relative to the input root, `/`-separated: the identity used for seeds.
+    pub rel: String,
+    /// True for a one-sample (5, 1000, 70) file, whose id is its stem.
+    pub single: bool,
+    /// Samples in the file.
+    pub samples: usize,
+}
+
+/// A file that was skipped under `on_bad_file = "skip"`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SkippedFile {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// All inputs of a run, in order.
+#[derive(Debug, Clone)]
+pub struct InputSet {
+    /// The root that relative ids are taken from.
+    pub root: PathBuf,
+    /// Files in deterministic order.
+    pub files: Vec<InputFile>,
+    /// `offsets[i]` = global index of the first sample of `files[i]`; one extra
+    /// entry holds the total.
+    pub offsets: Vec<usize>,
+    /// Files skipped by policy.
+    pub skipped: Vec<SkippedFile>,
+    /// Whether every file is labelled.
+    pub labelled: bool,
+}
+
+/// Compare two paths naturally: digit runs compare as numbers.
+#[must_use]
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (&a[..na], &b[..nb]);
+                let ta = trim_zeros(da);
+                let tb = trim_zeros(db);
+                let ord = ta
+                    .len()
+                    .cmp(&tb.len())
+                    .then_with(|| ta.cmp(tb))
+                    .then(na.cmp(&nb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+fn trim_zeros(d: &[u8]) -> &[u8] {
+    let z = d.iter().take_while(|&&c| c == b'0').count();
+    &d[z.min(d.len().saturating_sub(1))..]
+}
+
+/// Find the `.npy` files named by `path`: a file, a directory (recursive), or a glob.
+fn list_npy(path: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
+    let p = Path::new(path);
+    if p.is_file() {
+        let root = p
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        return Ok((root, vec![p.to_path_buf()]));
+    }
+    if p.is_dir() {
+        let mut out = Vec::new();
+        walk(p, &mut out)?;
+        return Ok((p.to_path_buf(), out));
+    }
+    if path.contains(['*', '?', '[']) {
+        let entries =
+            glob::glob(path).map_err(|e| Error::config(path, format!("bad glob: {e}")))?;
+        let mut out = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| Error::io(e.path().to_path_buf(), "read", e.into()))?;
+            if e.is_dir() {
+                walk(&e, &mut out)?;
+            } else if e.extension().is_some_and(|x| x == "npy") {
+                out.push(e);
+            }
+        }
+        // The root is the glob's literal prefix directory.
+        let literal: String = path
+            .chars()
+            .take_while(|c| !matches!(c, '*' | '?' | '['))
+            .collect();
+        let root = Path::new(&literal);
+        let root = if literal.ends_with('/') {
+            root.to_path_buf()
+        } else {
+            root.parent()
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+        };
+        return Ok((root, out));
+    }
+    Err(Error::NoInputs(format!(
+        "{path} (no such file or directory)"
+    )))
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list directory", e))?;
+    for entry in rd {
+        let entry = entry.map_err(|e| Error::io(dir, "list directory", e))?;
+        let p = entry.path();
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue; // hidden files, our own .partial temporaries, state dirs
+        }
+        let ft = entry.file_type().map_err(|e| Error::io(&p, "stat", e))?;
+        if ft.is_dir() {
+            walk(&p, out)?;
+        } else if p.extension().is_some_and(|x| x == "npy") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+fn rel_of(root: &Path, p: &Path) -> String {
+    let r = p.strip_prefix(root).unwrap_or(p);
+    r.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether a file name marks a label (velocity) file.
+fn is_label_name(p: &Path) -> bool {
+    let stem = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let parent_is_model = p
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "model");
+    stem.starts_with("vel") || (stem.starts_with("model") && parent_is_model)
+}
+
+/// Whether a file name marks a training shard that must have a label partner.
+fn is_train_data_name(p: &Path) -> bool {
+    let stem = p
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    stem.starts_with("seis") || stem.starts_with("data")
+}
+
+/// The label partner path by the community rule: `seis`→`vel`, `data`→`model`
+/// in the file name, and a parent directory named `data` → `model`.
+#[must_use]
+pub fn partner_of(data: &Path) -> PathBuf {
+    let name = data
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let new_name = if let Some(rest) = name.strip_prefix("seis") {
+        format!("vel{rest}")
+    } else if let Some(rest) = name.strip_prefix("data") {
+        format!("model{rest}")
+    } else {
+        name
+    };
+    let parent = data.parent().unwrap_or_else(|| Path::new(""));
+    let parent = if parent.file_name().is_some_and(|n| n == "data") {
+        parent.with_file_name("model")
+    } else {
+        parent.to_path_buf()
+    };
+    parent.join(new_name)
+}
+
+impl InputSet {
+    /// Discover, pair and check every input named by `spec`. Only headers are
+    /// read.
+    ///
+    /// # Errors
+    /// No inputs, unreadable headers, unpaired files, shape or count mismatches
+    /// (under `on_bad_file = "error"`), or a mix of labelled and unlabelled inputs.
+    pub fn discover(spec: &InputSpec) -> Result<InputSet> {
+        let (root, mut paths) = list_npy(&spec.path)?;
+        paths.sort_by(|a, b| natural_cmp(&rel_of(&root, a), &rel_of(&root, b)));
+        paths.dedup();
+        if paths.is_empty() {
+            return Err(Error::NoInputs(spec.path.clone()));
+        }
+        let all: std::collections::BTreeSet<PathBuf> = paths.iter().cloned().collect();
+        let mut claimed = std::collections::BTreeSet::new();
+        let mut files = Vec::new();
+        let mut skipped = Vec::new();
+        let problem = |e: Error, skipped: &mut Vec<SkippedFile>, path: &Path| -> Result<()> {
+            match spec.on_bad_file {
+                Policy::Error => Err(e),
+                Policy::Skip => {
+                    skipped.push(SkippedFile {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                    Ok(())
+                }
+            }
+        };
+        for p in &paths {
+            if spec.labels != LabelMode::None && is_label_name(p) {
+                continue;
+            }
+            match Self::open_one(&root, p, &all, spec.labels) {
+                Ok(f) => {
+                    if let Some(l) = &f.label {
+                        claimed.insert(l.clone());
+                    }
+                    files.push(f);
+                }
+                Err(e) => {
+                    // A bad data file still claims its partner so the partner is
+                    // not reported twice.
+                    claimed.insert(partner_of(p));
+                    problem(e, &mut skipped, p)?;
+                }
+            }
+        }
+        if spec.labels != LabelMode::None {
+            for p in &paths {
+                if is_label_name(p) && !claimed.contains(p) {
+                    let e = Error::Layout {
+                        path: p.clone(),
+                        reason: "label file has no seismic partner (expected the same path with vel→seis / model→data)".into(),
+                    };
+                    problem(e, &mut skipped, p)?;
+                }
+            }
+        }
+        if files.is_empty() {
+            return Err(Error::NoInputs(if skipped.is_empty() {
+                spec.path.clone()
+            } else {
+                format!("{} (every file was skipped as bad)", spec.path)
+            }));
+        }
+        let labelled = files.iter().all(|f| f.label.is_some());
+        if !labelled && files.iter().any(|f| f.label.is_some()) {
+            let l = files
+                .iter()
+                .find(|f| f.label.is_some())
+                .expect("one is labelled");
+            let u = files
+                .iter()
+                .find(|f| f.label.is_none())
+                .expect("one is not");
+            return Err(Error::Layout {
+                path: PathBuf::from(&spec.path),
+                reason: format!(
+                    "mixes labelled inputs ({}) with unlabelled ones ({}); run them separately or set input.labels = \"none\"",
+                    l.rel, u.rel
+                ),
+            });
+        }
+        let mut offsets = Vec::with_capacity(files.len() + 1);
+        let mut total = 0;
+        for f in &files {
+            offsets.push(total);
+            total += f.samples;
+        }
+        offsets.push(total);
+        Ok(InputSet {
+            root,
+            files,
+            offsets,
+            skipped,
+            labelled,
+        })
+    }
+
+    fn open_one(
+        root: &Path,
+        p: &Path,
+        all: &std::collections::BTreeSet<PathBuf>,
+        mode: LabelMode,
+    ) -> Result<InputFile> {
+        let h = npy::read_header(p)?;
+        let (single, samples) = match h.shape.as_slice() {
+            [s, t, r] if [*s, *t, *r] == SEISMIC_SHAPE => (true, 1),
+            [n, s, t, r] if [*s, *t, *r] == SEISMIC_SHAPE => (false, *n),
+            other => {
+                return Err(Error::Layout {
+                    path: p.to_path_buf(),
+                    reason: format!(
+                        "seismic array has shape {other:?}; expected (N, 5, 1000, 70) for a shard or (5, 1000, 70) for one sample"
+                    ),
+                })
+            }
+        };
+        let partner = partner_of(p);
+        let has_partner = partner != p && (all.contains(&partner) || partner.is_file());
+        let (label, label_header) = match mode {
+            LabelMode::None => (None, None),
+            _ if has_partner => {
+                let lh = npy::read_header(&partner)?;
+                let n = match lh.shape.as_slice() {
+                    [n, c, z, x] if [*c, *z, *x] == VELOCITY_SHAPE => *n,
+                    [n, z, x] if [*z, *x] == VELOCITY_SHAPE[1..] => *n,
+                    other => {
+                        return Err(Error::Layout {
+                            path: partner.clone(),
+                            reason: format!(
+                                "velocity array has shape {other:?}; expected (N, 1, 70, 70)"
+                            ),
+                        })
+                    }
+                };
+                if n != samples || single {
+                    return Err(Error::Layout {
+                        path: p.to_path_buf(),
+                        reason: format!(
+                            "holds {samples} samples but its label file {} holds {n}",
+                            partner.display()
+                        ),
+                    });
+                }
+                (Some(partner), Some(lh))
+            }
+            LabelMode::Required => {
+                return Err(Error::Layout {
+                    path: p.to_path_buf(),
+                    reason: format!("no label partner: expected {}", partner.display()),
+                })
+            }
+            LabelMode::Auto if !single && is_train_data_name(p) => {
+                return Err(Error::Layout {
+                    path: p.to_path_buf(),
+                    reason: format!(
+                        "no label partner: expected {} (set input.labels = \"none\" to read seismic only)",
+                        partner.display()
+                    ),
+                })
+            }
+            LabelMode::Auto => (None, None),
+        };
+        Ok(InputFile {
+            rel: rel_of(root, p),
+            data: p.to_path_buf(),
+            data_header: h,
+            label,
+            label_header,
+            single,
+            samples,
+        })
+    }
+
+    /// Total input samples.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        *self.offsets.last().unwrap_or(&0)
+    }
+
+    /// (file index, sample index in file) of a global sample index.
+    #[must_use]
+    pub fn locate(&self, global: usize) -> (usize, usize) {
+        let f = self.offsets.partition_point(|&o| o <= global) - 1;
+        (f, global - self.offsets[f])
+    }
+
+    /// The id of a sample: the stem of a one-sample file, else `rel#index`.
+    #[must_use]
+    pub fn sample_id(&self, file: usize, index: usize) -> String {
+        let f = &self.files[file];
+        if f.single {
+            f.data
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        } else {
+            format!("{}#{index}", f.rel)
+        }
+    }
+
+    /// Read the seismic data of one sample.
+    ///
+    /// # Errors
+    /// I/O failures, named with the path.
+    pub fn read_seismic(&self, file: usize, index: usize) -> Result<ArrayD<f32>> {
+        let f = &self.files[file];
+        let per: usize = SEISMIC_SHAPE.iter().product();
+        let mut v = vec![0f32; per];
+        npy::read_f32(&f.data, &f.data_header, index * per, &mut v)?;
+        Ok(ArrayD::from_shape_vec(IxDyn(&SEISMIC_SHAPE), v).expect("shape matches length"))
+    }
+
+    /// Read the velocity map of one sample, if the file is labelled.
+    ///
+    /// # Errors
+    /// I/O failures, named with the path.
+    pub fn read_velocity(&self, file: usize, index: usize) -> Result<Option<Array3<f32>>> {
+        let f = &self.files[file];
+        let (Some(lp), Some(lh)) = (&f.label, &f.label_header) else {
+            return Ok(None);
+        };
+        let per: usize = VELOCITY_SHAPE.iter().product();
+        let mut v = vec![0f32; per];
+        npy::read_f32(lp, lh, index * per, &mut v)?;
+        Ok(Some(
+            Array3::from_shape_vec(VELOCITY_SHAPE, v).expect("shape matches length"),
+        ))
+    }
+
+    /// Read one whole sample by global index, checking values are finite.
+    ///
+    /// # Errors
+    /// I/O failures, or NaN/Inf values (reported with file and sample index).
+    pub fn read_sample(&self, global: usize, copy: u64) -> Result<Sample> {
+        let (file, index) = self.locate(global);
+        let seismic = self.read_seismic(file, index)?;
+        let velocity = self.read_velocity(file, index)?;
+        let f = &self.files[file];
+        check_finite(seismic.iter(), &f.data, index, "seismic")?;
+        if let (Some(v), Some(lp)) = (&velocity, &f.label) {
+            check_finite(v.iter(), lp, index, "velocity")?;
+        }
+        Ok(Sample {
+            id: self.sample_id(file, index),
+            origin: Origin {
+                input: file,
+                index,
+                global,
+                copy,
+            },
+            seismic,
+            velocity,
+            dropped: None,
+        })
+    }
+
+    /// An open handle (for repeated reads from one file).
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(&self, file: usize) -> Result<File> {
+        let p = &self.files[file].data;
+        File::open(p).map_err(|e| Error::io(p, "open", e))
+    }
+}
+
+/// Error if any value is NaN or infinite, naming the first one.
+///
+/// # Errors
+/// [`Error::Sample`] with the count and the first flat index.
+pub fn check_finite<'a>(
+    values: impl Iterator<Item = &'a f32>,
+    path: &Path,
+    index: usize,
+    what: &str,
+) -> Result<()> {
+    let mut first = None;
+    let mut nan = 0usize;
+    let mut inf = 0usize;
+    for (i, v) in values.enumerate() {
+        if v.is_nan() {
+            nan += 1;
+            first.get_or_insert(i);
+        } else if v.is_infinite() {
+            inf += 1;
+            first.get_or_insert(i);
+        }
+    }
+    match first {
+        None => Ok(()),
+        Some(i) => Err(Error::Sample {
+            path: path.to_path_buf(),
+            index,
+            reason: format!(
+                "{what} holds {nan} NaN and {inf} Inf values (first at flat index {i})"
+            ),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn natural_order() {
+        let mut v = vec!["data10.npy", "data2.npy", "data1.npy", "a/data3.npy"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["a/data3.npy", "data1.npy", "data2.npy", "data10.npy"]);
+    }
+
+    #[test]
+    fn partner_rule() {
+        assert_eq!(
+            partner_of(Path::new("x/FlatVel_A/data/data1.npy")),
+            PathBuf::from("x/FlatVel_A/model/model1.npy")
+        );
+        assert_eq!(
+            partner_of(Path::new("x/CurveFault_A/seis2_1_0.npy")),
+            PathBuf::from("x/CurveFault_A/vel2_1_0.npy")
+        );
+    }
+}

@@ -1,0 +1,282 @@
+//! The output manifest (`manifest.json`): every shard with its files (shape,
+//! dtype, bytes, SHA-256) and the provenance of every output sample; the
+//! resume journal it is assembled from; and `verify`.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::io::layout::SkippedFile;
+use crate::io::npy::{self, WrittenFile};
+
+/// Manifest format name.
+pub const MANIFEST_FORMAT: &str = "seispipe-manifest/1";
+/// Manifest file name in an output directory.
+pub const MANIFEST_NAME: &str = "manifest.json";
+/// Hidden state directory (run fingerprint and journal) in an output directory.
+pub const STATE_DIR: &str = ".seispipe";
+
+/// One output shard: its files and where each of its samples came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShardRecord {
+    /// 1-based shard number (`data/data{index}.npy`).
+    pub index: usize,
+    /// Samples written.
+    pub samples: usize,
+    /// Samples dropped by policy (non-finite values, filters), with reasons.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<Value>,
+    /// The data file, then the label file when present.
+    pub files: Vec<WrittenFile>,
+    /// One entry per written sample, in order.
+    pub provenance: Vec<Value>,
+}
+
+/// The whole manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_FORMAT`].
+    pub format: String,
+    /// seispipe version that wrote it.
+    pub seispipe_version: String,
+    /// Pipeline file as given.
+    pub pipeline_file: String,
+    /// The pipeline (after overrides), as JSON.
+    pub pipeline: Value,
+    /// Fingerprint of everything that determines the output bytes.
+    pub fingerprint: String,
+    /// Pipeline seed.
+    pub seed: u64,
+    /// How per-sample generators are derived.
+    pub rng: String,
+    /// Output layout: `openfwi` (`data/dataN.npy` + `model/modelN.npy`).
+    pub layout: String,
+    /// Shape of one output seismic sample.
+    pub sample_shape: Vec<usize>,
+    /// Shape of one output velocity map, when labelled.
+    pub label_shape: Option<Vec<usize>>,
+    /// numpy descr of written arrays.
+    pub dtype: String,
+    /// Extra per-stage layout facts (axis names, bin frequencies…), keyed by stage index.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub stage_info: serde_json::Map<String, Value>,
+    /// Input root.
+    pub input_root: String,
+    /// Input files with their sample counts.
+    pub inputs: Vec<Value>,
+    /// Input files skipped by policy.
+    #[serde(default)]
+    pub skipped_files: Vec<SkippedFile>,
+    /// Input samples.
+    pub samples_in: usize,
+    /// Output samples written.
+    pub samples_out: usize,
+    /// Output samples dropped by policy.
+    pub samples_dropped: usize,
+    /// Shards, in order.
+    pub shards: Vec<ShardRecord>,
+    /// Other files a stage wrote (submission CSVs…), relative paths with hashes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_files: Vec<WrittenFile>,
+}
+
+impl Manifest {
+    /// Read `DIR/manifest.json`.
+    ///
+    /// # Errors
+    /// Missing or unparsable manifest.
+    pub fn load(dir: &Path) -> Result<Manifest> {
+        let p = dir.join(MANIFEST_NAME);
+        let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read manifest", e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Verify {
+            dir: dir.to_path_buf(),
+            reason: format!("{MANIFEST_NAME} is not a seispipe manifest: {e}"),
+        })
+    }
+
+    /// Every file the manifest lists.
+    pub fn all_files(&self) -> impl Iterator<Item = &WrittenFile> {
+        self.shards
+            .iter()
+            .flat_map(|s| s.files.iter())
+            .chain(self.extra_files.iter())
+    }
+}
+
+/// Write `bytes` to `path` atomically (temporary name, fsync, rename, fsync dir).
+///
+/// # Errors
+/// I/O failures, named with the path.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    let res = (|| {
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io(&tmp, "write", e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename into place", e))?;
+        if let Some(d) = path.parent() {
+            npy::sync_dir(d)?;
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+/// The append-only record of finished shards, one JSON line each, fsynced.
+pub struct Journal {
+    path: PathBuf,
+}
+
+impl Journal {
+    /// The journal of an output directory.
+    #[must_use]
+    pub fn new(out_dir: &Path) -> Journal {
+        Journal {
+            path: out_dir.join(STATE_DIR).join("journal.jsonl"),
+        }
+    }
+
+    /// Finished shards recorded so far. A torn last line (power loss during an
+    /// append) is ignored: that shard is simply redone.
+    ///
+    /// # Errors
+    /// The journal exists but cannot be read.
+    pub fn read(&self) -> Result<Vec<ShardRecord>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.path, "read journal", e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<ShardRecord>(l).ok())
+            .collect())
+    }
+
+    /// Append one finished shard durably.
+    ///
+    /// # Errors
+    /// I/O failures, named with the path.
+    pub fn append(&self, rec: &ShardRecord) -> Result<()> {
+        let mut line = serde_json::to_string(rec).expect("records serialise");
+        line.push('\n');
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| Error::io(&self.path, "open journal", e))?;
+        f.write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, "append to journal", e))?;
+        f.sync_data()
+            .map_err(|e| Error::io(&self.path, "fsync journal", e))
+    }
+}
+
+/// What `verify` found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Files checked and intact.
+    pub ok: usize,
+    /// Files listed but absent.
+    pub missing: Vec<String>,
+    /// Files whose size or SHA-256 differs.
+    pub corrupt: Vec<String>,
+    /// Files present but not listed.
+    pub extra: Vec<String>,
+}
+
+impl VerifyReport {
+    /// Whether everything matched.
+    #[must_use]
+    pub fn is_clean(&self) -> bool {
+        self.missing.is_empty() && self.corrupt.is_empty() && self.extra.is_empty()
+    }
+}
+
+/// Re-hash every file in `files` under `dir` and list files that are not in
+/// it (ignoring `allowed_extra` names and the state directory).
+///
+/// # Errors
+/// Only failures to list `dir`; per-file problems go into the report.
+pub fn verify_files(
+    dir: &Path,
+    files: &[&WrittenFile],
+    allowed_extra: &[&str],
+) -> Result<VerifyReport> {
+    let mut rep = VerifyReport::default();
+    let listed: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    for f in files {
+        let p = dir.join(&f.path);
+        match std::fs::metadata(&p) {
+            Err(_) => rep.missing.push(f.path.clone()),
+            Ok(m) if m.len() != f.bytes => rep.corrupt.push(format!(
+                "{} (size {} bytes, manifest says {})",
+                f.path,
+                m.len(),
+                f.bytes
+            )),
+            Ok(_) => match npy::sha256_file(&p) {
+                Ok(h) if h == f.sha256 => rep.ok += 1,
+                Ok(h) => rep.corrupt.push(format!(
+                    "{} (sha256 {h}, manifest says {})",
+                    f.path, f.sha256
+                )),
+                Err(e) => rep.corrupt.push(format!("{} ({e})", f.path)),
+            },
+        }
+    }
+    let mut present = Vec::new();
+    list_files(dir, dir, &mut present)?;
+    for p in present {
+        if !listed.contains(p.as_str()) && !allowed_extra.contains(&p.as_str()) {
+            rep.extra.push(p);
+        }
+    }
+    Ok(rep)
+}
+
+fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list directory", e))?;
+    let mut entries: Vec<_> = rd.filter_map(std::result::Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let p = e.path();
+        if p.file_name().is_some_and(|n| n == STATE_DIR) {
+            continue;
+        }
+        if p.is_dir() {
+            list_files(root, &p, out)?;
+        } else {
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            out.push(
+                rel.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Verify an output directory against its `manifest.json`.
+///
+/// # Errors
+/// No readable manifest.
+pub fn verify_output(dir: &Path) -> Result<VerifyReport> {
+    let m = Manifest::load(dir)?;
+    let files: Vec<&WrittenFile> = m.all_files().collect();
+    verify_files(dir, &files, &[MANIFEST_NAME])
+}

@@ -1,0 +1,34 @@
+//! seispipe builds training data for seismic velocity-inversion models.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! discover ─▶ read ─▶ stages ─▶ write ─▶ manifest ─▶ package
+//! io::layout  io::npy  stage::*  io::npy   io::manifest
+//!             └──── pipeline::executor (threads, resume, progress) ────┘
+//! ```
+//!
+//! * [`pipeline::spec`] — the pipeline file format (serde); [`pipeline::build`]
+//!   validates it and builds runtime stages before any data is read.
+//! * [`io::layout`] — finds OpenFWI / Kaggle inputs and pairs data with labels;
+//!   [`io::npy`] reads samples in place and writes files atomically.
+//! * [`stage`] — the [`stage::Stage`] contract and one module per stage.
+//! * [`rng`] — the documented per-sample seed derivation.
+//! * [`pipeline::executor`] — the only place with threads: bounded channels,
+//!   resumable shard writing, the journal.
+//! * [`io::manifest`] — the manifest, provenance and `verify`.
+//! * [`settings`] resolves the command line; [`commands`] implements each
+//!   subcommand; [`progress`] prints for people on stderr.
+
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod io;
+pub mod pipeline;
+pub mod progress;
+pub mod rng;
+pub mod sample;
+pub mod settings;
+pub mod stage;
+
+pub use error::{Error, Result};

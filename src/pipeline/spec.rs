@@ -1,0 +1,354 @@
+//! The serde types of a pipeline file (`pipelines/*.toml`): plain data, no
+//! behaviour. Unknown keys and unknown stage types are rejected by serde;
+//! value ranges are checked by [`crate::pipeline::build`].
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::stage::flip::FlipSpec;
+use crate::stage::noise::GaussianNoiseSpec;
+
+/// One pipeline: where to read, what to do, where to write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// Seed of every random draw (see [`crate::rng`]).
+    pub seed: u64,
+    /// How many augmented copies of each input sample to emit.
+    #[serde(default = "default_copies")]
+    pub copies: u32,
+    /// Whether to also emit each input sample untouched, before its copies.
+    #[serde(default = "default_true")]
+    pub keep_original: bool,
+    /// Where the input samples come from.
+    pub input: InputSpec,
+    /// Where and how outputs are written.
+    pub output: OutputSpec,
+    /// The stages applied, in order, to each augmented copy.
+    #[serde(default)]
+    pub stages: Vec<StageSpec>,
+    /// Execution settings that never change the output bytes.
+    #[serde(default)]
+    pub run: RunSpec,
+}
+
+fn default_copies() -> u32 {
+    1
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[input]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// A directory (searched recursively), a single `.npy` file, or a glob.
+    /// Relative paths are relative to the current directory.
+    pub path: String,
+    /// How velocity-map partners are handled.
+    #[serde(default)]
+    pub labels: LabelMode,
+    /// What to do with an input file that cannot be read (bad header, wrong
+    /// shape, missing partner): stop, or skip it and record it.
+    #[serde(default)]
+    pub on_bad_file: Policy,
+    /// What to do with a sample holding NaN or Inf: stop, or skip it and count it.
+    #[serde(default)]
+    pub on_nonfinite: Policy,
+}
+
+/// `[output]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Output directory; created if missing.
+    pub dir: String,
+    /// Samples per output shard (OpenFWI uses 500).
+    #[serde(default = "default_samples_per_shard")]
+    pub samples_per_shard: usize,
+    /// Element type of the written arrays.
+    #[serde(default)]
+    pub dtype: DType,
+}
+
+fn default_samples_per_shard() -> usize {
+    500
+}
+
+/// `[run]`: settings that change speed and memory, never the output bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RunSpec {
+    /// Samples transformed together before being handed to the writer. Peak
+    /// memory is about `(4 + segments) × chunk_samples × sample bytes`.
+    #[serde(default = "default_chunk")]
+    pub chunk_samples: usize,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            chunk_samples: default_chunk(),
+        }
+    }
+}
+
+fn default_chunk() -> usize {
+    32
+}
+
+/// How labels are paired with seismic files.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelMode {
+    /// `data*`/`seis*` shards must have their `model*`/`vel*` partner; other
+    /// files (Kaggle test files) are unlabelled.
+    #[default]
+    Auto,
+    /// Every seismic file must have a partner.
+    Required,
+    /// Ignore velocity maps entirely.
+    None,
+}
+
+/// Stop or skip.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Stop the run with an error naming the file and sample.
+    #[default]
+    Error,
+    /// Skip it, count it, and record it in the manifest.
+    Skip,
+}
+
+/// Output element type.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DType {
+    /// `<f4`
+    #[default]
+    F32,
+    /// `<f2` (IEEE half; values beyond ±65504 become ±inf, so they are refused)
+    F16,
+}
+
+/// The closed set of stage types.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StageSpec {
+    /// Mirror flip (receivers, sources, velocity x).
+    Flip(FlipSpec),
+    /// Additive Gaussian noise by std or SNR.
+    GaussianNoise(GaussianNoiseSpec),
+}
+
+impl StageSpec {
+    /// The stage type as written in pipeline files.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StageSpec::Flip(_) => "flip",
+            StageSpec::GaussianNoise(_) => "gaussian_noise",
+        }
+    }
+}
+
+/// Read a pipeline file, apply `--set key=value` overrides, and parse it.
+///
+/// # Errors
+/// The file cannot be read, is not TOML, has unknown or misspelt keys, or an
+/// override names no valid key.
+pub fn load(path: &Path, overrides: &[String]) -> Result<PipelineSpec> {
+    let file = path.display().to_string();
+    let text = fs_err::read_to_string(path).map_err(|e| Error::config(&file, e.to_string()))?;
+    parse(&text, &file, overrides)
+}
+
+/// Parse pipeline text (see [`load`]); `file` names it in errors.
+///
+/// # Errors
+/// See [`load`].
+pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpec> {
+    let mut value: toml::Table =
+        toml::from_str(text).map_err(|e| Error::config(file, format!("not valid TOML: {e}")))?;
+    for o in overrides {
+        apply_override(&mut value, o)
+            .map_err(|r| Error::config(file, format!("--set {o}: {r}")))?;
+    }
+    let text = toml::to_string(&value).map_err(|e| Error::config(file, e.to_string()))?;
+    toml::from_str::<PipelineSpec>(&text).map_err(|e| {
+        let msg = e.message().to_string();
+        Error::config(file, describe_serde_error(&text, &e, &msg))
+    })
+}
+
+fn describe_serde_error(text: &str, e: &toml::de::Error, msg: &str) -> String {
+    // Name the table/key the error is inside, from the span toml reports.
+    if let Some(span) = e.span() {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.lines().count().max(1);
+        let header = before
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('['))
+            .map(|l| l.trim().to_string());
+        let stage_no = before.matches("[[stages]]").count();
+        let place = match header.as_deref() {
+            Some("[[stages]]") => format!("stages[{}]", stage_no - 1),
+            Some(h) => h.trim_matches(|c| c == '[' || c == ']').to_string(),
+            None => "top level".to_string(),
+        };
+        let _ = line;
+        format!("in {place}: {msg}")
+    } else {
+        msg.to_string()
+    }
+}
+
+/// Apply one `key=value` override. Keys are dotted paths; array elements are
+/// numbered from 0 (`stages.1.p=0.3`). The value is read as a TOML value
+/// (`7`, `0.5`, `true`, `"text"`, `[1, 2]`), or as a plain string if it is not one.
+fn apply_override(root: &mut toml::Table, item: &str) -> std::result::Result<(), String> {
+    let (key, raw) = item
+        .split_once('=')
+        .ok_or_else(|| "expected key=value".to_string())?;
+    let key = key.trim();
+    let raw = raw.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(format!("`{key}` is not a dotted key"));
+    }
+    let mut whole = toml::Value::Table(std::mem::take(root));
+    let result = set_path(&mut whole, &parts, value);
+    if let toml::Value::Table(t) = whole {
+        *root = t;
+    }
+    result
+}
+
+fn set_path(
+    cur: &mut toml::Value,
+    parts: &[&str],
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    let (head, rest) = (parts[0], &parts[1..]);
+    match cur {
+        toml::Value::Table(t) => {
+            if rest.is_empty() {
+                t.insert(head.to_string(), value);
+                return Ok(());
+            }
+            let next = t
+                .entry(head.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            set_path(next, rest, value)
+        }
+        toml::Value::Array(a) => {
+            let i: usize = head
+                .parse()
+                .map_err(|_| format!("`{head}` must be an index into a list of {}", a.len()))?;
+            let len = a.len();
+            let slot = a
+                .get_mut(i)
+                .ok_or_else(|| format!("index {i} is out of range: the list has {len} entries"))?;
+            if rest.is_empty() {
+                *slot = value;
+                Ok(())
+            } else {
+                set_path(slot, rest, value)
+            }
+        }
+        _ => Err(format!(
+            "`{head}` is inside a value that is not a table or list"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+seed = 1
+[input]
+path = "data/train"
+[output]
+dir = "out"
+[[stages]]
+type = "flip"
+p = 0.5
+"#;
+
+    #[test]
+    fn parses_defaults() {
+        let s = parse(BASE, "p.toml", &[]).unwrap();
+        assert_eq!(s.copies, 1);
+        assert!(s.keep_original);
+        assert_eq!(s.output.samples_per_shard, 500);
+        assert_eq!(s.stages.len(), 1);
+    }
+
+    #[test]
+    fn override_sets_nested_and_array_keys() {
+        let s = parse(
+            BASE,
+            "p.toml",
+            &[
+                "seed=9".into(),
+                "stages.0.p=0.25".into(),
+                "output.dtype=f16".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.seed, 9);
+        assert_eq!(s.output.dtype, DType::F16);
+        match &s.stages[0] {
+            StageSpec::Flip(f) => assert!((f.p - 0.25).abs() < 1e-12),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn override_out_of_range_index_is_named() {
+        let e = parse(BASE, "p.toml", &["stages.3.p=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("p.toml") && e.contains("stages.3.p") && e.contains("out of range"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_stage_type_lists_allowed() {
+        let text = BASE.replace("\"flip\"", "\"flipp\"");
+        let e = parse(&text, "p.toml", &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("p.toml") && e.contains("flipp") && e.contains("gaussian_noise"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn misspelt_field_is_named_with_allowed_keys() {
+        let text = BASE.replace("p = 0.5", "pp = 0.5");
+        let e = parse(&text, "p.toml", &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("p.toml") && e.contains("pp") && e.contains("stages[0]"),
+            "{e}"
+        );
+        let text = BASE.replace("dir = \"out\"", "dir = \"out\"\nsamples_per_shrd = 3");
+        let e = parse(&text, "p.toml", &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("samples_per_shrd") && e.contains("samples_per_shard"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,154 @@
+//! `flip`: the mirror flip of a sample — reverse the receiver axis, reverse the
+//! source order, mirror the velocity map's x axis — with probability `p`.
+//!
+//! **The middle-source trap (DOMAIN.md §4).** The sources sit at x = 0, 17, 34,
+//! 52, 69, which are not mirror-symmetric on a 70-cell line: mirroring puts
+//! the middle source at x = 35, not 34. Channels 0, 1, 3 and 4 of a mirrored
+//! sample are exact (their mirrored positions 69, 52, 17, 0 are real source
+//! positions); channel 2 is the data of a source one cell (10 m) away from
+//! where a real survey puts it. This stage is that plain mirror and records
+//! `"middle_source": "approximate (x=35 after mirror, standard is 34)"` in
+//! provenance for every flipped sample.
+
+use ndarray::Axis;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use crate::error::StageError;
+use crate::sample::Sample;
+
+/// `seispipe stages` entry.
+pub const DOC: super::StageDoc = super::StageDoc {
+    name: "flip",
+    summary: "mirror flip: receivers reversed, source order reversed, velocity x mirrored (middle source approximate: lands at x=35, not 34)",
+    params: &[("p", "0.5", "probability of flipping each copy, 0 ≤ p ≤ 1")],
+};
+
+/// `type = "flip"`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlipSpec {
+    /// Probability of flipping a copy, in [0, 1].
+    #[serde(default = "default_p")]
+    pub p: f64,
+}
+
+fn default_p() -> f64 {
+    0.5
+}
+
+impl FlipSpec {
+    /// Validate and build.
+    ///
+    /// # Errors
+    /// `p` outside [0, 1]; a seismic rank below 2.
+    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        check_probability(self.p)?;
+        if env.shape.len() < 2 {
+            return Err(format!(
+                "flip needs (source, …, receiver) data; samples here have shape {:?}",
+                env.shape
+            ));
+        }
+        Ok(BuiltStage {
+            kind: "flip",
+            params: serde_json::to_value(self).expect("spec serialises"),
+            out_shape: env.shape.clone(),
+            out_labels: env.labels,
+            info: None,
+            runtime: Runtime::Sample(Box::new(Flip { p: self.p })),
+        })
+    }
+}
+
+/// `p` must be a probability.
+///
+/// # Errors
+/// A message naming `p` and the allowed range.
+pub fn check_probability(p: f64) -> Result<(), String> {
+    if (0.0..=1.0).contains(&p) {
+        Ok(())
+    } else {
+        Err(format!("p = {p} is out of range; expected 0 ≤ p ≤ 1"))
+    }
+}
+
+/// Runtime flip.
+pub struct Flip {
+    p: f64,
+}
+
+impl Stage for Flip {
+    fn apply(&self, sample: &mut Sample, ctx: &mut StageCtx<'_>) -> Result<Record, StageError> {
+        if !draw_apply(self.p, &mut ctx.rng) {
+            return Ok(json!({ "applied": false }));
+        }
+        mirror_sample(sample);
+        Ok(json!({
+            "applied": true,
+            "middle_source": "approximate (x=35 after mirror, standard is 34)",
+        }))
+    }
+}
+
+/// Mirror a sample in place: sources reversed, receivers reversed, velocity x reversed.
+pub fn mirror_sample(sample: &mut Sample) {
+    mirror_seismic(&mut sample.seismic);
+    if let Some(v) = sample.velocity.as_mut() {
+        let last = Axis(v.ndim() - 1);
+        v.invert_axis(last);
+        *v = v.as_standard_layout().into_owned();
+    }
+}
+
+/// Reverse the first (source) and last (receiver) axes, keeping standard layout.
+pub fn mirror_seismic(a: &mut ndarray::ArrayD<f32>) {
+    let shape = a.shape().to_vec();
+    let s = shape[0];
+    let r = *shape.last().expect("rank ≥ 2");
+    let m: usize = shape[1..shape.len() - 1].iter().product();
+    let src = a.as_standard_layout().into_owned();
+    let src = src.as_slice().expect("standard layout");
+    let dst = a.as_slice_mut().expect("owned arrays are standard layout");
+    for si in 0..s {
+        let from = &src[(s - 1 - si) * m * r..(s - si) * m * r];
+        let to = &mut dst[si * m * r..(si + 1) * m * r];
+        for (trow, frow) in to.chunks_exact_mut(r).zip(from.chunks_exact(r)) {
+            for (t, f) in trow.iter_mut().zip(frow.iter().rev()) {
+                *t = *f;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{ArrayD, IxDyn};
+
+    #[test]
+    fn mirror_matches_index_formula() {
+        let (s, t, r) = (5, 4, 7);
+        let v: Vec<f32> = (0..s * t * r).map(|i| i as f32).collect();
+        let orig = ArrayD::from_shape_vec(IxDyn(&[s, t, r]), v).unwrap();
+        let mut a = orig.clone();
+        mirror_seismic(&mut a);
+        for si in 0..s {
+            for ti in 0..t {
+                for ri in 0..r {
+                    assert_eq!(a[[si, ti, ri]], orig[[s - 1 - si, ti, r - 1 - ri]]);
+                }
+            }
+        }
+        mirror_seismic(&mut a);
+        assert_eq!(a, orig);
+    }
+
+    #[test]
+    fn rejects_bad_probability() {
+        assert!(check_probability(1.5).unwrap_err().contains("0 ≤ p ≤ 1"));
+        assert!(check_probability(-0.1).is_err());
+        assert!(check_probability(f64::NAN).is_err());
+    }
+}

@@ -1,0 +1,128 @@
+//! The stage contract, and one file per stage type.
+//!
+//! A [`Stage`] transforms one sample, single-threaded, drawing any randomness
+//! from the [`StageCtx`] it is handed; the executor owns all parallelism. A
+//! [`BatchStage`] (batched model inference) sees a whole chunk of samples at
+//! once and is scheduled on its own thread between per-sample segments.
+//!
+//! Adding a stage: write `src/stage/NAME.rs` with a `NameSpec` (serde, `deny_unknown_fields`)
+//! and its runtime type, add the spec to [`crate::pipeline::spec::StageSpec`], and
+//! one arm in [`crate::pipeline::build`]. The executor does not change.
+
+pub mod flip;
+pub mod noise;
+
+use crate::error::StageError;
+use crate::io::layout::InputSet;
+use crate::rng::StageRng;
+use crate::sample::Sample;
+use serde_json::Value;
+
+/// What a stage hands back for provenance: whether it did anything, and the
+/// parameters it drew (a JSON object, recorded verbatim in the manifest).
+pub type Record = Value;
+
+/// Per-sample context: the sample's own random stream and read access to every
+/// input sample (for stages that need a partner, like mixup).
+pub struct StageCtx<'a> {
+    /// The generator for this (seed, input, sample, copy, stage).
+    pub rng: StageRng,
+    /// All inputs, for stages that read another sample (partners).
+    pub inputs: &'a InputSet,
+    /// The pipeline seed (stages that derive extra streams must use [`crate::rng`]).
+    pub seed: u64,
+    /// Index of this stage in the pipeline.
+    pub stage_index: usize,
+}
+
+/// A transform of one sample. Must be deterministic given the sample and the
+/// generator in `ctx`; must not spawn threads.
+pub trait Stage: Send + Sync {
+    /// Transform `sample` in place and return the provenance record.
+    ///
+    /// # Errors
+    /// A [`StageError`] saying what is wrong with this sample; the executor
+    /// adds the file and sample index.
+    fn apply(&self, sample: &mut Sample, ctx: &mut StageCtx<'_>) -> Result<Record, StageError>;
+}
+
+/// A transform that needs a batch of samples at once (model inference).
+pub trait BatchStage: Send + Sync {
+    /// Transform every sample of `samples` (none is dropped on entry) and return
+    /// one record per sample, in order. `ctxs[i]` belongs to `samples[i]`.
+    ///
+    /// # Errors
+    /// A failure that ends the run (per-sample problems should set
+    /// `Sample::dropped` instead).
+    fn apply_batch(
+        &self,
+        samples: &mut [Sample],
+        ctxs: &mut [StageCtx<'_>],
+    ) -> Result<Vec<Record>, StageError>;
+}
+
+/// A built stage of either kind.
+pub enum Runtime {
+    /// Per-sample, run in parallel by the executor.
+    Sample(Box<dyn Stage>),
+    /// Batched, run on its own thread.
+    Batch(Box<dyn BatchStage>),
+}
+
+/// A validated, ready-to-run stage.
+pub struct BuiltStage {
+    /// The stage type as written in the pipeline file (`flip`, …).
+    pub kind: &'static str,
+    /// Its parameters as configured (JSON), for the manifest and `check`.
+    pub params: Value,
+    /// Seismic sample shape after this stage.
+    pub out_shape: Vec<usize>,
+    /// Whether samples carry a velocity map after this stage.
+    pub out_labels: bool,
+    /// Layout facts for the manifest (axis names, bin frequencies…), if any.
+    pub info: Option<Value>,
+    /// The runtime.
+    pub runtime: Runtime,
+}
+
+/// What `build` knows about the samples entering a stage.
+#[derive(Debug, Clone)]
+pub struct BuildEnv {
+    /// Seismic shape entering the stage.
+    pub shape: Vec<usize>,
+    /// Whether samples carry velocity maps.
+    pub labels: bool,
+    /// Index of the stage in the pipeline.
+    pub stage_index: usize,
+    /// Directory of the pipeline file (for stage files such as models).
+    pub pipeline_dir: std::path::PathBuf,
+}
+
+/// What `seispipe stages` prints about a stage type.
+pub struct StageDoc {
+    /// The `type` value.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// (parameter, default, meaning).
+    pub params: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// Every stage type, in the order `seispipe stages` lists them.
+#[must_use]
+pub fn catalog() -> Vec<&'static StageDoc> {
+    vec![&flip::DOC, &noise::DOC]
+}
+
+/// Draw the "apply with probability p" decision. p = 1 and p = 0 draw nothing,
+/// so such stages consume no randomness.
+pub fn draw_apply(p: f64, rng: &mut StageRng) -> bool {
+    use rand::Rng;
+    if p >= 1.0 {
+        true
+    } else if p <= 0.0 {
+        false
+    } else {
+        rng.random::<f64>() < p
+    }
+}
