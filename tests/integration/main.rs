@@ -1,0 +1,6 @@
+//! All integration tests, in one binary (one link, one temp-dir helper).
+//! One module per area; each module owns its fixtures.
+
+mod util;
+
+mod core;

@@ -1,0 +1,164 @@
+//! Shared helpers: temp dirs, running the binary, finding the Python the
+//! Makefile set up, writing fixtures, and array comparison that prints the
+//! differing elements.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use seispipe::io::npy;
+use seispipe::pipeline::spec::DType;
+
+/// A fresh temporary directory, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("seispipe-test-")
+        .tempdir()
+        .expect("tempdir")
+}
+
+/// The seispipe binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_seispipe"))
+}
+
+/// Run seispipe with `args` in `cwd`; returns the output.
+pub fn seispipe(cwd: &Path, args: &[&str]) -> Output {
+    bin()
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("run seispipe")
+}
+
+/// stdout + stderr as one string, for messages in asserts.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The Python interpreter with numpy/scipy/torch/deepwave, from the Makefile's
+/// venv (`SEISPIPE_PYTHON`, else `~/.cache/seispipe/venv/bin/python`).
+/// Missing: panics under CI (`CI` set), otherwise prints why and returns None
+/// so the caller returns early — a skip that is visible, never a silent pass.
+pub fn python(test: &str) -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("SEISPIPE_PYTHON").map(PathBuf::from),
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/seispipe/venv/bin/python")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.is_file() {
+            return Some(c);
+        }
+    }
+    let msg = format!("{test}: SKIPPED — no Python venv (run `make venv`, or set SEISPIPE_PYTHON)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{msg} (a skip is a failure under CI)"
+    );
+    eprintln!("{msg}");
+    None
+}
+
+/// Run a committed Python script from `tests/python/` with args; panics with
+/// its output if it fails. Returns stdout.
+pub fn run_python(py: &Path, script: &str, args: &[&str]) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let o = Command::new(py)
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(o.status.success(), "python {script} failed:\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Write an f32/f16 array with seispipe's own writer.
+pub fn write_npy(path: &Path, dtype: DType, shape: &[usize], data: &[f32]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    npy::write_array(path, dtype, shape, data).expect("write fixture");
+}
+
+/// Read a whole array as f32.
+pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
+    npy::read_all(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Deterministic pseudo-random values (an LCG; fixtures only).
+pub fn pseudo_random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            #[allow(clippy::cast_precision_loss)]
+            let u = ((s >> 40) as f32) / ((1u64 << 24) as f32);
+            (u * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Assert two arrays are close: |a-b| ≤ atol + rtol·|b|; prints the first
+/// differing elements with their indices.
+pub fn assert_close(what: &str, a: &[f32], b: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    let bad: Vec<(usize, f32, f32)> = a
+        .iter()
+        .zip(b)
+        .enumerate()
+        .filter(|(_, (x, y))| !((*x - *y).abs() <= atol + rtol * y.abs()))
+        .map(|(i, (x, y))| (i, *x, *y))
+        .take(10)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: {} elements differ beyond rtol {rtol} atol {atol}; first: {:?}",
+        a.iter()
+            .zip(b)
+            .filter(|(x, y)| !((**x - **y).abs() <= atol + rtol * y.abs()))
+            .count(),
+        bad
+    );
+}
+
+/// Write a labelled OpenFWI-style shard pair `root/<family>/data/dataN.npy` +
+/// `model/modelN.npy` with `n` samples of pseudo-random data; returns the data path.
+pub fn write_train_pair(
+    root: &Path,
+    family: &str,
+    n_file: usize,
+    n: usize,
+    dtype: DType,
+    seed: u64,
+) -> PathBuf {
+    let d = root
+        .join(family)
+        .join("data")
+        .join(format!("data{n_file}.npy"));
+    let m = root
+        .join(family)
+        .join("model")
+        .join(format!("model{n_file}.npy"));
+    write_npy(
+        &d,
+        dtype,
+        &[n, 5, 1000, 70],
+        &pseudo_random(n * 350_000, seed, 10.0),
+    );
+    let vel: Vec<f32> = pseudo_random(n * 4900, seed + 1, 1.0)
+        .iter()
+        .map(|u| 3000.0 + 1500.0 * u)
+        .collect();
+    write_npy(&m, dtype, &[n, 1, 70, 70], &vel);
+    d
+}
