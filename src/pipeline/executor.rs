@@ -639,6 +639,15 @@ pub fn run(
     summary.samples_out = shards.iter().map(|s| s.samples).sum();
     summary.samples_dropped = shards.iter().map(|s| s.dropped.len()).sum();
     summary.bytes_total = shards.iter().flat_map(|s| &s.files).map(|f| f.bytes).sum();
+    let mut extra_files = Vec::new();
+    for (i, st) in pipeline.stages.iter().enumerate() {
+        if let Runtime::Batch(b) = &st.runtime {
+            extra_files.extend(b.finish(&out_dir, &shards).map_err(|e| Error::Layout {
+                path: out_dir.clone(),
+                reason: format!("stage {i} ({}) could not finish: {e}", st.kind),
+            })?);
+        }
+    }
     let m = Manifest {
         format: manifest::MANIFEST_FORMAT.into(),
         seispipe_version: env!("CARGO_PKG_VERSION").into(),
@@ -675,7 +684,7 @@ pub fn run(
         samples_out: summary.samples_out,
         samples_dropped: summary.samples_dropped,
         shards,
-        extra_files: Vec::new(),
+        extra_files,
     };
     manifest::write_atomic(
         &out_dir.join(MANIFEST_NAME),

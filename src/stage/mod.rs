@@ -59,6 +59,21 @@ pub trait BatchStage: Send + Sync {
         samples: &mut [Sample],
         ctxs: &mut [StageCtx<'_>],
     ) -> Result<Vec<Record>, StageError>;
+
+    /// Called once after every shard of the run is finished (also on a rerun
+    /// that found all shards done), before the manifest is written: write any
+    /// side outputs (a submission CSV…) from the finished shards, atomically,
+    /// and return them for the manifest's `extra_files`.
+    ///
+    /// # Errors
+    /// A failure that fails the run (the shards stay; a rerun retries this).
+    fn finish(
+        &self,
+        _out_dir: &std::path::Path,
+        _shards: &[crate::io::manifest::ShardRecord],
+    ) -> Result<Vec<crate::io::npy::WrittenFile>, StageError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A built stage of either kind.
