@@ -8,6 +8,8 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::stage::flip::FlipSpec;
 use crate::stage::noise::GaussianNoiseSpec;
+use crate::stage::spectrogram::SpectrogramSpec;
+use crate::stage::waveform_transform::WaveformTransformSpec;
 
 /// One pipeline: where to read, what to do, where to write.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,6 +145,10 @@ pub enum StageSpec {
     Flip(FlipSpec),
     /// Additive Gaussian noise by std or SNR.
     GaussianNoise(GaussianNoiseSpec),
+    /// STFT of every trace (torch.stft conventions).
+    Spectrogram(SpectrogramSpec),
+    /// Baseline input scalings (signed log1p, min-max).
+    WaveformTransform(WaveformTransformSpec),
 }
 
 impl StageSpec {
@@ -152,6 +158,8 @@ impl StageSpec {
         match self {
             StageSpec::Flip(_) => "flip",
             StageSpec::GaussianNoise(_) => "gaussian_noise",
+            StageSpec::Spectrogram(_) => "spectrogram",
+            StageSpec::WaveformTransform(_) => "waveform_transform",
         }
     }
 }
@@ -178,34 +186,17 @@ pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpe
         apply_override(&mut value, o)
             .map_err(|r| Error::config(file, format!("--set {o}: {r}")))?;
     }
-    let text = toml::to_string(&value).map_err(|e| Error::config(file, e.to_string()))?;
-    toml::from_str::<PipelineSpec>(&text).map_err(|e| {
-        let msg = e.message().to_string();
-        Error::config(file, describe_serde_error(&text, &e, &msg))
+    // serde_path_to_error names the key an error is about (`stages[1].p`),
+    // which plain toml errors lose once overrides have rewritten the table.
+    serde_path_to_error::deserialize::<_, PipelineSpec>(toml::Value::Table(value)).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner().message().to_string();
+        if path == "." || path.is_empty() {
+            Error::config(file, inner)
+        } else {
+            Error::config(file, format!("in {path}: {inner}"))
+        }
     })
-}
-
-fn describe_serde_error(text: &str, e: &toml::de::Error, msg: &str) -> String {
-    // Name the table/key the error is inside, from the span toml reports.
-    if let Some(span) = e.span() {
-        let before = &text[..span.start.min(text.len())];
-        let line = before.lines().count().max(1);
-        let header = before
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('['))
-            .map(|l| l.trim().to_string());
-        let stage_no = before.matches("[[stages]]").count();
-        let place = match header.as_deref() {
-            Some("[[stages]]") => format!("stages[{}]", stage_no - 1),
-            Some(h) => h.trim_matches(|c| c == '[' || c == ']').to_string(),
-            None => "top level".to_string(),
-        };
-        let _ = line;
-        format!("in {place}: {msg}")
-    } else {
-        msg.to_string()
-    }
 }
 
 /// Apply one `key=value` override. Keys are dotted paths; array elements are
