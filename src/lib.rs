@@ -22,6 +22,7 @@
 
 pub mod cli;
 pub mod commands;
+pub mod dsp;
 pub mod error;
 pub mod io;
 pub mod pipeline;

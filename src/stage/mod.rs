@@ -11,6 +11,8 @@
 
 pub mod flip;
 pub mod noise;
+pub mod spectrogram;
+pub mod waveform_transform;
 
 use crate::error::StageError;
 use crate::io::layout::InputSet;
@@ -126,7 +128,12 @@ pub struct StageDoc {
 /// Every stage type, in the order `seispipe stages` lists them.
 #[must_use]
 pub fn catalog() -> Vec<&'static StageDoc> {
-    vec![&flip::DOC, &noise::DOC]
+    vec![
+        &flip::DOC,
+        &noise::DOC,
+        &spectrogram::DOC,
+        &waveform_transform::DOC,
+    ]
 }
 
 /// Draw the "apply with probability p" decision. p = 1 and p = 0 draw nothing,

@@ -1,0 +1,552 @@
+//! `spectrogram`: the STFT along time of every (source, receiver) trace, with
+//! `torch.stft` parameter names and conventions (see [`crate::dsp::stft`]).
+//!
+//! **Layout.** Input samples are (source, time, receiver). The output is
+//! (source, freq, frame, receiver) for `magnitude`, `power`, `log_magnitude`
+//! and `db`; for `real_imag` it is (channel, freq, frame, receiver) with
+//! `2·source` channels, channel `2s` the real and `2s + 1` the imaginary part
+//! of source `s` — byte-identical to a (source, 2, freq, frame, receiver)
+//! array, so either view is a free reshape. Receivers stay last as in the
+//! input. The layout, the frequency of every kept bin and the time of every
+//! frame are recorded in the manifest's `stage_info`.
+//!
+//! **Outputs** (S is the complex STFT, after `normalized` scaling):
+//! `magnitude` |S|; `power` |S|²; `log_magnitude` ln(|S| + eps);
+//! `db` 10·log10(max(|S|², amin)) — torchaudio's `AmplitudeToDB(stype="power",
+//! top_db=None)` and librosa's `power_to_db(ref=1.0, top_db=None)`;
+//! `real_imag` Re S and Im S as separate channels.
+//!
+//! **Crop.** `max_freq_hz` keeps one-sided bins with frequency ≤ the limit
+//! (bins are `sample_rate_hz / n_fft` apart; the 15 Hz source puts almost
+//! all energy below ~45 Hz); `bin_range = [start, end]` keeps bins
+//! `start..end` (end exclusive) in output order.
+//!
+//! **Work.** One [`StftPlan`] per stage (window, FFT plan, twiddles) shared by
+//! all workers; per-worker scratch comes from a small pool inside the stage
+//! (one buffer set per concurrently running worker, reused for every trace),
+//! so nothing is allocated per trace. Output values beyond ±65504 cannot be
+//! written as f16 (the writer refuses them): prefer `db` or `log_magnitude`
+//! for f16 output.
+
+use std::sync::Mutex;
+
+use ndarray::{ArrayD, IxDyn};
+use rustfft::num_complex::Complex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use crate::dsp::stft::{PadMode, StftConfig, StftPlan, StftScratch, WindowKind};
+use crate::error::StageError;
+use crate::sample::Sample;
+
+/// `seispipe stages` entry.
+pub const DOC: super::StageDoc = super::StageDoc {
+    name: "spectrogram",
+    summary: "STFT along time of every trace (torch.stft conventions) → (source, freq, frame, receiver); real_imag → (2·source, freq, frame, receiver)",
+    params: &[
+        ("n_fft", "(required)", "FFT length; bins are sample_rate_hz / n_fft apart"),
+        ("hop_length", "n_fft / 4", "samples between frames, ≥ 1"),
+        ("win_length", "n_fft", "window length ≤ n_fft, zero-padded centrally to n_fft"),
+        ("window", "\"hann\"", "hann | hamming | rectangular (periodic, as torch)"),
+        ("center", "true", "pad n_fft / 2 on both sides: 1 + T / hop frames"),
+        ("pad_mode", "\"reflect\"", "reflect | constant (zeros), used when center = true"),
+        ("normalized", "false", "multiply the STFT by n_fft^-1/2 (torch's normalized)"),
+        ("onesided", "true", "n_fft / 2 + 1 bins; false: all n_fft bins in FFT order"),
+        (
+            "output",
+            "\"magnitude\"",
+            "magnitude | power | log_magnitude (ln(|S| + eps)) | db (10·log10(max(|S|², amin))) | real_imag (channels 2s, 2s+1)",
+        ),
+        ("eps", "1e-6", "log_magnitude only: added before the log, > 0"),
+        ("amin", "1e-10", "db only: power floor before the log, > 0"),
+        ("sample_rate_hz", "1000.0", "sampling rate of the traces (OpenFWI: 1 kHz)"),
+        ("max_freq_hz", "(none)", "keep one-sided bins with frequency ≤ this, 0 ≤ max ≤ sample_rate_hz / 2"),
+        ("bin_range", "(none)", "[start, end]: keep bins start..end (end exclusive)"),
+    ],
+};
+
+/// `type = "spectrogram"`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpectrogramSpec {
+    /// FFT length.
+    pub n_fft: usize,
+    /// Samples between frames (default `n_fft / 4`).
+    #[serde(default)]
+    pub hop_length: Option<usize>,
+    /// Window length (default `n_fft`).
+    #[serde(default)]
+    pub win_length: Option<usize>,
+    /// `hann`, `hamming` or `rectangular`.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Centre frames on `t·hop` by padding `n_fft / 2` on both sides.
+    #[serde(default = "default_true")]
+    pub center: bool,
+    /// `reflect` or `constant`.
+    #[serde(default = "default_pad_mode")]
+    pub pad_mode: String,
+    /// Multiply by `n_fft^-1/2`.
+    #[serde(default)]
+    pub normalized: bool,
+    /// `n_fft / 2 + 1` bins (else `n_fft`).
+    #[serde(default = "default_true")]
+    pub onesided: bool,
+    /// `magnitude`, `power`, `log_magnitude`, `db` or `real_imag`.
+    #[serde(default = "default_output")]
+    pub output: String,
+    /// `log_magnitude`: ln(|S| + eps).
+    #[serde(default)]
+    pub eps: Option<f64>,
+    /// `db`: 10·log10(max(|S|², amin)).
+    #[serde(default)]
+    pub amin: Option<f64>,
+    /// Sampling rate of the traces in Hz.
+    #[serde(default = "default_rate")]
+    pub sample_rate_hz: f64,
+    /// Keep one-sided bins up to this frequency.
+    #[serde(default)]
+    pub max_freq_hz: Option<f64>,
+    /// Keep bins `start..end`.
+    #[serde(default)]
+    pub bin_range: Option<[usize; 2]>,
+}
+
+fn default_window() -> String {
+    "hann".into()
+}
+fn default_pad_mode() -> String {
+    "reflect".into()
+}
+fn default_output() -> String {
+    "magnitude".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_rate() -> f64 {
+    1000.0
+}
+
+/// What is written per bin.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OutputKind {
+    /// |S|
+    Magnitude,
+    /// |S|²
+    Power,
+    /// ln(|S| + eps)
+    LogMagnitude(f32),
+    /// 10·log10(max(|S|², amin))
+    Db(f32),
+    /// Re S, Im S as channels 2s, 2s+1.
+    RealImag,
+}
+
+const OUTPUT_NAMES: &str = "magnitude, power, log_magnitude, db, real_imag";
+
+impl SpectrogramSpec {
+    /// Validate and build.
+    ///
+    /// # Errors
+    /// A message naming the key, its value and the allowed values: bad
+    /// `window`/`pad_mode`/`output` names, `hop_length = 0`, `win_length >
+    /// n_fft`, `n_fft` larger than the padded signal, a crop outside the
+    /// spectrum, `eps`/`amin` not positive or given for another output, or
+    /// samples that are not (source, time, receiver).
+    #[allow(clippy::too_many_lines)]
+    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        let window = WindowKind::parse(&self.window).ok_or_else(|| {
+            format!(
+                "window = {:?} is not a known window; expected one of {}",
+                self.window,
+                WindowKind::NAMES.join(", ")
+            )
+        })?;
+        let pad_mode = PadMode::parse(&self.pad_mode).ok_or_else(|| {
+            format!(
+                "pad_mode = {:?} is not known; expected one of {}",
+                self.pad_mode,
+                PadMode::NAMES.join(", ")
+            )
+        })?;
+        let kind = self.output_kind()?;
+        if !(self.sample_rate_hz.is_finite() && self.sample_rate_hz > 0.0) {
+            return Err(format!(
+                "sample_rate_hz = {} is out of range; expected a finite rate > 0",
+                self.sample_rate_hz
+            ));
+        }
+        if env.shape.len() != 3 {
+            return Err(format!(
+                "spectrogram needs (source, time, receiver) samples; samples here have shape {:?}",
+                env.shape
+            ));
+        }
+        let (sources, len, receivers) = (env.shape[0], env.shape[1], env.shape[2]);
+        let cfg = StftConfig {
+            n_fft: self.n_fft,
+            hop_length: self.hop_length.unwrap_or(self.n_fft / 4),
+            win_length: self.win_length.unwrap_or(self.n_fft),
+            window,
+            center: self.center,
+            pad_mode,
+            normalized: self.normalized,
+            onesided: self.onesided,
+        };
+        if self.hop_length.is_none() && cfg.hop_length == 0 {
+            return Err(format!(
+                "hop_length defaults to n_fft / 4 = 0 for n_fft = {}; set hop_length ≥ 1",
+                self.n_fft
+            ));
+        }
+        let plan = StftPlan::new(cfg)?;
+        let frames = plan.n_frames(len)?;
+        let all_bins = plan.n_bins();
+        let bins = self.crop(&plan)?;
+        let freqs = plan.bin_freqs_hz(self.sample_rate_hz)[bins.clone()].to_vec();
+        let times = plan.frame_times_s(len, self.sample_rate_hz)?;
+        let channels = if kind == OutputKind::RealImag {
+            2 * sources
+        } else {
+            sources
+        };
+        let out_shape = vec![channels, bins.len(), frames, receivers];
+        let c = plan.config();
+        let (formula, first_axis) = match kind {
+            OutputKind::Magnitude => ("|S|".to_string(), "source"),
+            OutputKind::Power => ("|S|^2".to_string(), "source"),
+            OutputKind::LogMagnitude(e) => (format!("ln(|S| + {e})"), "source"),
+            OutputKind::Db(a) => (format!("10*log10(max(|S|^2, {a}))"), "source"),
+            OutputKind::RealImag => (
+                "channel 2s = Re S, channel 2s+1 = Im S of source s".to_string(),
+                "channel",
+            ),
+        };
+        let info = json!({
+            "axes": [first_axis, "freq", "frame", "receiver"],
+            "shape": out_shape,
+            "output": self.output,
+            "formula": formula,
+            "stft": "S[t,k] = sum_n p[t*hop + n] * w[n] * exp(-2*pi*i*k*n/n_fft) (torch.stft)",
+            "n_fft": c.n_fft,
+            "hop_length": c.hop_length,
+            "win_length": c.win_length,
+            "window": self.window,
+            "center": c.center,
+            "pad_mode": self.pad_mode,
+            "normalized": c.normalized,
+            "onesided": c.onesided,
+            "sample_rate_hz": self.sample_rate_hz,
+            "bin_range": [bins.start, bins.end],
+            "bins_total": all_bins,
+            "freqs_hz": freqs,
+            "frame_times_s": times,
+        });
+        Ok(BuiltStage {
+            kind: "spectrogram",
+            params: serde_json::to_value(self).expect("spec serialises"),
+            out_shape,
+            out_labels: env.labels,
+            info: Some(info),
+            runtime: Runtime::Sample(Box::new(Spectrogram {
+                plan,
+                kind,
+                bins,
+                in_shape: [sources, len, receivers],
+                pool: Mutex::new(Vec::new()),
+            })),
+        })
+    }
+
+    fn output_kind(&self) -> Result<OutputKind, String> {
+        let positive = |key: &str, v: f64| -> Result<f32, String> {
+            if v.is_finite() && v > 0.0 {
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(v as f32)
+            } else {
+                Err(format!(
+                    "{key} = {v} is out of range; expected a finite {key} > 0"
+                ))
+            }
+        };
+        let kind = match self.output.as_str() {
+            "magnitude" => OutputKind::Magnitude,
+            "power" => OutputKind::Power,
+            "log_magnitude" => OutputKind::LogMagnitude(positive("eps", self.eps.unwrap_or(1e-6))?),
+            "db" => OutputKind::Db(positive("amin", self.amin.unwrap_or(1e-10))?),
+            "real_imag" => OutputKind::RealImag,
+            other => {
+                return Err(format!(
+                    "output = {other:?} is not known; expected one of {OUTPUT_NAMES}"
+                ))
+            }
+        };
+        if self.eps.is_some() && !matches!(kind, OutputKind::LogMagnitude(_)) {
+            return Err(format!(
+                "eps is only used by output = \"log_magnitude\" (output here is {:?}); remove it",
+                self.output
+            ));
+        }
+        if self.amin.is_some() && !matches!(kind, OutputKind::Db(_)) {
+            return Err(format!(
+                "amin is only used by output = \"db\" (output here is {:?}); remove it",
+                self.output
+            ));
+        }
+        Ok(kind)
+    }
+
+    fn crop(&self, plan: &StftPlan) -> Result<std::ops::Range<usize>, String> {
+        let all = plan.n_bins();
+        match (self.max_freq_hz, self.bin_range) {
+            (Some(_), Some(_)) => Err("give either max_freq_hz or bin_range, not both".into()),
+            (None, None) => Ok(0..all),
+            (Some(f), None) => {
+                let nyquist = self.sample_rate_hz / 2.0;
+                if !self.onesided {
+                    return Err(
+                        "max_freq_hz needs onesided = true; use bin_range for two-sided spectra"
+                            .into(),
+                    );
+                }
+                if !(f.is_finite() && (0.0..=nyquist).contains(&f)) {
+                    return Err(format!(
+                        "max_freq_hz = {f} is outside the spectrum; expected 0 ≤ max_freq_hz ≤ sample_rate_hz / 2 = {nyquist}"
+                    ));
+                }
+                // Bin k is at k·fs/n_fft; keep k ≤ f·n_fft/fs (with a relative
+                // slack so 45 Hz keeps the bin computed as 45.000000001).
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    clippy::cast_precision_loss
+                )]
+                let last = ((f * plan.config().n_fft as f64 / self.sample_rate_hz) * (1.0 + 1e-12))
+                    .floor() as usize;
+                Ok(0..(last + 1).min(all))
+            }
+            (None, Some([a, b])) => {
+                if a >= b || b > all {
+                    return Err(format!(
+                        "bin_range = [{a}, {b}] is outside the spectrum; expected [start, end] with start < end ≤ {all} bins"
+                    ));
+                }
+                Ok(a..b)
+            }
+        }
+    }
+}
+
+/// Runtime spectrogram stage.
+pub struct Spectrogram {
+    plan: StftPlan,
+    kind: OutputKind,
+    bins: std::ops::Range<usize>,
+    in_shape: [usize; 3],
+    pool: Mutex<Vec<StftScratch>>,
+}
+
+impl Spectrogram {
+    /// Output shape of one sample.
+    #[must_use]
+    pub fn out_shape(&self) -> [usize; 4] {
+        let [s, len, r] = self.in_shape;
+        let c = if self.kind == OutputKind::RealImag {
+            2 * s
+        } else {
+            s
+        };
+        let frames = self.plan.n_frames(len).expect("checked in build");
+        [c, self.bins.len(), frames, r]
+    }
+
+    /// Spectrogram of one (source, time, receiver) sample in C order into
+    /// `out` (C order, [`Self::out_shape`]). Scratch comes from the stage's
+    /// pool, so this may be called from many threads at once.
+    ///
+    /// # Panics
+    /// If `input` or `out` have the wrong length.
+    pub fn compute(&self, input: &[f32], out: &mut [f32]) {
+        let [sources, len, receivers] = self.in_shape;
+        assert_eq!(input.len(), sources * len * receivers, "input length");
+        let [_, n_bins, frames, _] = self.out_shape();
+        assert_eq!(out.len(), self.out_shape().iter().product::<usize>());
+        let mut scratch = self
+            .pool
+            .lock()
+            .expect("scratch pool")
+            .pop()
+            .unwrap_or_else(|| self.plan.scratch(len));
+        let all_bins = self.plan.n_bins();
+        let plane = n_bins * frames * receivers;
+        for s in 0..sources {
+            for r in 0..receivers {
+                let spec = self.plan.process_strided(
+                    input,
+                    s * len * receivers + r,
+                    receivers,
+                    &mut scratch,
+                );
+                let put = Scatter {
+                    spec,
+                    all_bins,
+                    bins: self.bins.clone(),
+                    frames,
+                    receivers,
+                    r,
+                };
+                match self.kind {
+                    OutputKind::Magnitude => put.write(out, s * plane, |v| v.norm()),
+                    OutputKind::Power => put.write(out, s * plane, |v| v.norm_sqr()),
+                    OutputKind::LogMagnitude(eps) => {
+                        put.write(out, s * plane, |v| (v.norm() + eps).ln());
+                    }
+                    OutputKind::Db(amin) => {
+                        put.write(out, s * plane, |v| 10.0 * v.norm_sqr().max(amin).log10());
+                    }
+                    OutputKind::RealImag => {
+                        put.write(out, 2 * s * plane, |v| v.re);
+                        put.write(out, (2 * s + 1) * plane, |v| v.im);
+                    }
+                }
+            }
+        }
+        self.pool.lock().expect("scratch pool").push(scratch);
+    }
+}
+
+/// Writes one trace's kept bins into the (·, freq, frame, receiver) output.
+struct Scatter<'a> {
+    spec: &'a [Complex<f32>],
+    all_bins: usize,
+    bins: std::ops::Range<usize>,
+    frames: usize,
+    receivers: usize,
+    r: usize,
+}
+
+impl Scatter<'_> {
+    #[inline]
+    fn write(&self, out: &mut [f32], base: usize, f: impl Fn(Complex<f32>) -> f32) {
+        let plane = &mut out[base..base + self.bins.len() * self.frames * self.receivers];
+        for t in 0..self.frames {
+            let row =
+                &self.spec[t * self.all_bins + self.bins.start..t * self.all_bins + self.bins.end];
+            for (k, v) in row.iter().enumerate() {
+                plane[(k * self.frames + t) * self.receivers + self.r] = f(*v);
+            }
+        }
+    }
+}
+
+impl Stage for Spectrogram {
+    fn apply(&self, sample: &mut Sample, _ctx: &mut StageCtx<'_>) -> Result<Record, StageError> {
+        if sample.seismic.shape() != self.in_shape {
+            return Err(StageError::new(format!(
+                "spectrogram was built for samples of shape {:?}, got {:?}",
+                self.in_shape,
+                sample.seismic.shape()
+            )));
+        }
+        let input = sample.seismic.as_standard_layout();
+        let shape = self.out_shape();
+        let mut out = ArrayD::<f32>::zeros(IxDyn(&shape));
+        self.compute(
+            input.as_slice().expect("standard layout"),
+            out.as_slice_mut()
+                .expect("owned arrays are standard layout"),
+        );
+        drop(input);
+        sample.seismic = out;
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(shape: &[usize]) -> BuildEnv {
+        BuildEnv {
+            shape: shape.to_vec(),
+            labels: false,
+            stage_index: 0,
+            pipeline_dir: std::path::PathBuf::new(),
+        }
+    }
+
+    fn spec(n_fft: usize) -> SpectrogramSpec {
+        serde_json::from_value(json!({ "n_fft": n_fft })).unwrap()
+    }
+
+    #[test]
+    fn shapes_follow_torch_formulas() {
+        let b = spec(128).build(&env(&[5, 1000, 70])).unwrap();
+        assert_eq!(b.out_shape, vec![5, 65, 1 + 1000 / 32, 70]);
+        let mut s = spec(256);
+        s.max_freq_hz = Some(45.0);
+        // bins 1000/256 ≈ 3.906 Hz apart: 0..=11 (42.97 Hz) kept
+        assert_eq!(s.build(&env(&[5, 1000, 70])).unwrap().out_shape[1], 12);
+        let mut s = spec(64);
+        s.output = "real_imag".into();
+        s.bin_range = Some([2, 10]);
+        s.center = false;
+        s.hop_length = Some(10);
+        assert_eq!(
+            s.build(&env(&[5, 1000, 70])).unwrap().out_shape,
+            vec![10, 8, 1 + (1000 - 64) / 10, 70]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_parameters_by_name() {
+        let e = |f: &dyn Fn(&mut SpectrogramSpec)| {
+            let mut s = spec(128);
+            f(&mut s);
+            s.build(&env(&[5, 1000, 70])).err().expect("must fail")
+        };
+        let m = e(&|s| s.window = "hanning".into());
+        assert!(
+            m.contains("window = \"hanning\"") && m.contains("hann, hamming, rectangular"),
+            "{m}"
+        );
+        let m = e(&|s| s.pad_mode = "edge".into());
+        assert!(
+            m.contains("pad_mode = \"edge\"") && m.contains("reflect, constant"),
+            "{m}"
+        );
+        let m = e(&|s| s.output = "abs".into());
+        assert!(
+            m.contains("output = \"abs\"") && m.contains("real_imag"),
+            "{m}"
+        );
+        let m = e(&|s| s.hop_length = Some(0));
+        assert!(m.contains("hop_length = 0"), "{m}");
+        let m = e(&|s| s.win_length = Some(200));
+        assert!(
+            m.contains("win_length = 200") && m.contains("n_fft = 128"),
+            "{m}"
+        );
+        let m = e(&|s| s.max_freq_hz = Some(600.0));
+        assert!(m.contains("max_freq_hz = 600") && m.contains("500"), "{m}");
+        let m = e(&|s| s.bin_range = Some([10, 70]));
+        assert!(
+            m.contains("bin_range = [10, 70]") && m.contains("65"),
+            "{m}"
+        );
+        let m = e(&|s| s.eps = Some(1e-3));
+        assert!(m.contains("eps") && m.contains("log_magnitude"), "{m}");
+        let m = e(&|s| {
+            s.n_fft = 2048;
+        });
+        assert!(m.contains("n_fft = 2048") && m.contains("1000"), "{m}");
+        let m = e(&|s| {
+            s.n_fft = 2048;
+            s.pad_mode = "constant".into();
+            s.center = false;
+        });
+        assert!(m.contains("n_fft = 2048") && m.contains("1000"), "{m}");
+    }
+}

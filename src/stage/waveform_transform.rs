@@ -1,0 +1,250 @@
+//! `waveform_transform`: the input scalings OpenFWI baselines apply to the
+//! seismic data (DOMAIN.md §4), element-wise on the seismic array (any shape;
+//! velocity maps are untouched):
+//!
+//! * `log1p`: `sign(x)·log1p(|k·x|)` — OpenFWI's `log_transform(data, k)`.
+//! * `minmax`: `2·(x − min)/(max − min) − 1`, mapping `[min, max]` to `[−1, 1]`
+//!   — OpenFWI's `minmax_normalize(x, min, max, scale=2)`.
+//! * `log1p_minmax`: `log1p`, then `minmax` with both bounds put through the
+//!   same `log1p` — OpenFWI's `LogTransform` followed by
+//!   `MinMaxNormalize(log_transform(min), log_transform(max))`. `min`/`max`
+//!   are therefore given in raw data units for every transform.
+//!
+//! Values outside `[min, max]` land outside `[−1, 1]` as in OpenFWI, unless
+//! `clip = true`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use crate::error::StageError;
+use crate::sample::Sample;
+
+/// `seispipe stages` entry.
+pub const DOC: super::StageDoc = super::StageDoc {
+    name: "waveform_transform",
+    summary: "baseline input scalings: sign(x)·log1p(|k·x|), min-max to [−1, 1], or both (OpenFWI)",
+    params: &[
+        (
+            "transform",
+            "(required)",
+            "log1p | minmax | log1p_minmax (log1p, then min-max with log1p'd bounds)",
+        ),
+        ("k", "1.0", "log1p scale: sign(x)·log1p(|k·x|), k > 0"),
+        (
+            "min",
+            "(none)",
+            "minmax kinds: raw-data value mapped to −1 (required)",
+        ),
+        (
+            "max",
+            "(none)",
+            "minmax kinds: raw-data value mapped to +1 (required, > min)",
+        ),
+        ("clip", "false", "clip the min-max result to [−1, 1]"),
+    ],
+};
+
+/// `type = "waveform_transform"`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WaveformTransformSpec {
+    /// `log1p`, `minmax` or `log1p_minmax`.
+    pub transform: String,
+    /// Scale inside the log: `sign(x)·log1p(|k·x|)`.
+    #[serde(default = "default_k")]
+    pub k: f64,
+    /// Raw value mapped to −1.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Raw value mapped to +1.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Clip the min-max output to [−1, 1].
+    #[serde(default)]
+    pub clip: bool,
+}
+
+fn default_k() -> f64 {
+    1.0
+}
+
+const TRANSFORMS: &str = "log1p, minmax, log1p_minmax";
+
+/// `sign(x)·log1p(|k·x|)` in f64.
+#[must_use]
+pub fn signed_log1p(x: f64, k: f64) -> f64 {
+    (k * x).abs().ln_1p().copysign(x)
+}
+
+impl WaveformTransformSpec {
+    /// Validate and build.
+    ///
+    /// # Errors
+    /// An unknown `transform`, `k ≤ 0`, missing or non-finite bounds, or `max ≤ min`.
+    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        let runtime = self.runtime()?;
+        Ok(BuiltStage {
+            kind: "waveform_transform",
+            params: serde_json::to_value(self).expect("spec serialises"),
+            out_shape: env.shape.clone(),
+            out_labels: env.labels,
+            info: None,
+            runtime: Runtime::Sample(Box::new(runtime)),
+        })
+    }
+
+    /// The validated runtime (see [`Self::build`]).
+    ///
+    /// # Errors
+    /// See [`Self::build`].
+    pub fn runtime(&self) -> Result<WaveformTransform, String> {
+        let (log, minmax) = match self.transform.as_str() {
+            "log1p" => (true, false),
+            "minmax" => (false, true),
+            "log1p_minmax" => (true, true),
+            other => {
+                return Err(format!(
+                    "transform = {other:?} is not known; expected one of {TRANSFORMS}"
+                ))
+            }
+        };
+        if !(self.k.is_finite() && self.k > 0.0) {
+            return Err(format!(
+                "k = {} is out of range; expected a finite k > 0",
+                self.k
+            ));
+        }
+        let bounds = if minmax {
+            let (Some(lo), Some(hi)) = (self.min, self.max) else {
+                return Err(format!(
+                    "transform = {:?} needs both min and max (raw data units)",
+                    self.transform
+                ));
+            };
+            if !(lo.is_finite() && hi.is_finite() && hi > lo) {
+                return Err(format!(
+                    "min = {lo}, max = {hi} are out of range; expected finite bounds with max > min"
+                ));
+            }
+            let (lo, hi) = if log {
+                (signed_log1p(lo, self.k), signed_log1p(hi, self.k))
+            } else {
+                (lo, hi)
+            };
+            Some((lo, hi))
+        } else {
+            if self.min.is_some() || self.max.is_some() || self.clip {
+                return Err(
+                    "min, max and clip are only used by transform = \"minmax\" or \"log1p_minmax\"; remove them"
+                        .into(),
+                );
+            }
+            None
+        };
+        Ok(WaveformTransform {
+            log_k: log.then_some(self.k),
+            bounds,
+            clip: self.clip,
+        })
+    }
+}
+
+/// Runtime waveform transform.
+pub struct WaveformTransform {
+    log_k: Option<f64>,
+    /// Bounds in the (possibly log1p'd) domain.
+    bounds: Option<(f64, f64)>,
+    clip: bool,
+}
+
+impl WaveformTransform {
+    /// Transform `x` in place (arithmetic in f64, rounded once to f32).
+    #[allow(clippy::cast_possible_truncation)]
+    pub fn apply_slice(&self, x: &mut [f32]) {
+        for v in x {
+            let mut y = f64::from(*v);
+            if let Some(k) = self.log_k {
+                y = signed_log1p(y, k);
+            }
+            if let Some((lo, hi)) = self.bounds {
+                y = 2.0 * (y - lo) / (hi - lo) - 1.0;
+                if self.clip {
+                    y = y.clamp(-1.0, 1.0);
+                }
+            }
+            *v = y as f32;
+        }
+    }
+}
+
+impl Stage for WaveformTransform {
+    fn apply(&self, sample: &mut Sample, _ctx: &mut StageCtx<'_>) -> Result<Record, StageError> {
+        if !sample.seismic.is_standard_layout() {
+            sample.seismic = sample.seismic.as_standard_layout().into_owned();
+        }
+        let data = sample
+            .seismic
+            .as_slice_mut()
+            .ok_or_else(|| StageError::new("seismic data is not contiguous"))?;
+        self.apply_slice(data);
+        Ok(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn build(v: Value) -> Result<BuiltStage, String> {
+        let s: WaveformTransformSpec = serde_json::from_value(v).unwrap();
+        s.build(&BuildEnv {
+            shape: vec![5, 1000, 70],
+            labels: true,
+            stage_index: 0,
+            pipeline_dir: std::path::PathBuf::new(),
+        })
+    }
+
+    #[test]
+    fn formulas() {
+        let t = |v: Value, x: f32| -> f32 {
+            let s: WaveformTransformSpec = serde_json::from_value(v).unwrap();
+            let mut y = [x];
+            s.runtime().unwrap().apply_slice(&mut y);
+            y[0]
+        };
+        let l = json!({"transform": "log1p"});
+        assert!((t(l.clone(), 3.0) - 4f32.ln()).abs() < 1e-7);
+        assert!((t(l.clone(), -3.0) + 4f32.ln()).abs() < 1e-7);
+        assert_eq!(t(l, 0.0), 0.0);
+        let m = json!({"transform": "minmax", "min": -10.0, "max": 30.0});
+        assert!((t(m.clone(), -10.0) + 1.0).abs() < 1e-7);
+        assert!((t(m.clone(), 30.0) - 1.0).abs() < 1e-7);
+        assert!((t(m, 10.0)).abs() < 1e-7);
+        let lm = json!({"transform": "log1p_minmax", "min": -26.0, "max": 52.0});
+        assert!((t(lm.clone(), 52.0) - 1.0).abs() < 1e-6);
+        assert!((t(lm.clone(), -26.0) + 1.0).abs() < 1e-6);
+        let c = json!({"transform": "minmax", "min": 0.0, "max": 1.0, "clip": true});
+        assert_eq!(t(c, 5.0), 1.0);
+    }
+
+    #[test]
+    fn rejects_bad_parameters_by_name() {
+        let e = |v: Value| build(v).err().expect("must fail");
+        let m = e(json!({"transform": "log"}));
+        assert!(
+            m.contains("transform = \"log\"") && m.contains(TRANSFORMS),
+            "{m}"
+        );
+        let m = e(json!({"transform": "minmax", "min": 1.0}));
+        assert!(m.contains("min and max"), "{m}");
+        let m = e(json!({"transform": "minmax", "min": 1.0, "max": 1.0}));
+        assert!(m.contains("max > min"), "{m}");
+        let m = e(json!({"transform": "log1p", "k": 0.0}));
+        assert!(m.contains("k = 0"), "{m}");
+        let m = e(json!({"transform": "log1p", "min": 0.0}));
+        assert!(m.contains("only used by"), "{m}");
+    }
+}
