@@ -36,6 +36,8 @@ pub enum Command {
     },
     /// List stage types with their parameters and defaults.
     Stages,
+    /// Draw OpenFWI-like velocity maps and write them with their simulated seismic data.
+    Synth(SynthArgs),
 }
 
 /// A pipeline file and overrides.
@@ -60,4 +62,32 @@ pub struct RunArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// `seispipe synth`.
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// Output directory (labelled families go to OUT/<family>/…; unlabelled files to OUT/<id>.npy).
+    pub out: PathBuf,
+    /// Velocity family: FlatVel_A|B, CurveVel_A|B, FlatFault_A|B, CurveFault_A|B.
+    #[arg(long)]
+    pub family: String,
+    /// Samples per file (labelled), or number of one-sample files (--unlabelled).
+    #[arg(long, default_value_t = 500)]
+    pub samples: usize,
+    /// Number of shard files (labelled only).
+    #[arg(long, default_value_t = 1)]
+    pub files: usize,
+    /// Seed of the velocity maps.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Element type written: f32 or f16.
+    #[arg(long, default_value = "f32")]
+    pub dtype: String,
+    /// Write one-sample (5, 1000, 70) files named by 10 hex digits, without labels.
+    #[arg(long)]
+    pub unlabelled: bool,
+    /// Worker threads (default: all cores). Never changes the output bytes.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }

@@ -25,11 +25,13 @@ pub mod commands;
 pub mod dsp;
 pub mod error;
 pub mod io;
+pub mod physics;
 pub mod pipeline;
 pub mod progress;
 pub mod rng;
 pub mod sample;
 pub mod settings;
 pub mod stage;
+pub mod synth;
 
 pub use error::{Error, Result};

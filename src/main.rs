@@ -43,6 +43,10 @@ fn main() -> ExitCode {
                 commands::EXIT_VERIFY
             }
         }),
+        Command::Synth(args) => commands::synth(args).map(|s| {
+            eprint!("{s}");
+            commands::EXIT_OK
+        }),
         Command::Stages => {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)

@@ -1,0 +1,326 @@
+//! The OpenFWI acoustic simulator (DOMAIN.md §3), exact to the published
+//! scheme: 70 × 70 model at 10 m, padded by edge replication to 310 × 310
+//! with a 120-cell damping sponge ([`sponge`]), the 2-4 leapfrog at 1 ms
+//! ([`fd`]), the 15 Hz Ricker of 147 samples peaking at index 73
+//! ([`wavelet`]), injection of `(v_src·dt)²·w[t]` right after the update of
+//! step `t`, and sample `t` recorded right after that injection at depth
+//! index 1 on all 70 receivers.
+//!
+//! State is f32. One simulation allocates its fields once (per-thread scratch
+//! reused across simulations) and nothing per time step. [`simulate`] is
+//! single-threaded (for stages, which the executor runs in parallel);
+//! [`simulate_batch`] uses rayon over (sample, source) pairs, for `synth` and
+//! benchmarks.
+
+pub mod fd;
+pub mod sponge;
+pub mod wavelet;
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use fd::NS;
+use sponge::Coefficients;
+
+/// Model width (x cells).
+pub const NX: usize = 70;
+/// Model depth (z cells).
+pub const NZ: usize = 70;
+/// Sponge width in cells on every side.
+pub const NBC: usize = 120;
+/// Padded grid size (both axes).
+pub const NPAD: usize = NX + 2 * NBC;
+/// Recorded time samples.
+pub const NT: usize = 1000;
+/// Grid spacing (m).
+pub const DX: f64 = 10.0;
+/// Time step (s).
+pub const DT: f64 = 1e-3;
+/// OpenFWI's source x indices.
+pub const SOURCE_X: [usize; 5] = [0, 17, 34, 52, 69];
+/// Source depth index.
+pub const SOURCE_Z: usize = 1;
+/// Receiver depth index (receivers at every x).
+pub const RECEIVER_Z: usize = 1;
+/// Velocities below this are refused as far outside OpenFWI's 1500–4500 m/s.
+pub const VMIN_ACCEPTED: f32 = 1000.0;
+/// Velocities above this are refused as far outside 1500–4500 m/s (the CFL
+/// bound, ~6100 m/s, is checked separately).
+pub const VMAX_ACCEPTED: f32 = 6000.0;
+/// The range `clip = true` clips velocities into.
+pub const CLIP_RANGE: (f32, f32) = (1500.0, 4500.0);
+/// Values per simulated source: (time, receiver).
+pub const PER_SOURCE: usize = NT * NX;
+
+/// Check a velocity map and return it (clipped into [`CLIP_RANGE`] when
+/// `clip`). NaN/Inf and wrong lengths are always errors.
+///
+/// # Errors
+/// A message naming the problem: length, the first non-finite or
+/// out-of-range cell (z, x) and its value, with the accepted range.
+pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, String> {
+    if vel.len() != NZ * NX {
+        return Err(format!(
+            "velocity map has {} values; expected 70 × 70 = 4900 (shape (1, 70, 70))",
+            vel.len()
+        ));
+    }
+    let at = |i: usize| format!("(z={}, x={})", i / NX, i % NX);
+    if let Some(i) = vel.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "velocity map holds a non-finite value ({}) at {}",
+            vel[i],
+            at(i)
+        ));
+    }
+    if clip {
+        return Ok(vel
+            .iter()
+            .map(|v| v.clamp(CLIP_RANGE.0, CLIP_RANGE.1))
+            .collect());
+    }
+    if let Some(i) = vel.iter().position(|&v| v <= 0.0) {
+        return Err(format!(
+            "velocity map holds a non-positive velocity {} m/s at {}",
+            vel[i],
+            at(i)
+        ));
+    }
+    if let Some(i) = vel
+        .iter()
+        .position(|&v| !(VMIN_ACCEPTED..=VMAX_ACCEPTED).contains(&v))
+    {
+        return Err(format!(
+            "velocity {} m/s at {} is far outside OpenFWI's 1500–4500 m/s (accepted {VMIN_ACCEPTED}–{VMAX_ACCEPTED}; set clip = true to clip into 1500–4500)",
+            vel[i],
+            at(i)
+        ));
+    }
+    Ok(vel.to_vec())
+}
+
+/// Check source positions (x indices into the 70 receivers).
+///
+/// # Errors
+/// An empty list or an index ≥ 70.
+pub fn check_sources(sources: &[usize]) -> Result<(), String> {
+    if sources.is_empty() {
+        return Err("source_positions is empty; expected x indices in 0..=69".into());
+    }
+    if let Some(s) = sources.iter().find(|&&s| s >= NX) {
+        return Err(format!(
+            "source position {s} is out of range; expected x indices in 0..=69"
+        ));
+    }
+    Ok(())
+}
+
+/// A validated map ready to simulate any source: coefficients and wavelet.
+pub struct Medium {
+    vel: Vec<f32>,
+    coef: Coefficients,
+    wavelet: Vec<f32>,
+}
+
+impl Medium {
+    /// Validate `vel` (70 × 70, z then x) and precompute its coefficients.
+    ///
+    /// # Errors
+    /// See [`validate`] and [`Coefficients::new`].
+    pub fn new(vel: &[f32], clip: bool) -> Result<Medium, String> {
+        let vel = validate(vel, clip)?;
+        let coef = Coefficients::new(&vel)?;
+        Ok(Medium {
+            vel,
+            coef,
+            wavelet: wavelet::openfwi_ricker(NT),
+        })
+    }
+
+    /// The (validated, possibly clipped) velocities.
+    #[must_use]
+    pub fn velocity(&self) -> &[f32] {
+        &self.vel
+    }
+
+    /// Simulate one source at x index `sx` into `out` (1000 × 70), using the
+    /// calling thread's scratch fields.
+    ///
+    /// # Panics
+    /// `sx ≥ 70` or `out.len() != 70 000` (callers check both).
+    pub fn simulate_source(&self, sx: usize, out: &mut [f32]) {
+        assert!(sx < NX && out.len() == PER_SOURCE);
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (a, b) = &mut *s;
+            if a.len() != NS * NS {
+                *a = vec![0.0; NS * NS];
+                *b = vec![0.0; NS * NS];
+            } else {
+                a.fill(0.0);
+                b.fill(0.0);
+            }
+            self.run(sx, a, b, out);
+        });
+    }
+
+    fn run(&self, sx: usize, cur: &mut Vec<f32>, prev: &mut Vec<f32>, out: &mut [f32]) {
+        let vs = f64::from(self.vel[SOURCE_Z * NX + sx]);
+        #[allow(clippy::cast_possible_truncation)]
+        let beta = ((vs * DT) * (vs * DT)) as f32;
+        let src = (SOURCE_Z + NBC + 2) * NS + NBC + 2 + sx;
+        let rec = (RECEIVER_Z + NBC + 2) * NS + NBC + 2;
+        for (t, trace) in out.chunks_exact_mut(NX).enumerate() {
+            fd::step(cur, prev, &self.coef);
+            std::mem::swap(cur, prev);
+            // Inject after the update, record right after the injection.
+            cur[src] += beta * self.wavelet[t];
+            trace.copy_from_slice(&cur[rec..rec + NX]);
+        }
+    }
+}
+
+thread_local! {
+    /// Per-thread pair of fields, allocated on first use and reused.
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Simulate one 70 × 70 velocity map for `sources` on the calling thread,
+/// writing `(sources.len(), 1000, 70)` values to `out`.
+///
+/// # Errors
+/// Bad velocities (see [`Medium::new`]), bad sources, or a wrong `out` length.
+pub fn simulate(vel: &[f32], sources: &[usize], clip: bool, out: &mut [f32]) -> Result<(), String> {
+    check_sources(sources)?;
+    check_out(out.len(), 1, sources.len())?;
+    let m = Medium::new(vel, clip)?;
+    for (&sx, o) in sources.iter().zip(out.chunks_exact_mut(PER_SOURCE)) {
+        m.simulate_source(sx, o);
+    }
+    Ok(())
+}
+
+fn check_out(len: usize, samples: usize, sources: usize) -> Result<(), String> {
+    if len == samples * sources * PER_SOURCE {
+        Ok(())
+    } else {
+        Err(format!(
+            "output buffer has {len} values; expected {samples} × {sources} × 1000 × 70"
+        ))
+    }
+}
+
+/// A failure of one sample of a batch.
+#[derive(Debug, thiserror::Error)]
+#[error("sample {sample}: {reason}")]
+pub struct SimError {
+    /// Index of the sample in the batch.
+    pub sample: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Simulate `vels.len() / 4900` maps for `sources`, in parallel with rayon
+/// over (sample, source) pairs, into `out` of shape `(N, S, 1000, 70)`.
+/// Every map is validated before any simulation starts.
+///
+/// # Errors
+/// The first (lowest-index) bad sample, or bad sources / buffer sizes (sample 0).
+pub fn simulate_batch(
+    vels: &[f32],
+    sources: &[usize],
+    clip: bool,
+    out: &mut [f32],
+) -> Result<(), SimError> {
+    let whole = |reason: String| SimError { sample: 0, reason };
+    check_sources(sources).map_err(whole)?;
+    if vels.len() % (NX * NZ) != 0 {
+        return Err(whole(format!(
+            "velocity input has {} values, not a multiple of 70 × 70",
+            vels.len()
+        )));
+    }
+    let n = vels.len() / (NX * NZ);
+    check_out(out.len(), n, sources.len()).map_err(whole)?;
+    let media: Vec<Medium> = vels
+        .par_chunks(NX * NZ)
+        .enumerate()
+        .map(|(i, v)| Medium::new(v, clip).map_err(|reason| SimError { sample: i, reason }))
+        .collect::<Result<_, _>>()?;
+    let s = sources.len();
+    out.par_chunks_mut(PER_SOURCE)
+        .enumerate()
+        .for_each(|(k, o)| media[k / s].simulate_source(sources[k % s], o));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uniform(v: f32) -> Vec<f32> {
+        vec![v; NX * NZ]
+    }
+
+    #[test]
+    fn kernel_copies_agree_bitwise() {
+        let vel: Vec<f32> = (0..NX * NZ)
+            .map(|i| 1500.0 + (i % 97) as f32 * 30.0)
+            .collect();
+        let coef = Coefficients::new(&vel).unwrap();
+        let mut cur = vec![0f32; NS * NS];
+        for z in 2..NS - 2 {
+            for x in 2..NS - 2 {
+                cur[z * NS + x] = ((z * 31 + x * 17) % 13) as f32 - 6.0;
+            }
+        }
+        let prev: Vec<f32> = cur.iter().map(|v| v * 0.5).collect();
+        let (mut a, mut b) = (prev.clone(), prev);
+        fd::step(&cur, &mut a, &coef);
+        fd::step_baseline(&cur, &mut b, &coef);
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+        // Ghost frame stays zero.
+        assert!(a[..2 * NS].iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn first_samples_follow_the_stencil() {
+        let vel = uniform(2000.0);
+        let m = Medium::new(&vel, false).unwrap();
+        let mut out = vec![0f32; PER_SOURCE];
+        m.simulate_source(34, &mut out);
+        let w0 = wavelet::openfwi_ricker(NT)[0];
+        let beta = (2000.0f32 * 1e-3).powi(2);
+        for (x, &v) in out[..NX].iter().enumerate() {
+            if x == 34 {
+                assert!((v - beta * w0).abs() <= 1e-6 * (beta * w0).abs(), "{v}");
+            } else {
+                assert_eq!(v, 0.0, "x={x}");
+            }
+        }
+        let nz: Vec<usize> = (0..NX).filter(|&x| out[NX + x] != 0.0).collect();
+        assert_eq!(nz, vec![32, 33, 34, 35, 36]);
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        let mut v = uniform(2000.0);
+        v[75] = f32::NAN;
+        let e = validate(&v, false).unwrap_err();
+        assert!(e.contains("non-finite") && e.contains("(z=1, x=5)"), "{e}");
+        assert!(validate(&v, true).is_err(), "clip never hides NaN");
+        v[75] = -3.0;
+        assert!(validate(&v, false).unwrap_err().contains("non-positive"));
+        assert_eq!(validate(&v, true).unwrap()[75], 1500.0);
+        v[75] = 9000.0;
+        assert!(validate(&v, false).unwrap_err().contains("far outside"));
+        assert!(validate(&v[..100], false).unwrap_err().contains("4900"));
+        assert!(check_sources(&[70]).unwrap_err().contains("70"));
+        assert!(check_sources(&[]).is_err());
+        let mut out = vec![0f32; 10];
+        assert!(simulate(&uniform(2000.0), &[0], false, &mut out)
+            .unwrap_err()
+            .contains("output buffer"));
+    }
+}

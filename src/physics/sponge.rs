@@ -1,0 +1,185 @@
+//! The OpenFWI absorbing sponge and the per-cell update coefficients.
+//!
+//! The 70 × 70 model is padded by edge replication to 310 × 310 (120 cells on
+//! every side). The damping profile is OpenFWI's `AbcCoef2D`:
+//! `damp1d[i] = κ0·(i·dx/a)²` for `i = 0..119` counted outward from the
+//! model's edge, `a = 119·dx`, `κ0 = 3·vmin·ln(10⁷)/(2a)` with `vmin` the
+//! padded model's minimum (= the model's minimum). The left and right zones
+//! span the full height, corners included; the top and bottom zones cover only
+//! the 70 interior columns, so a corner cell is damped by its horizontal
+//! distance alone (a top/bottom write never overwrites a corner).
+//!
+//! The update is `p⁺ = t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)` with
+//! `α = (v·dt/dx)²`, `κ = damp·dt`, `t1 = 2 + 2·c1·α − κ`, `t2 = 1 − κ`.
+//! [`Coefficients`] precomputes `t1`, `t2` and `α` per padded cell, in f64,
+//! each rounded once to f32, so the time loop only multiplies and adds.
+
+use super::{DT, DX, NBC, NPAD, NX, NZ};
+
+/// Laplacian centre coefficient (per axis).
+pub const C1: f64 = -5.0 / 2.0;
+/// Laplacian ±1 coefficient.
+pub const C2: f64 = 4.0 / 3.0;
+/// Laplacian ±2 coefficient.
+pub const C3: f64 = -1.0 / 12.0;
+
+/// The 1-D damping profile `damp1d[i]`, `i` counted outward from the model edge.
+#[must_use]
+pub fn damp_profile(vmin: f64) -> Vec<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    let a = (NBC - 1) as f64 * DX;
+    let kappa0 = 3.0 * vmin * 1e7f64.ln() / (2.0 * a);
+    (0..NBC)
+        .map(|i| {
+            #[allow(clippy::cast_precision_loss)]
+            let r = i as f64 * DX / a;
+            kappa0 * r * r
+        })
+        .collect()
+}
+
+/// The damping of padded cell `(z, x)` (both in `0..310`), from `damp1d`.
+#[must_use]
+pub fn damp_at(damp1d: &[f64], z: usize, x: usize) -> f64 {
+    if x < NBC {
+        damp1d[NBC - 1 - x]
+    } else if x >= NBC + NX {
+        damp1d[x - NBC - NX]
+    } else if z < NBC {
+        damp1d[NBC - 1 - z]
+    } else if z >= NBC + NZ {
+        damp1d[z - NBC - NZ]
+    } else {
+        0.0
+    }
+}
+
+/// The velocity of padded cell `(z, x)`: the nearest model cell (edge replication).
+#[must_use]
+pub fn padded_velocity(vel: &[f32], z: usize, x: usize) -> f32 {
+    let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
+    let mx = x.clamp(NBC, NBC + NX - 1) - NBC;
+    vel[mz * NX + mx]
+}
+
+/// Per-cell update coefficients of one velocity map over the padded grid
+/// (row-major, `NPAD × NPAD`).
+pub struct Coefficients {
+    /// `2 + 2·c1·α − κ`
+    pub t1: Vec<f32>,
+    /// `1 − κ`
+    pub t2: Vec<f32>,
+    /// `α = (v·dt/dx)²`
+    pub alpha: Vec<f32>,
+}
+
+/// The frozen-coefficient von Neumann bound of the 2-4 leapfrog with damping.
+///
+/// The Laplacian's symbol along one axis at the Nyquist wavenumber is
+/// `c1 + 2·c2·cos π + 2·c3·cos 2π = −5/2 − 8/3 − 1/6 = −16/3`, so −32/3 over
+/// both axes. The damped recurrence `r² − (2 − κ − 32α/3)·r + (1 − κ) = 0` has
+/// both roots inside the unit circle iff `32α/3 ≤ 4 − 2κ`, i.e.
+/// `v·dt/dx ≤ sqrt(3·(4 − 2κ)/32)`: 6123.7 m/s at dt = 1 ms, dx = 10 m in the
+/// undamped interior, a little less in the sponge.
+#[must_use]
+pub fn cfl_ok(alpha: f64, kappa: f64) -> bool {
+    alpha * 32.0 / 3.0 <= 4.0 - 2.0 * kappa
+}
+
+/// The largest stable velocity in the undamped interior (m/s).
+#[must_use]
+pub fn cfl_vmax_interior() -> f64 {
+    (3.0 * 4.0 / 32.0f64).sqrt() * DX / DT
+}
+
+impl Coefficients {
+    /// Build the coefficients of a validated 70 × 70 map (row-major, z then x).
+    ///
+    /// # Errors
+    /// A cell that breaks the stability bound of [`cfl_ok`], named by its
+    /// (z, x) model position and velocity.
+    pub fn new(vel: &[f32]) -> Result<Coefficients, String> {
+        let vmin = vel.iter().copied().fold(f32::INFINITY, f32::min);
+        let damp1d = damp_profile(f64::from(vmin));
+        let n = NPAD * NPAD;
+        let mut c = Coefficients {
+            t1: vec![0.0; n],
+            t2: vec![0.0; n],
+            alpha: vec![0.0; n],
+        };
+        for z in 0..NPAD {
+            for x in 0..NPAD {
+                let v = f64::from(padded_velocity(vel, z, x));
+                let r = v * DT / DX;
+                let alpha = r * r;
+                let kappa = damp_at(&damp1d, z, x) * DT;
+                if !cfl_ok(alpha, kappa) {
+                    let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
+                    let mx = x.clamp(NBC, NBC + NX - 1) - NBC;
+                    return Err(format!(
+                        "velocity {v} m/s at (z={mz}, x={mx}) breaks the stability (CFL) bound of the 2-4 scheme at dt = 1 ms, dx = 10 m: v·dt/dx must be ≤ sqrt(3·(4 − 2κ)/32), about {:.0} m/s",
+                        cfl_vmax_interior() * ((4.0 - 2.0 * kappa) / 4.0).sqrt()
+                    ));
+                }
+                let i = z * NPAD + x;
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    c.t1[i] = (2.0 + 2.0 * C1 * alpha - kappa) as f32;
+                    c.t2[i] = (1.0 - kappa) as f32;
+                    c.alpha[i] = alpha as f32;
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_matches_formula() {
+        let d = damp_profile(1500.0);
+        assert_eq!(d.len(), 120);
+        assert_eq!(d[0], 0.0);
+        let a = 119.0 * 10.0;
+        let k0 = 3.0 * 1500.0 * (1e7f64).ln() / (2.0 * a);
+        assert!((d[119] - k0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn corner_rule_uses_horizontal_distance() {
+        let d = damp_profile(2000.0);
+        // Corner cell (z=0, x=100): horizontal distance 19 from the left edge.
+        assert_eq!(damp_at(&d, 0, 100), d[19]);
+        // Top zone, interior column: vertical distance.
+        assert_eq!(damp_at(&d, 10, 150), d[109]);
+        // Bottom zone.
+        assert_eq!(damp_at(&d, 190, 150), d[0]);
+        assert_eq!(damp_at(&d, 309, 150), d[119]);
+        // Right zone, bottom-right corner.
+        assert_eq!(damp_at(&d, 309, 195), d[5]);
+        // Interior.
+        assert_eq!(damp_at(&d, 150, 150), 0.0);
+    }
+
+    #[test]
+    fn edge_replication() {
+        let vel: Vec<f32> = (0..4900).map(|i| i as f32).collect();
+        assert_eq!(padded_velocity(&vel, 0, 0), 0.0);
+        assert_eq!(padded_velocity(&vel, 309, 309), 4899.0);
+        assert_eq!(padded_velocity(&vel, 125, 0), 5.0 * 70.0);
+        assert_eq!(padded_velocity(&vel, 125, 130), 5.0 * 70.0 + 10.0);
+    }
+
+    #[test]
+    fn cfl_bound() {
+        assert!((cfl_vmax_interior() - 6123.72).abs() < 0.01);
+        assert!(Coefficients::new(&vec![4500.0; 4900]).is_ok());
+        let e = Coefficients::new(&vec![6200.0; 4900]).err().unwrap();
+        assert!(e.contains("CFL"), "{e}");
+        // A uniform 6000 m/s model passes the interior bound but not the sponge's.
+        assert!(Coefficients::new(&vec![6000.0; 4900]).is_err());
+    }
+}
