@@ -155,8 +155,24 @@ impl SpectrogramSpec {
     /// n_fft`, `n_fft` larger than the padded signal, a crop outside the
     /// spectrum, `eps`/`amin` not positive or given for another output, or
     /// samples that are not (source, time, receiver).
-    #[allow(clippy::too_many_lines)]
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        let stage = self.runtime(&env.shape)?;
+        Ok(BuiltStage {
+            kind: "spectrogram",
+            params: serde_json::to_value(self).expect("spec serialises"),
+            out_shape: stage.out_shape().to_vec(),
+            out_labels: env.labels,
+            info: Some(stage.info.clone()),
+            runtime: Runtime::Sample(Box::new(stage)),
+        })
+    }
+
+    /// The validated runtime for samples of `shape` (source, time, receiver);
+    /// see [`Self::build`]. Library users can call [`Spectrogram::compute`] on it.
+    ///
+    /// # Errors
+    /// See [`Self::build`].
+    pub fn runtime(&self, shape: &[usize]) -> Result<Spectrogram, String> {
         let window = WindowKind::parse(&self.window).ok_or_else(|| {
             format!(
                 "window = {:?} is not a known window; expected one of {}",
@@ -178,13 +194,13 @@ impl SpectrogramSpec {
                 self.sample_rate_hz
             ));
         }
-        if env.shape.len() != 3 {
+        if shape.len() != 3 {
             return Err(format!(
                 "spectrogram needs (source, time, receiver) samples; samples here have shape {:?}",
-                env.shape
+                shape
             ));
         }
-        let (sources, len, receivers) = (env.shape[0], env.shape[1], env.shape[2]);
+        let (sources, len, receivers) = (shape[0], shape[1], shape[2]);
         let cfg = StftConfig {
             n_fft: self.n_fft,
             hop_length: self.hop_length.unwrap_or(self.n_fft / 4),
@@ -244,19 +260,13 @@ impl SpectrogramSpec {
             "freqs_hz": freqs,
             "frame_times_s": times,
         });
-        Ok(BuiltStage {
-            kind: "spectrogram",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape,
-            out_labels: env.labels,
-            info: Some(info),
-            runtime: Runtime::Sample(Box::new(Spectrogram {
-                plan,
-                kind,
-                bins,
-                in_shape: [sources, len, receivers],
-                pool: Mutex::new(Vec::new()),
-            })),
+        Ok(Spectrogram {
+            plan,
+            kind,
+            bins,
+            in_shape: [sources, len, receivers],
+            info,
+            pool: Mutex::new(Vec::new()),
         })
     }
 
@@ -345,10 +355,18 @@ pub struct Spectrogram {
     kind: OutputKind,
     bins: std::ops::Range<usize>,
     in_shape: [usize; 3],
+    info: Value,
     pool: Mutex<Vec<StftScratch>>,
 }
 
 impl Spectrogram {
+    /// Layout facts recorded in the manifest's `stage_info` (axes, shape,
+    /// formula, every bin's frequency and every frame's time).
+    #[must_use]
+    pub fn info(&self) -> &Value {
+        &self.info
+    }
+
     /// Output shape of one sample.
     #[must_use]
     pub fn out_shape(&self) -> [usize; 4] {
