@@ -4,5 +4,4 @@
 mod util;
 
 mod core;
-mod kaggle;
 mod spectrogram;
