@@ -1,0 +1,142 @@
+"""Benchmark: flip + Gaussian noise over OpenFWI shards, seispipe vs numpy vs a plain copy.
+
+usage: python benches/flip_noise.py [--samples 1000] [--threads 2] [--dir DIR]
+
+Every contender reads the same input shards (page cache warm for all) and
+writes the same amount of f32 output, and every timing includes a final
+`sync`, so all of them end with the data on disk:
+
+* copy floor  — `cp` of the input files, then `sync` (the I/O floor);
+* numpy       — per shard: np.load, x[:, ::-1, :, ::-1] (+ rng.standard_normal(
+                shape, dtype=float32) * std for flip+noise), np.save; then sync;
+* seispipe    — `seispipe run` of the same pipeline (copies = 1, keep_original
+                = false, flip p = 1 [+ gaussian_noise std]), which also hashes
+                every file and fsyncs each one.
+
+Prints samples/s, MB/s (of output) and ratios against numpy measured in the
+same run. Absolute times drift on a shared machine; the ratios hold.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "seispipe")
+SPS = 500
+
+
+def make_inputs(d, samples):
+    os.makedirs(os.path.join(d, "Bench_A", "data"), exist_ok=True)
+    os.makedirs(os.path.join(d, "Bench_A", "model"), exist_ok=True)
+    rng = np.random.default_rng(0)
+    k = 0
+    while k * SPS < samples:
+        n = min(SPS, samples - k * SPS)
+        p = os.path.join(d, "Bench_A", "data", f"data{k + 1}.npy")
+        if not os.path.exists(p) or np.load(p, mmap_mode="r").shape[0] != n:
+            np.save(p, rng.standard_normal((n, 5, 1000, 70), dtype=np.float32) * 5)
+            np.save(os.path.join(d, "Bench_A", "model", f"model{k + 1}.npy"),
+                    rng.uniform(1500, 4500, (n, 1, 70, 70)).astype(np.float32))
+        k += 1
+    return [os.path.join(d, "Bench_A", "data", f"data{i + 1}.npy") for i in range(k)]
+
+
+def warm(files):
+    for f in files:
+        with open(f, "rb") as fh:
+            while fh.read(1 << 24):
+                pass
+        m = f.replace("/data/data", "/model/model")
+        with open(m, "rb") as fh:
+            fh.read()
+
+
+def timed(fn):
+    os.sync()
+    t = time.perf_counter()
+    fn()
+    os.sync()
+    return time.perf_counter() - t
+
+
+def copy_floor(files, out):
+    def go():
+        for f in files:
+            shutil.copyfile(f, os.path.join(out, os.path.basename(f)))
+            m = f.replace("/data/data", "/model/model")
+            shutil.copyfile(m, os.path.join(out, "m" + os.path.basename(m)))
+    return timed(go)
+
+
+def numpy_run(files, out, noise):
+    rng = np.random.default_rng(1)
+
+    def go():
+        for i, f in enumerate(files):
+            x = np.load(f)
+            y = np.load(f.replace("/data/data", "/model/model"))
+            x = x[:, ::-1, :, ::-1]
+            y = y[..., ::-1]
+            if noise:
+                x = x + rng.standard_normal(x.shape, dtype=np.float32) * np.float32(0.5)
+            np.save(os.path.join(out, f"data{i + 1}.npy"), x)
+            np.save(os.path.join(out, f"model{i + 1}.npy"), y)
+    return timed(go)
+
+
+def seispipe_run(inp, out, noise, threads):
+    stages = '[[stages]]\ntype = "flip"\np = 1.0\n'
+    if noise:
+        stages += '[[stages]]\ntype = "gaussian_noise"\nstd = 0.5\n'
+    pipe = os.path.join(os.path.dirname(out), f"bench-{noise}.toml")
+    with open(pipe, "w") as f:
+        f.write(f'seed = 1\ncopies = 1\nkeep_original = false\n[input]\npath = "{inp}"\n'
+                f'[output]\ndir = "{out}"\nsamples_per_shard = {SPS}\n{stages}')
+    return timed(lambda: subprocess.run([BIN, "run", "-q", "--threads", str(threads), pipe], check=True))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench-data"))
+    ap.add_argument("--repeat", type=int, default=2)
+    a = ap.parse_args()
+    if not os.path.exists(BIN):
+        sys.exit(f"{BIN} is missing: run `make build` first")
+    inp = os.path.join(a.dir, "inputs")
+    files = make_inputs(inp, a.samples)
+    mb = a.samples * (5 * 1000 * 70 + 4900) * 4 / 1e6
+    results = {}
+    for rep in range(a.repeat):
+        for name, fn in [
+            ("copy floor (cp + sync)", lambda o: copy_floor(files, o)),
+            ("numpy flip", lambda o: numpy_run(files, o, False)),
+            ("seispipe flip", lambda o: seispipe_run(inp, o, False, a.threads)),
+            ("numpy flip+noise", lambda o: numpy_run(files, o, True)),
+            ("seispipe flip+noise", lambda o: seispipe_run(inp, o, True, a.threads)),
+        ]:
+            warm(files)
+            out = tempfile.mkdtemp(dir=a.dir, prefix="out-")
+            try:
+                t = fn(os.path.join(out, "o") if name.startswith("seispipe") else out)
+            finally:
+                shutil.rmtree(out)
+            results.setdefault(name, []).append(t)
+    print(f"{a.samples} samples ({mb:.0f} MB out), {a.threads} threads, best of {a.repeat}")
+    best = {k: min(v) for k, v in results.items()}
+    for k, t in best.items():
+        print(f"  {k:<24} {t:7.2f} s  {a.samples / t:8.1f} samples/s  {mb / t:8.1f} MB/s")
+    print(f"ratio seispipe/numpy flip+noise (samples/s): {best['numpy flip+noise'] / best['seispipe flip+noise']:.2f}x")
+    print(f"ratio seispipe/numpy flip       (samples/s): {best['numpy flip'] / best['seispipe flip']:.2f}x")
+    print(f"seispipe flip vs copy floor (time ratio):    {best['seispipe flip'] / best['copy floor (cp + sync)']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
