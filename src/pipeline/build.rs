@@ -104,6 +104,9 @@ fn build_stage(s: &StageSpec, env: &BuildEnv) -> std::result::Result<BuiltStage,
     match s {
         StageSpec::Flip(x) => x.build(env),
         StageSpec::GaussianNoise(x) => x.build(env),
+        StageSpec::Simulate(x) => x.build(env),
+        StageSpec::VelocityMixup(x) => x.build(env),
+        StageSpec::VelocityAffine(x) => x.build(env),
         StageSpec::Spectrogram(x) => x.build(env),
         StageSpec::WaveformTransform(x) => x.build(env),
     }

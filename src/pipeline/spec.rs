@@ -8,7 +8,10 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::stage::flip::FlipSpec;
 use crate::stage::noise::GaussianNoiseSpec;
+use crate::stage::simulate::SimulateSpec;
 use crate::stage::spectrogram::SpectrogramSpec;
+use crate::stage::velocity_affine::VelocityAffineSpec;
+use crate::stage::velocity_mixup::VelocityMixupSpec;
 use crate::stage::waveform_transform::WaveformTransformSpec;
 
 /// One pipeline: where to read, what to do, where to write.
@@ -145,6 +148,12 @@ pub enum StageSpec {
     Flip(FlipSpec),
     /// Additive Gaussian noise by std or SNR.
     GaussianNoise(GaussianNoiseSpec),
+    /// Re-simulate the seismic data from the velocity map.
+    Simulate(SimulateSpec),
+    /// Mix two velocity maps, then re-simulate.
+    VelocityMixup(VelocityMixupSpec),
+    /// Crop-and-resize / rotate the velocity map, then re-simulate.
+    VelocityAffine(VelocityAffineSpec),
     /// STFT of every trace (torch.stft conventions).
     Spectrogram(SpectrogramSpec),
     /// Baseline input scalings (signed log1p, min-max).
@@ -158,6 +167,9 @@ impl StageSpec {
         match self {
             StageSpec::Flip(_) => "flip",
             StageSpec::GaussianNoise(_) => "gaussian_noise",
+            StageSpec::Simulate(_) => "simulate",
+            StageSpec::VelocityMixup(_) => "velocity_mixup",
+            StageSpec::VelocityAffine(_) => "velocity_affine",
             StageSpec::Spectrogram(_) => "spectrogram",
             StageSpec::WaveformTransform(_) => "waveform_transform",
         }

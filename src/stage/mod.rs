@@ -11,7 +11,10 @@
 
 pub mod flip;
 pub mod noise;
+pub mod simulate;
 pub mod spectrogram;
+pub mod velocity_affine;
+pub mod velocity_mixup;
 pub mod waveform_transform;
 
 use crate::error::StageError;
@@ -131,6 +134,9 @@ pub fn catalog() -> Vec<&'static StageDoc> {
     vec![
         &flip::DOC,
         &noise::DOC,
+        &simulate::DOC,
+        &velocity_mixup::DOC,
+        &velocity_affine::DOC,
         &spectrogram::DOC,
         &waveform_transform::DOC,
     ]
