@@ -38,6 +38,27 @@ pub enum Command {
     Stages,
     /// Draw OpenFWI-like velocity maps and write them with their simulated seismic data.
     Synth(SynthArgs),
+    /// Fit a tiny demo net on labelled shards and save it as TorchScript (for pseudo_label).
+    MakeDemoModel(DemoModelArgs),
+}
+
+/// `seispipe make-demo-model`.
+#[derive(Debug, Args)]
+pub struct DemoModelArgs {
+    /// Where to write the TorchScript model (`.pt`).
+    pub out: PathBuf,
+    /// Labelled shards to fit on (directory, file or glob).
+    #[arg(long, default_value = "data/train_samples")]
+    pub data: String,
+    /// At most this many samples, spread evenly over the inputs.
+    #[arg(long, default_value_t = 64)]
+    pub max_samples: usize,
+    /// Optimiser steps (batches of 8).
+    #[arg(long, default_value_t = 60)]
+    pub steps: usize,
+    /// Seed of the initial weights and batch order.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// A pipeline file and overrides.

@@ -339,3 +339,11 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
     );
     Ok(s)
 }
+
+/// `seispipe make-demo-model`: what was written and how well it fits, as text.
+///
+/// # Errors
+/// See [`crate::model::make_demo_model_cli`].
+pub fn make_demo_model(args: &crate::cli::DemoModelArgs) -> Result<String> {
+    crate::model::make_demo_model_cli(args)
+}

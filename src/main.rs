@@ -47,6 +47,10 @@ fn main() -> ExitCode {
             eprint!("{s}");
             commands::EXIT_OK
         }),
+        Command::MakeDemoModel(args) => commands::make_demo_model(args).map(|s| {
+            eprint!("{s}");
+            commands::EXIT_OK
+        }),
         Command::Stages => {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)

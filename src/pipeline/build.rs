@@ -109,5 +109,6 @@ fn build_stage(s: &StageSpec, env: &BuildEnv) -> std::result::Result<BuiltStage,
         StageSpec::VelocityAffine(x) => x.build(env),
         StageSpec::Spectrogram(x) => x.build(env),
         StageSpec::WaveformTransform(x) => x.build(env),
+        StageSpec::PseudoLabel(x) => x.build(env),
     }
 }

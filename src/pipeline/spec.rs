@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use crate::stage::flip::FlipSpec;
 use crate::stage::noise::GaussianNoiseSpec;
+use crate::stage::pseudo_label::PseudoLabelSpec;
 use crate::stage::simulate::SimulateSpec;
 use crate::stage::spectrogram::SpectrogramSpec;
 use crate::stage::velocity_affine::VelocityAffineSpec;
@@ -158,6 +159,8 @@ pub enum StageSpec {
     Spectrogram(SpectrogramSpec),
     /// Baseline input scalings (signed log1p, min-max).
     WaveformTransform(WaveformTransformSpec),
+    /// Labels from trained TorchScript models (needs the `torch` feature).
+    PseudoLabel(PseudoLabelSpec),
 }
 
 impl StageSpec {
@@ -172,6 +175,7 @@ impl StageSpec {
             StageSpec::VelocityAffine(_) => "velocity_affine",
             StageSpec::Spectrogram(_) => "spectrogram",
             StageSpec::WaveformTransform(_) => "waveform_transform",
+            StageSpec::PseudoLabel(_) => "pseudo_label",
         }
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod flip;
 pub mod noise;
+pub mod pseudo_label;
 pub mod simulate;
 pub mod spectrogram;
 pub mod velocity_affine;
@@ -139,6 +140,7 @@ pub fn catalog() -> Vec<&'static StageDoc> {
         &velocity_affine::DOC,
         &spectrogram::DOC,
         &waveform_transform::DOC,
+        &pseudo_label::DOC,
     ]
 }
 

@@ -1,0 +1,200 @@
+//! TorchScript models through libtorch (`tch`): load a `.pt` file saved by
+//! `torch.jit.save` (scripted or traced) on the chosen device, apply the
+//! declared input transform, run it without gradient tracking (optionally in
+//! half precision on CUDA), check the output shape, apply the output
+//! transform, and hand back f32 velocity maps. One copy on the way in
+//! (`Tensor::from_slice`), one on the way out.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use tch::{CModule, Device, Kind, Tensor};
+
+use super::{InputTransform, Model, OutputTransform, VELOCITY_VALUES};
+
+/// Resolve a `device` setting: `auto` (first CUDA device when libtorch sees
+/// one, else CPU), `cpu`, or `cuda:N`.
+///
+/// # Errors
+/// An unknown name, or CUDA asked for where libtorch sees no such device.
+pub fn resolve_device(name: &str) -> Result<Device, String> {
+    match name {
+        "auto" => Ok(Device::cuda_if_available()),
+        "cpu" => Ok(Device::Cpu),
+        _ => {
+            let Some(n) =
+                name.strip_prefix("cuda:")
+                    .or(if name == "cuda" { Some("0") } else { None })
+            else {
+                return Err(format!(
+                    "device = \"{name}\" is not a device; expected \"auto\", \"cpu\" or \"cuda:N\""
+                ));
+            };
+            let n: usize = n.parse().map_err(|_| {
+                format!("device = \"{name}\": `{n}` is not a CUDA device number; expected \"cuda:0\", \"cuda:1\", …")
+            })?;
+            let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
+            if !tch::Cuda::is_available() || count == 0 {
+                return Err(format!(
+                    "device = \"{name}\", but libtorch sees no CUDA device on this machine (no GPU, no driver, or a CPU-only libtorch); use device = \"cpu\" or \"auto\""
+                ));
+            }
+            if n >= count {
+                return Err(format!(
+                    "device = \"{name}\", but libtorch sees only {count} CUDA device(s) (cuda:0 … cuda:{})",
+                    count - 1
+                ));
+            }
+            Ok(Device::Cuda(n))
+        }
+    }
+}
+
+/// How to load and run one model.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where it runs.
+    pub device: Device,
+    /// Run in float16 (CUDA only).
+    pub half: bool,
+    /// Input transform and its bounds.
+    pub input: InputTransform,
+    /// Bounds of a min-max input transform.
+    pub input_bounds: [f32; 2],
+    /// Output transform.
+    pub output: OutputTransform,
+    /// Bounds of a min-max output transform (m/s).
+    pub output_bounds: [f32; 2],
+    /// Scale of a sigmoid output transform (m/s).
+    pub output_scale: f32,
+    /// Shape of one input sample (normally (5, 1000, 70)).
+    pub sample_shape: Vec<usize>,
+}
+
+/// A loaded TorchScript model.
+pub struct TorchScriptModel {
+    module: CModule,
+    path: PathBuf,
+    sha256: String,
+    opts: LoadOptions,
+}
+
+impl TorchScriptModel {
+    /// Load `path` (its SHA-256 is computed for provenance) and check it on a
+    /// one-sample batch of zeros, so a model that cannot take the input or
+    /// returns the wrong shape is refused before any data is read.
+    ///
+    /// # Errors
+    /// Missing or unreadable file, not a TorchScript archive, a model that
+    /// fails on the probe batch or returns the wrong shape.
+    pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, String> {
+        if opts.half && opts.device == Device::Cpu {
+            return Err("half = true needs a CUDA device (float16 inference on CPU is slow and often unsupported); set half = false or device = \"cuda:N\"".into());
+        }
+        if !path.is_file() {
+            return Err(format!("model file {} does not exist", path.display()));
+        }
+        let sha256 = crate::io::npy::sha256_file(path).map_err(|e| e.to_string())?;
+        let mut module = CModule::load_on_device(path, opts.device).map_err(|e| {
+            format!(
+                "model file {} is not a TorchScript model libtorch can load (save it with torch.jit.save of a scripted or traced module): {}",
+                path.display(),
+                first_line(&e.to_string())
+            )
+        })?;
+        module.set_eval();
+        if opts.half {
+            module.to(opts.device, Kind::Half, false);
+        }
+        let m = TorchScriptModel {
+            module,
+            path: path.to_path_buf(),
+            sha256,
+            opts,
+        };
+        let per: usize = m.opts.sample_shape.iter().product();
+        m.predict(&vec![0f32; per], 1)
+            .map_err(|e| format!("model file {}: {e}", path.display()))?;
+        Ok(m)
+    }
+
+    /// The model file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Lower-case hex SHA-256 of the model file.
+    #[must_use]
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    fn transform_input(&self, x: Tensor) -> Tensor {
+        let [lo, hi] = self.opts.input_bounds;
+        let mm = |t: Tensor| (t - f64::from(lo)) * (2.0 / f64::from(hi - lo)) - 1.0;
+        match self.opts.input {
+            InputTransform::None => x,
+            InputTransform::SignLog1p => x.sign() * x.abs().log1p(),
+            InputTransform::Minmax => mm(x),
+            InputTransform::SignLog1pMinmax => mm(x.sign() * x.abs().log1p()),
+        }
+    }
+
+    fn transform_output(&self, y: Tensor) -> Tensor {
+        let [lo, hi] = self.opts.output_bounds;
+        match self.opts.output {
+            OutputTransform::Identity => y,
+            OutputTransform::Minmax => (y + 1.0) * (0.5 * f64::from(hi - lo)) + f64::from(lo),
+            OutputTransform::Sigmoid => y.sigmoid() * f64::from(self.opts.output_scale),
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+impl Model for TorchScriptModel {
+    fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
+        let _guard = tch::no_grad_guard();
+        let mut shape = vec![i64::try_from(batch).map_err(|e| e.to_string())?];
+        shape.extend(self.opts.sample_shape.iter().map(|&d| d as i64));
+        let x = Tensor::from_slice(seismic)
+            .view(shape.as_slice())
+            .to_device(self.opts.device);
+        let mut x = self.transform_input(x);
+        if self.opts.half {
+            x = x.to_kind(Kind::Half);
+        }
+        let y = self
+            .module
+            .forward_ts(&[x])
+            .map_err(|e| format!("the model failed: {}", first_line(&e.to_string())))?;
+        let size = y.size();
+        let b = shape[0];
+        let ok = size == [b, 1, 70, 70] || size == [b, 70, 70];
+        if !ok {
+            return Err(format!(
+                "the model returned shape {size:?} for an input of shape {shape:?}; expected ({b}, 1, 70, 70) or ({b}, 70, 70)"
+            ));
+        }
+        let y = self
+            .transform_output(y.to_kind(Kind::Float))
+            .to_device(Device::Cpu)
+            .contiguous();
+        let mut out = vec![0f32; batch * VELOCITY_VALUES];
+        y.f_copy_data(&mut out, batch * VELOCITY_VALUES)
+            .map_err(|e| format!("copying the model output: {e}"))?;
+        Ok(out)
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        json!({
+            "file": self.path.display().to_string(),
+            "sha256": self.sha256,
+            "device": format!("{:?}", self.opts.device),
+            "half": self.opts.half,
+        })
+    }
+}
