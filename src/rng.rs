@@ -19,7 +19,8 @@
 //! `input_id` is the input file's path relative to the input root, with `/`
 //! separators, so the same data on another machine gives the same streams.
 //! ChaCha8 is a named, portable generator whose output rand_chacha documents
-//! as stable; normal draws use `rand_distr::StandardNormal` (ziggurat).
+//! as stable; normal draws use seispipe's own ziggurat over this stream
+//! ([`crate::stage::normal`]), so they too are fixed by this crate's code.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -196,22 +196,31 @@ pub fn mirror_sample(sample: &mut Sample) {
     }
 }
 
-/// Reverse the first (source) and last (receiver) axes, keeping standard layout.
+/// Reverse the first (source) and last (receiver) axes, in place.
 pub fn mirror_seismic(a: &mut ndarray::ArrayD<f32>) {
+    if !a.is_standard_layout() {
+        *a = a.as_standard_layout().into_owned();
+    }
     let shape = a.shape().to_vec();
     let s = shape[0];
     let r = *shape.last().expect("rank ≥ 2");
-    let m: usize = shape[1..shape.len() - 1].iter().product();
-    let src = a.as_standard_layout().into_owned();
-    let src = src.as_slice().expect("standard layout");
-    let dst = a.as_slice_mut().expect("owned arrays are standard layout");
-    for si in 0..s {
-        let from = &src[(s - 1 - si) * m * r..(s - si) * m * r];
-        let to = &mut dst[si * m * r..(si + 1) * m * r];
-        for (trow, frow) in to.chunks_exact_mut(r).zip(from.chunks_exact(r)) {
-            for (t, f) in trow.iter_mut().zip(frow.iter().rev()) {
-                *t = *f;
+    let block = a.len() / s.max(1);
+    let data = a.as_slice_mut().expect("standard layout");
+    // Swap channel i with channel s-1-i, reversing every receiver row on the way.
+    for i in 0..s / 2 {
+        let (head, tail) = data.split_at_mut((s - 1 - i) * block);
+        let x = &mut head[i * block..(i + 1) * block];
+        let y = &mut tail[..block];
+        for (xr, yr) in x.chunks_exact_mut(r).zip(y.chunks_exact_mut(r)) {
+            for (p, q) in xr.iter_mut().zip(yr.iter_mut().rev()) {
+                std::mem::swap(p, q);
             }
+        }
+    }
+    if s % 2 == 1 {
+        let mid = &mut data[(s / 2) * block..(s / 2 + 1) * block];
+        for row in mid.chunks_exact_mut(r) {
+            row.reverse();
         }
     }
 }
@@ -223,7 +232,12 @@ mod tests {
 
     #[test]
     fn mirror_matches_index_formula() {
-        let (s, t, r) = (5, 4, 7);
+        for (s, t, r) in [(5, 4, 7), (4, 3, 6), (1, 2, 3)] {
+            check_mirror(s, t, r);
+        }
+    }
+
+    fn check_mirror(s: usize, t: usize, r: usize) {
         let v: Vec<f32> = (0..s * t * r).map(|i| i as f32).collect();
         let orig = ArrayD::from_shape_vec(IxDyn(&[s, t, r]), v).unwrap();
         let mut a = orig.clone();

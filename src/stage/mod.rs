@@ -11,6 +11,7 @@
 
 pub mod flip;
 pub mod noise;
+pub mod normal;
 pub mod pseudo_label;
 pub mod simulate;
 pub mod spectrogram;

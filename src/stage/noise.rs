@@ -3,14 +3,15 @@
 //! mean(x²) / 10^(snr/10)), with probability `p`.
 //!
 //! Draw order, part of the output's definition: the apply decision (only when
-//! 0 < p < 1), then one `StandardNormal` f32 per element in C order.
+//! 0 < p < 1), then one standard-normal f32 per element in C order from
+//! [`super::normal::Normals`] (a ziggurat over the stage's ChaCha8 stream).
 
-use rand::Rng;
-use rand_distr::StandardNormal;
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::flip::check_probability;
+use super::normal::Normals;
 use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
@@ -46,10 +47,10 @@ pub struct GaussianNoiseSpec {
     #[serde(default = "default_p")]
     pub p: f64,
     /// Absolute standard deviation (same units as the data), ≥ 0.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub std: Option<f64>,
     /// Signal-to-noise ratio in dB over the whole sample.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snr_db: Option<f64>,
 }
 
@@ -135,11 +136,11 @@ impl Stage for GaussianNoise {
     }
 }
 
-/// `x[i] += std · n_i`, n_i ~ N(0, 1) drawn in order.
-pub fn add_noise(x: &mut [f32], std: f32, rng: &mut impl Rng) {
+/// `x[i] += std · n_i`, n_i ~ N(0, 1) drawn in order by [`super::normal::Normals`].
+pub fn add_noise<G: RngCore>(x: &mut [f32], std: f32, rng: &mut G) {
+    let mut z = Normals::new(rng);
     for v in x {
-        let n: f32 = rng.sample(StandardNormal);
-        *v += std * n;
+        *v += std * z.next();
     }
 }
 

@@ -175,6 +175,22 @@ fn noise_std_and_snr_statistics() {
 }
 
 #[test]
+fn noise_is_normal_by_scipy() {
+    let Some(py) = util::python("noise_is_normal_by_scipy") else { return };
+    let t = util::tempdir();
+    let input = t.path().join("test");
+    for k in 0..6 {
+        write_npy(&input.join(format!("00000000{k:02}.npy")), DType::F32, &[5, 1000, 70], &vec![0.0; 350_000]);
+    }
+    let out = t.path().join("out");
+    let p = pipeline(t.path(), &input, &out, "keep_original = false", "[[stages]]\ntype = \"gaussian_noise\"\nstd = 2.0\n", "");
+    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s = util::run_python(&py, "normality.py", &[out.join("data/data1.npy").to_str().unwrap(), "2.0"]);
+    assert!(s.contains("p_chi2"), "{s}");
+}
+
+#[test]
 fn output_bytes_do_not_depend_on_threads() {
     let t = util::tempdir();
     let input = t.path().join("train");
