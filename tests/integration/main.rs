@@ -5,3 +5,4 @@ mod util;
 
 mod core;
 mod spectrogram;
+mod pseudo_label;
