@@ -36,6 +36,8 @@ pub enum Command {
     },
     /// List stage types with their parameters and defaults.
     Stages,
+    /// Split a finished output into Kaggle dataset folders with metadata and an upload plan.
+    Package(PackageArgs),
     /// Draw OpenFWI-like velocity maps and write them with their simulated seismic data.
     Synth(SynthArgs),
     /// Fit a tiny demo net on labelled shards and save it as TorchScript (for pseudo_label).
@@ -111,4 +113,51 @@ pub struct SynthArgs {
     /// Worker threads (default: all cores). Never changes the output bytes.
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+/// `seispipe package`: flags override the output's `[kaggle]` section.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("mode").args(["link", "copy", "move"])))]
+pub struct PackageArgs {
+    /// The finished output directory (holds manifest.json).
+    pub out_dir: PathBuf,
+    /// Folder to create with one sub-folder per part, upload.sh and PLAN.md (default OUT_DIR-kaggle).
+    #[arg(long, value_name = "KAGGLEDIR")]
+    pub into: Option<PathBuf>,
+    /// Kaggle user that will own the datasets.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Slug prefix: parts become PREFIX-part-001, … (lowercase letters, digits, hyphens).
+    #[arg(long, value_name = "PREFIX")]
+    pub slug: Option<String>,
+    /// Dataset title; each part adds " (part i of n)" (6–50 characters in all).
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Subtitle, 20–80 characters (default names the samples and the part).
+    #[arg(long)]
+    pub subtitle: Option<String>,
+    /// License name (default CC0-1.0); Kaggle takes exactly one.
+    #[arg(long)]
+    pub license: Vec<String>,
+    /// Byte cap per part, metadata included: 150GB, 1.5TB, 64GiB or bytes (default 100GB).
+    #[arg(long, value_name = "N")]
+    pub max_dataset_bytes: Option<String>,
+    /// File cap per part, metadata and manifest included (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_files: Option<usize>,
+    /// Hard-link shard files into the parts (default; no extra disk).
+    #[arg(long)]
+    pub link: bool,
+    /// Copy shard files (when the parts are on another file system).
+    #[arg(long)]
+    pub copy: bool,
+    /// Link (or copy), then remove the shard files from the output.
+    #[arg(long = "move")]
+    pub r#move: bool,
+    /// Print the plan and check everything; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Check only presence and sizes of the output's files (default: re-hash every file against the manifest).
+    #[arg(long)]
+    pub sizes_only: bool,
 }

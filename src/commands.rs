@@ -111,6 +111,9 @@ pub fn check(args: &PipelineArgs) -> Result<String> {
     for (i, st) in p.stages.iter().enumerate() {
         let _ = writeln!(s, "  [{i}] {} {}", st.kind, st.params);
     }
+    if let Some(k) = crate::kaggle::pack::check_text(p, &plan)? {
+        s.push_str(&k);
+    }
     let _ = writeln!(
         s,
         "memory bound for sample data in flight: {}",
@@ -133,9 +136,17 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
         printer.info(&format!("skipped {}: {}", sk.path, sk.reason));
     }
     let opts = RunOptions { threads, stop };
+    // A [kaggle] section is validated before the run and packages the output after it.
+    let kaggle = crate::kaggle::pack::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
     let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
+    }
+    if let Some(k) = kaggle {
+        let out = crate::kaggle::pack::after_run(&r.pipeline, &k)?;
+        if !args.quiet {
+            eprint!("{}", out.text);
+        }
     }
     Ok(summary)
 }
@@ -338,6 +349,14 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
         crate::physics::fd::kernel_name()
     );
     Ok(s)
+}
+
+/// `seispipe package`: the summary table and the upload plan's path.
+///
+/// # Errors
+/// See [`crate::kaggle::package`].
+pub fn package(args: &crate::cli::PackageArgs) -> Result<String> {
+    crate::kaggle::pack::package_cli(args)
 }
 
 /// `seispipe make-demo-model`: what was written and how well it fits, as text.

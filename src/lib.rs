@@ -25,6 +25,7 @@ pub mod commands;
 pub mod dsp;
 pub mod error;
 pub mod io;
+pub mod kaggle;
 pub mod model;
 pub mod physics;
 pub mod pipeline;

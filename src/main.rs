@@ -47,14 +47,18 @@ fn main() -> ExitCode {
             eprint!("{s}");
             commands::EXIT_OK
         }),
-        Command::MakeDemoModel(args) => commands::make_demo_model(args).map(|s| {
-            eprint!("{s}");
-            commands::EXIT_OK
-        }),
         Command::Stages => {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)
         }
+        Command::Package(args) => commands::package(args).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::MakeDemoModel(args) => commands::make_demo_model(args).map(|s| {
+            eprint!("{s}");
+            commands::EXIT_OK
+        }),
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -37,6 +37,10 @@ pub struct PipelineSpec {
     /// Execution settings that never change the output bytes.
     #[serde(default)]
     pub run: RunSpec,
+    /// Kaggle packaging (`[kaggle]`, see [`crate::kaggle`]); not part of the
+    /// run fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kaggle: Option<crate::kaggle::KaggleSpec>,
 }
 
 fn default_copies() -> u32 {

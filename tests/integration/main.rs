@@ -4,5 +4,6 @@
 mod util;
 
 mod core;
+mod kaggle;
 mod spectrogram;
 mod pseudo_label;

@@ -1,0 +1,334 @@
+//! Getting a finished output onto Kaggle: the `[kaggle]` section of a pipeline
+//! file and the `seispipe package` settings ([`KaggleSpec`] → [`Settings`]),
+//! the packing of shards into upload-sized parts ([`plan`]), Kaggle's metadata
+//! rules ([`metadata`]) and the folders, manifests and upload plan written to
+//! disk ([`pack`]). seispipe never handles Kaggle credentials and never uploads.
+
+pub mod metadata;
+pub mod pack;
+pub mod plan;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+pub use pack::{package, predict, PackOptions, PackOutcome};
+
+/// Default byte cap of one part: 100 GB (10¹¹ bytes). Kaggle's per-dataset cap
+/// is commonly quoted as 200 GB (unverified) and the private-dataset quota as
+/// "over 100 GB"; half the quoted cap leaves room for the cap being counted in
+/// GiB or being lower than quoted, and lets a part be uploaded privately first.
+pub const DEFAULT_MAX_DATASET_BYTES: u64 = 100_000_000_000;
+/// Default file cap of one part, counting `dataset-metadata.json` and
+/// `manifest.json` (Kaggle reports an error above 1000 files per version).
+pub const DEFAULT_MAX_FILES: usize = 1000;
+/// Default license.
+pub const DEFAULT_LICENSE: &str = "CC0-1.0";
+
+/// One license name or a list (Kaggle needs exactly one; a list is accepted so
+/// that two licenses are rejected with a message rather than a parse error).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Licenses {
+    /// `license = "CC0-1.0"`
+    One(String),
+    /// `license = ["CC0-1.0"]`
+    Many(Vec<String>),
+}
+
+/// A byte count as an integer or text with a unit (`"150GB"`, `"1.5 TB"`, `"64GiB"`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ByteSize {
+    /// Bytes.
+    Bytes(u64),
+    /// Text with a unit.
+    Text(String),
+}
+
+/// How shard files get into part folders.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMode {
+    /// Hard links: no extra disk; needs the parts on the output's file system.
+    #[default]
+    Link,
+    /// Copies: twice the disk.
+    Copy,
+    /// Hard links (or copies across file systems), then the output's shard
+    /// files are removed once the parts are complete.
+    Move,
+}
+
+/// `[kaggle]` in a pipeline file, and the flags of `seispipe package` (every
+/// field optional here; [`Settings::resolve`] says which are required).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KaggleSpec {
+    /// Folder that receives the part folders, `upload.sh` and `PLAN.md`
+    /// (default `<output dir>-kaggle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    /// Kaggle user (or organisation) that will own the datasets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Slug prefix: parts are `SLUG-part-001`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    /// Title; each part's title gets ` (part i of n)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    /// Subtitle (20–80 characters); a default names the samples and the part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subtitle: Option<String>,
+    /// Exactly one license name (default `CC0-1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<Licenses>,
+    /// Byte cap of one part, metadata and manifest included (default 100 GB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dataset_bytes: Option<ByteSize>,
+    /// File cap of one part, metadata and manifest included (default 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<usize>,
+    /// `link` (default), `copy` or `move`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<LinkMode>,
+    /// Whether `seispipe run` packages the output when the run succeeds
+    /// (default true when the section is present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_run: Option<bool>,
+}
+
+impl KaggleSpec {
+    /// `self` with every field that `over` sets replaced by `over`'s.
+    #[must_use]
+    pub fn overlaid(&self, over: &KaggleSpec) -> KaggleSpec {
+        KaggleSpec {
+            into: over.into.clone().or_else(|| self.into.clone()),
+            owner: over.owner.clone().or_else(|| self.owner.clone()),
+            slug: over.slug.clone().or_else(|| self.slug.clone()),
+            title: over.title.clone().or_else(|| self.title.clone()),
+            subtitle: over.subtitle.clone().or_else(|| self.subtitle.clone()),
+            license: over.license.clone().or_else(|| self.license.clone()),
+            max_dataset_bytes: over
+                .max_dataset_bytes
+                .clone()
+                .or_else(|| self.max_dataset_bytes.clone()),
+            max_files: over.max_files.or(self.max_files),
+            mode: over.mode.or(self.mode),
+            after_run: over.after_run.or(self.after_run),
+        }
+    }
+
+    /// The `--owner … --slug …` settings of `seispipe package`.
+    #[must_use]
+    pub fn from_cli(a: &crate::cli::PackageArgs) -> KaggleSpec {
+        let mode = if a.copy {
+            Some(LinkMode::Copy)
+        } else if a.r#move {
+            Some(LinkMode::Move)
+        } else if a.link {
+            Some(LinkMode::Link)
+        } else {
+            None
+        };
+        KaggleSpec {
+            into: a.into.as_ref().map(|p| p.display().to_string()),
+            owner: a.owner.clone(),
+            slug: a.slug.clone(),
+            title: a.title.clone(),
+            subtitle: a.subtitle.clone(),
+            license: (!a.license.is_empty()).then(|| Licenses::Many(a.license.clone())),
+            max_dataset_bytes: a.max_dataset_bytes.clone().map(ByteSize::Text),
+            max_files: a.max_files,
+            mode,
+            after_run: None,
+        }
+    }
+}
+
+/// Resolved packaging settings that the rest of the module trusts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Target folder.
+    pub into: PathBuf,
+    /// Kaggle owner.
+    pub owner: String,
+    /// Slug prefix.
+    pub slug: String,
+    /// Title prefix.
+    pub title: String,
+    /// Subtitle, when given.
+    pub subtitle: Option<String>,
+    /// The license names as given (validated to be exactly one when packing).
+    pub licenses: Vec<String>,
+    /// Byte cap per part.
+    pub max_dataset_bytes: u64,
+    /// File cap per part.
+    pub max_files: usize,
+    /// Link, copy or move.
+    pub mode: LinkMode,
+}
+
+impl Settings {
+    /// Resolve `spec` (the pipeline's `[kaggle]` overlaid by flags). `origin`
+    /// names where the settings came from in messages; `out_dir` gives the
+    /// default target folder.
+    ///
+    /// # Errors
+    /// A missing owner, slug or title, or an unreadable byte size, as
+    /// [`Error::Config`].
+    pub fn resolve(spec: &KaggleSpec, origin: &str, out_dir: &Path) -> Result<Settings> {
+        let need = |v: &Option<String>, key: &str, flag: &str| {
+            v.clone().ok_or_else(|| {
+                Error::config(
+                    origin,
+                    format!("kaggle.{key} is required (`--{flag}` or `{key} = …` in [kaggle])"),
+                )
+            })
+        };
+        let owner = need(&spec.owner, "owner", "owner")?;
+        let slug = need(&spec.slug, "slug", "slug")?;
+        let title = need(&spec.title, "title", "title")?;
+        let licenses = match &spec.license {
+            None => vec![DEFAULT_LICENSE.to_string()],
+            Some(Licenses::One(s)) => vec![s.clone()],
+            Some(Licenses::Many(v)) => v.clone(),
+        };
+        let max_dataset_bytes = match &spec.max_dataset_bytes {
+            None => DEFAULT_MAX_DATASET_BYTES,
+            Some(ByteSize::Bytes(b)) => *b,
+            Some(ByteSize::Text(t)) => parse_bytes(t).map_err(|r| {
+                Error::config(origin, format!("kaggle.max_dataset_bytes `{t}`: {r}"))
+            })?,
+        };
+        let into = match &spec.into {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let name = out_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "output".into());
+                out_dir.with_file_name(format!("{name}-kaggle"))
+            }
+        };
+        Ok(Settings {
+            into,
+            owner,
+            slug,
+            title,
+            subtitle: spec.subtitle.clone(),
+            licenses,
+            max_dataset_bytes,
+            max_files: spec.max_files.unwrap_or(DEFAULT_MAX_FILES),
+            mode: spec.mode.unwrap_or_default(),
+        })
+    }
+
+    /// Every problem Kaggle would have with these settings for `parts` parts
+    /// (subtitles are checked per part when rendered).
+    #[must_use]
+    pub fn problems(&self, parts: usize) -> Vec<String> {
+        let mut p = metadata::owner_problems(&self.owner);
+        p.extend(metadata::slug_problems(&self.slug, parts));
+        p.extend(metadata::title_problems(&self.title, parts));
+        p.extend(metadata::license_problems(&self.licenses));
+        if let Some(s) = &self.subtitle {
+            p.extend(metadata::subtitle_problems(s));
+        }
+        p
+    }
+}
+
+/// Parse `123`, `150GB`, `1.5 TB`, `64GiB` (decimal units are powers of 1000,
+/// `…iB` of 1024).
+///
+/// # Errors
+/// Text that is not a number with a known unit.
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let num = num.replace('_', "");
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        "tb" | "t" => 1_000_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "tib" => 1 << 40,
+        u => {
+            return Err(format!(
+                "unknown unit `{u}` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
+            ))
+        }
+    };
+    if let Ok(n) = num.parse::<u64>() {
+        return n.checked_mul(mult).ok_or_else(|| "too large".to_string());
+    }
+    let f: f64 = num
+        .parse()
+        .map_err(|_| "expected a number of bytes, e.g. 150GB".to_string())?;
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    let b = (f * mult as f64).round() as u64;
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("150GB"), Ok(150_000_000_000));
+        assert_eq!(parse_bytes("1.5 TB"), Ok(1_500_000_000_000));
+        assert_eq!(parse_bytes("64GiB"), Ok(64 << 30));
+        assert_eq!(parse_bytes("12345"), Ok(12345));
+        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unit"));
+        assert!(parse_bytes("GB").is_err());
+    }
+
+    #[test]
+    fn section_parses_and_overlays() {
+        let s: KaggleSpec = toml::from_str(
+            r#"owner = "alice"
+slug = "fwi-aug"
+title = "FWI augmented"
+license = ["CC0-1.0", "CC-BY-4.0"]
+max_dataset_bytes = "150GB"
+mode = "copy""#,
+        )
+        .unwrap();
+        let over = KaggleSpec {
+            title: Some("Other title".into()),
+            ..KaggleSpec::default()
+        };
+        let r = Settings::resolve(&s.overlaid(&over), "p.toml", Path::new("out/demo")).unwrap();
+        assert_eq!(r.title, "Other title");
+        assert_eq!(r.into, PathBuf::from("out/demo-kaggle"));
+        assert_eq!(r.max_dataset_bytes, 150_000_000_000);
+        assert_eq!(r.mode, LinkMode::Copy);
+        assert!(r.problems(2).join("").contains("found 2"));
+        let e = toml::from_str::<KaggleSpec>("owner = \"a\"\nslugg = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("slugg"), "{e}");
+    }
+
+    #[test]
+    fn missing_owner_is_named() {
+        let e = Settings::resolve(&KaggleSpec::default(), "p.toml", Path::new("out"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kaggle.owner") && e.contains("--owner"), "{e}");
+    }
+}
