@@ -5,5 +5,6 @@ mod util;
 
 mod core;
 mod kaggle;
+mod physics;
 mod spectrogram;
 mod pseudo_label;

@@ -1,0 +1,445 @@
+//! The OpenFWI-exact simulator and the stages that use it: first samples and
+//! direct-wave arrival times, agreement with `deepwave.scalar`, the exact flip,
+//! stability at 4500 m/s, bad velocity maps, and the simulating stages run
+//! through `seispipe run`.
+
+use std::path::Path;
+
+use ndarray::{Array3, ArrayD, IxDyn};
+use seispipe::io::layout::InputSet;
+use seispipe::physics::{self, wavelet, NX, PER_SOURCE, SOURCE_X};
+use seispipe::pipeline::spec::DType;
+use seispipe::rng::stage_rng;
+use seispipe::sample::{Origin, Sample};
+use seispipe::stage::flip::{mirror_sample, FlipSpec, Resimulate};
+use seispipe::stage::{BuildEnv, Runtime, StageCtx};
+use seispipe::synth::Family;
+
+use crate::util::{self, read_npy, seispipe, text, write_npy};
+
+fn sim(vel: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; SOURCE_X.len() * PER_SOURCE];
+    physics::simulate_batch(vel, &SOURCE_X, false, &mut out).expect("simulate");
+    out
+}
+
+fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+#[test]
+fn first_samples_and_direct_wave_arrival() {
+    let w0 = wavelet::openfwi_ricker(1000)[0];
+    for (v, want_peak) in [(1500.0f32, 78usize), (2500.0, 77), (4000.0, 76)] {
+        let d = sim(&vec![v; 4900]);
+        let beta = (f64::from(v) * 1e-3).powi(2);
+        for (s, &sx) in SOURCE_X.iter().enumerate() {
+            let ch = &d[s * PER_SOURCE..(s + 1) * PER_SOURCE];
+            // Sample 0: only the receiver on the source, (v·dt)²·w[0].
+            for x in 0..NX {
+                if x == sx {
+                    let want = beta * f64::from(w0);
+                    assert!(
+                        (f64::from(ch[x]) - want).abs() <= 1e-6 * want.abs(),
+                        "v={v} src {sx}: {} vs {want}",
+                        ch[x]
+                    );
+                } else {
+                    assert_eq!(ch[x], 0.0, "v={v} src {sx}: sample 0 at x={x}");
+                }
+            }
+            // Sample 1: exactly ±2 receivers (4th-order stencil).
+            let nz: Vec<usize> = (0..NX).filter(|&x| ch[NX + x] != 0.0).collect();
+            let want: Vec<usize> = (sx.saturating_sub(2)..=(sx + 2).min(NX - 1)).collect();
+            assert_eq!(nz, want, "v={v} src {sx}: sample 1 support");
+            // Direct-wave peak at the source's own receiver.
+            let trace: Vec<f32> = (0..1000).map(|t| ch[t * NX + sx]).collect();
+            let peak = (0..1000)
+                .max_by(|&a, &b| trace[a].total_cmp(&trace[b]))
+                .unwrap();
+            assert_eq!(peak, want_peak, "v={v} src {sx}: direct-wave peak");
+        }
+    }
+}
+
+/// Layered and faulted maps from the synth families, capped at 4242 m/s.
+fn comparison_models() -> Vec<f32> {
+    let mut v = Vec::new();
+    for (k, name) in [
+        "FlatVel_A",
+        "CurveVel_B",
+        "FlatFault_B",
+        "CurveFault_A",
+        "CurveFault_B",
+        "FlatVel_B",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let f = Family::parse(name).unwrap();
+        let m = f.draw(&mut stage_rng(42, name, 0, k as u64, 0));
+        v.extend(m.into_iter().map(|x| x.min(4242.0)));
+    }
+    v
+}
+
+#[test]
+fn agrees_with_deepwave() {
+    let Some(py) = util::python("physics::agrees_with_deepwave") else {
+        return;
+    };
+    let dir = util::tempdir();
+    let vel = comparison_models();
+    let n = vel.len() / 4900;
+    let vpath = dir.path().join("vel.npy");
+    let rpath = dir.path().join("ref.npy");
+    write_npy(&vpath, DType::F32, &[n, 70, 70], &vel);
+    util::run_python(
+        &py,
+        "deepwave_ref.py",
+        &[vpath.to_str().unwrap(), rpath.to_str().unwrap()],
+    );
+    let (shape, reference) = read_npy(&rpath);
+    assert_eq!(shape, vec![n, 5, 1000, 70]);
+    let mut ours = vec![0f32; n * 5 * PER_SOURCE];
+    physics::simulate_batch(&vel, &SOURCE_X, false, &mut ours).unwrap();
+    let per = 5 * PER_SOURCE;
+    // OpenFWI's sponge is tuned to the slowest velocity; at its outer edge
+    // (120 cells out) a faster wave is reflected back a little, which deepwave's
+    // C-PML does not do. That echo cannot reach a receiver before it has
+    // travelled 2 × 1200 m at no more than the map's top speed, so the
+    // asserted comparison stops there (the whole trace when it cannot arrive
+    // within 1 s); the whole-trace error is printed too.
+    let mut worst = 0f64;
+    for i in 0..n {
+        let (a, b) = (
+            &ours[i * per..(i + 1) * per],
+            &reference[i * per..(i + 1) * per],
+        );
+        let vmax = vel[i * 4900..(i + 1) * 4900]
+            .iter()
+            .fold(0f32, |m, &x| m.max(x));
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let window = ((2400.0 / f64::from(vmax) / 1e-3).floor() as usize).min(1000);
+        let (mut wa, mut wb) = (Vec::new(), Vec::new());
+        for s in 0..5 {
+            let r = s * PER_SOURCE..s * PER_SOURCE + window * NX;
+            wa.extend_from_slice(&a[r.clone()]);
+            wb.extend_from_slice(&b[r]);
+        }
+        let e = rel_l2(&wa, &wb);
+        eprintln!(
+            "deepwave comparison, model {i} (vmax {vmax}): relative L2 error {e:.2e} over t < {window}, {:.2e} over the whole trace",
+            rel_l2(a, b)
+        );
+        worst = worst.max(e);
+    }
+    eprintln!("deepwave comparison: worst relative L2 error {worst:.2e} (bound 1e-2)");
+    assert!(worst < 1e-2, "relative L2 error {worst} vs deepwave");
+}
+
+fn empty_inputs() -> InputSet {
+    InputSet {
+        root: ".".into(),
+        files: Vec::new(),
+        offsets: vec![0],
+        skipped: Vec::new(),
+        labelled: true,
+    }
+}
+
+fn sample_of(vel: &[f32], data: Vec<f32>) -> Sample {
+    Sample {
+        id: "t".into(),
+        origin: Origin {
+            input: 0,
+            index: 0,
+            global: 0,
+            copy: 1,
+        },
+        seismic: ArrayD::from_shape_vec(IxDyn(&[5, 1000, 70]), data).unwrap(),
+        velocity: Some(Array3::from_shape_vec((1, 70, 70), vel.to_vec()).unwrap()),
+        dropped: None,
+    }
+}
+
+fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_json::Value {
+    let spec = FlipSpec {
+        p: 1.0,
+        exact,
+        resimulate: mode,
+    };
+    let env = BuildEnv {
+        shape: vec![5, 1000, 70],
+        labels: true,
+        stage_index: 0,
+        pipeline_dir: ".".into(),
+    };
+    let built = spec.build(&env).unwrap();
+    let inputs = empty_inputs();
+    let mut ctx = StageCtx {
+        rng: stage_rng(1, "t", 0, 1, 0),
+        inputs: &inputs,
+        seed: 1,
+        stage_index: 0,
+    };
+    match built.runtime {
+        Runtime::Sample(st) => st.apply(s, &mut ctx).unwrap(),
+        Runtime::Batch(_) => unreachable!(),
+    }
+}
+
+#[test]
+fn exact_flip_equals_simulating_the_mirrored_map() {
+    let vel = Family::parse("CurveFault_B")
+        .unwrap()
+        .draw(&mut stage_rng(5, "flip", 0, 0, 0));
+    let data = sim(&vel);
+    let mut mirrored_vel = vel.clone();
+    for row in mirrored_vel.chunks_exact_mut(70) {
+        row.reverse();
+    }
+    let truth = sim(&mirrored_vel);
+
+    let mut all = sample_of(&vel, data.clone());
+    let rec = flip_with(true, None, &mut all);
+    assert_eq!(
+        rec["middle_source"],
+        "exact (re-simulated at x=34 on the mirrored map)"
+    );
+    assert_eq!(
+        all.seismic.as_slice().unwrap(),
+        &truth[..],
+        "exact flip (all)"
+    );
+    assert_eq!(
+        all.velocity.as_ref().unwrap().as_slice().unwrap(),
+        &mirrored_vel[..]
+    );
+
+    // The cheap variant (simulate only x=34, mirror the rest) is bit-identical.
+    let mut mid = sample_of(&vel, data.clone());
+    flip_with(true, Some(Resimulate::Middle), &mut mid);
+    assert_eq!(
+        mid.seismic.as_slice().unwrap(),
+        &truth[..],
+        "exact flip (middle)"
+    );
+
+    // The plain mirror agrees in channels 0, 1, 3, 4 (to the bit: the scheme is
+    // mirror-symmetric) and differs in the middle channel (source at 35, not 34).
+    let mut plain = sample_of(&vel, data);
+    mirror_sample(&mut plain);
+    let p = plain.seismic.as_slice().unwrap();
+    for ch in [0, 1, 3, 4] {
+        let r = ch * PER_SOURCE..(ch + 1) * PER_SOURCE;
+        assert_eq!(&p[r.clone()], &truth[r], "plain mirror, channel {ch}");
+    }
+    let r = 2 * PER_SOURCE..3 * PER_SOURCE;
+    let e = rel_l2(&p[r.clone()], &truth[r.clone()]);
+    let peak_diff = p[r.clone()]
+        .iter()
+        .zip(&truth[r])
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    eprintln!(
+        "plain mirror vs exact flip, middle channel: relative L2 {e:.3}, max |diff| {peak_diff:.3}"
+    );
+    assert!(
+        e > 0.05,
+        "middle channel should differ clearly; relative L2 {e}"
+    );
+}
+
+#[test]
+fn stable_at_4500() {
+    let mut layered = Family::parse("FlatVel_B")
+        .unwrap()
+        .draw(&mut stage_rng(9, "stab", 0, 0, 0));
+    layered[4899] = 4500.0;
+    for (name, vel) in [("uniform", vec![4500.0f32; 4900]), ("layered", layered)] {
+        let d = sim(&vel);
+        assert!(d.iter().all(|x| x.is_finite()), "{name}: non-finite values");
+        let peak = d.iter().fold(0f32, |m, x| m.max(x.abs()));
+        // The injected wavelet peaks at (4500·1e-3)² ≈ 20; a blow-up would be
+        // orders of magnitude larger.
+        assert!(peak < 200.0, "{name}: peak {peak}");
+        let late = d
+            .chunks_exact(PER_SOURCE)
+            .map(|c| c[900 * 70..].iter().fold(0f32, |m, x| m.max(x.abs())))
+            .fold(0f32, f32::max);
+        assert!(late < peak, "{name}: late amplitude {late} vs peak {peak}");
+    }
+}
+
+#[test]
+fn bad_velocity_maps_are_refused() {
+    let mut out = vec![0f32; PER_SOURCE];
+    let mut v = vec![2000.0f32; 4900];
+    v[3 * 70 + 4] = f32::NAN;
+    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    assert!(e.contains("non-finite") && e.contains("(z=3, x=4)"), "{e}");
+    v[3 * 70 + 4] = 0.0;
+    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    assert!(e.contains("non-positive"), "{e}");
+    v[3 * 70 + 4] = 7000.0;
+    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    assert!(e.contains("far outside") && e.contains("clip"), "{e}");
+    // clip = true turns it into 4500 m/s and simulates.
+    physics::simulate(&v, &[0], true, &mut out).unwrap();
+    // 6000 m/s is in the accepted range but unstable in the sponge.
+    let e = physics::simulate(&[6000.0; 4900], &[0], false, &mut out).unwrap_err();
+    assert!(e.contains("CFL"), "{e}");
+    let e = physics::simulate(&[2000.0; 4899], &[0], false, &mut out).unwrap_err();
+    assert!(e.contains("4900"), "{e}");
+    // A batch names the sample.
+    let mut two = vec![2000.0f32; 2 * 4900];
+    two[4900 + 7] = -1.0;
+    let mut out2 = vec![0f32; 2 * PER_SOURCE];
+    let e = physics::simulate_batch(&two, &[0], false, &mut out2).unwrap_err();
+    assert_eq!(e.sample, 1);
+    assert!(e.to_string().starts_with("sample 1:"), "{e}");
+}
+
+fn write_pipeline(dir: &Path, input: &Path, out: &Path, stages: &str) -> std::path::PathBuf {
+    let p = dir.join("pipe.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "seed = 3\ncopies = 1\nkeep_original = false\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\n{stages}\n",
+            input.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+#[test]
+fn simulating_stages_run_in_pipelines() {
+    let dir = util::tempdir();
+    let input = dir.path().join("in");
+    let o = seispipe(
+        dir.path(),
+        &[
+            "synth",
+            input.to_str().unwrap(),
+            "--family",
+            "FlatFault_A",
+            "--samples",
+            "2",
+            "--seed",
+            "4",
+            "--threads",
+            "2",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, in_data) = read_npy(&input.join("FlatFault_A/seis2_1_0.npy"));
+    let (_, in_vel) = read_npy(&input.join("FlatFault_A/vel2_1_0.npy"));
+
+    // `simulate` reproduces what synth wrote (same simulator, stage vs batch API).
+    let out = dir.path().join("sim");
+    let p = write_pipeline(
+        dir.path(),
+        &input,
+        &out,
+        "[[stages]]\ntype = \"simulate\"\n",
+    );
+    let o = seispipe(dir.path(), &["run", "--quiet", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, d) = read_npy(&out.join("data/data1.npy"));
+    assert_eq!(d, in_data);
+
+    // mixup + affine: labels stay in range, data is the simulation of the new
+    // label, provenance names the partner and the drawn parameters.
+    let out = dir.path().join("aug");
+    let p = write_pipeline(
+        dir.path(),
+        &input,
+        &out,
+        "[[stages]]\ntype = \"velocity_mixup\"\ngroup = \"file\"\n[[stages]]\ntype = \"velocity_affine\"\n",
+    );
+    let o = seispipe(
+        dir.path(),
+        &["run", "--quiet", "--threads", "2", p.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, d) = read_npy(&out.join("data/data1.npy"));
+    let (_, v) = read_npy(&out.join("model/model1.npy"));
+    assert!(v.iter().all(|x| (1500.0..=4500.0).contains(x)));
+    assert_ne!(v, in_vel);
+    assert_eq!(d, sim_all(&v), "data = simulation of the written label");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let prov = &m["shards"][0]["provenance"][0]["stages"];
+    assert_eq!(prov[0]["type"], "velocity_mixup");
+    assert_eq!(prov[0]["partner"], "FlatFault_A/seis2_1_0.npy#1");
+    let a = prov[0]["alpha"].as_f64().unwrap();
+    assert!((0.3..0.7).contains(&a), "{a}");
+    assert!(prov[1]["warp"]["theta_deg"].as_f64().unwrap().abs() <= 5.0);
+}
+
+fn sim_all(vels: &[f32]) -> Vec<f32> {
+    let mut out = vec![0f32; vels.len() / 4900 * 5 * PER_SOURCE];
+    physics::simulate_batch(vels, &SOURCE_X, false, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn simulate_needs_labels_and_names_bad_samples() {
+    let dir = util::tempdir();
+    // Unlabelled input: refused when the pipeline is built.
+    let test_dir = dir.path().join("test");
+    write_npy(
+        &test_dir.join("0123456789.npy"),
+        DType::F32,
+        &[5, 1000, 70],
+        &vec![0.0; 5 * PER_SOURCE],
+    );
+    let p = write_pipeline(
+        dir.path(),
+        &test_dir,
+        &dir.path().join("o1"),
+        "[[stages]]\ntype = \"simulate\"\n",
+    );
+    let o = seispipe(dir.path(), &["run", "--quiet", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no labels"), "{}", text(&o));
+
+    // A label with a negative velocity in sample 1: the error names file and sample.
+    let root = dir.path().join("train");
+    let mut vel = vec![2500.0f32; 2 * 4900];
+    vel[4900 + 100] = -5.0;
+    write_npy(
+        &root.join("FlatVel_A/model/model1.npy"),
+        DType::F32,
+        &[2, 1, 70, 70],
+        &vel,
+    );
+    write_npy(
+        &root.join("FlatVel_A/data/data1.npy"),
+        DType::F32,
+        &[2, 5, 1000, 70],
+        &vec![0.0; 2 * 5 * PER_SOURCE],
+    );
+    let p = write_pipeline(
+        dir.path(),
+        &root,
+        &dir.path().join("o2"),
+        "[[stages]]\ntype = \"simulate\"\n",
+    );
+    let o = seispipe(dir.path(), &["run", "--quiet", p.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("data1.npy") && t.contains("sample 1") && t.contains("non-positive"),
+        "{t}"
+    );
+}
