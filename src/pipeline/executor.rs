@@ -330,10 +330,16 @@ impl Ctx<'_> {
             sample,
             records: Vec::new(),
         };
-        let mut bad = check_finite(item.sample.seismic.iter(), &f.data, index, "seismic").err();
+        let mut bad = check_finite(standard(&item.sample.seismic), &f.data, index, "seismic").err();
         if bad.is_none() {
             if let (Some(v), Some(lp)) = (&item.sample.velocity, &f.label) {
-                bad = check_finite(v.iter(), lp, index, "velocity").err();
+                bad = check_finite(
+                    v.as_slice().expect("read arrays are standard"),
+                    lp,
+                    index,
+                    "velocity",
+                )
+                .err();
             }
         }
         if let Some(e) = bad {
@@ -879,17 +885,31 @@ fn writer_thread(
     Ok(())
 }
 
+/// The elements of a standard-layout array (stages hand back owned arrays).
+fn standard<D: ndarray::Dimension>(a: &ndarray::Array<f32, D>) -> &[f32] {
+    a.as_slice()
+        .expect("arrays read from disk are standard layout")
+}
+
 fn check_output(ctx: &Ctx<'_>, s: &Sample, dtype: DType) -> Result<()> {
     let f = &ctx.inputs.files[s.origin.input];
-    check_finite(s.seismic.iter(), &f.data, s.origin.index, "output seismic")?;
-    if let Some(v) = &s.velocity {
-        check_finite(v.iter(), &f.data, s.origin.index, "output velocity")?;
+    let seismic = s.seismic.as_standard_layout();
+    let seismic = seismic.as_slice().expect("standard layout");
+    check_finite(seismic, &f.data, s.origin.index, "output seismic")?;
+    let velocity = s
+        .velocity
+        .as_ref()
+        .map(ndarray::ArrayBase::as_standard_layout);
+    let velocity = velocity
+        .as_ref()
+        .map(|v| v.as_slice().expect("standard layout"));
+    if let Some(v) = velocity {
+        check_finite(v, &f.data, s.origin.index, "output velocity")?;
     }
     if dtype == DType::F16 {
-        let max = s
-            .seismic
+        let max = seismic
             .iter()
-            .chain(s.velocity.iter().flatten())
+            .chain(velocity.unwrap_or(&[]))
             .fold(0f32, |m, v| m.max(v.abs()));
         if max > 65504.0 {
             return Err(Error::Sample {
