@@ -157,7 +157,7 @@ impl StftPlan {
             ));
         }
         let n = cfg.n_fft;
-        let even = n % 2 == 0;
+        let even = n.is_multiple_of(2);
         let fft = FftPlanner::<f32>::new().plan_fft_forward(if even { n / 2 } else { n });
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         let twiddles: Arc<[Complex<f32>]> = if even {
@@ -248,7 +248,7 @@ impl StftPlan {
     pub fn scratch(&self, len: usize) -> StftScratch {
         let frames = self.n_frames(len).expect("signal length checked");
         let n = self.cfg.n_fft;
-        let per = if n % 2 == 0 { n / 2 } else { n };
+        let per = if n.is_multiple_of(2) { n / 2 } else { n };
         StftScratch {
             len,
             padded: vec![0.0; len + 2 * self.pad()],
@@ -307,7 +307,7 @@ impl StftPlan {
         let bins = self.n_bins();
         let w = &*self.window;
         let frames = s.spectrum.len() / bins;
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             let m = n / 2;
             for (t, z) in s.frames.chunks_exact_mut(m).enumerate() {
                 let x = &s.padded[t * hop..t * hop + n];
@@ -321,9 +321,14 @@ impl StftPlan {
             for t in 0..frames {
                 let z = &s.frames[t * m..(t + 1) * m];
                 let out = &mut s.spectrum[t * bins..(t + 1) * bins];
-                for k in 0..=m {
-                    let a = z[k % m];
-                    let b = z[(m - k) % m].conj();
+                // Bins 0 and m both come from z[0] (z[m] ≡ z[0]):
+                // X[0] = Re z0 + Im z0, X[m] = Re z0 − Im z0.
+                let z0 = z[0];
+                out[0] = Complex::new((z0.re + z0.im) * self.scale, 0.0);
+                out[m] = Complex::new((z0.re - z0.im) * self.scale, 0.0);
+                for k in 1..m {
+                    let a = z[k];
+                    let b = z[m - k].conj();
                     let even = a + b;
                     // (a − b)·(−i) = (im, −re)
                     let d = a - b;

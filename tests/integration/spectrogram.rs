@@ -115,7 +115,7 @@ fn stft_matches_torch_and_scipy_goldens() {
             } else {
                 1 + (len - n_fft) / hop
             };
-            if p["center"].as_bool().unwrap() && n_fft % 2 == 0 {
+            if p["center"].as_bool().unwrap() && n_fft.is_multiple_of(2) {
                 assert_eq!(frames, 1 + len / hop);
             }
             assert_eq!(shape[2], frames, "case {ci}: frames");
