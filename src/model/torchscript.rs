@@ -160,9 +160,40 @@ impl Model for TorchScriptModel {
         let _guard = tch::no_grad_guard();
         let mut shape = vec![i64::try_from(batch).map_err(|e| e.to_string())?];
         shape.extend(self.opts.sample_shape.iter().map(|&d| d as i64));
-        let x = Tensor::from_slice(seismic)
-            .view(shape.as_slice())
-            .to_device(self.opts.device);
+        let expected: usize = shape
+            .iter()
+            .product::<i64>()
+            .try_into()
+            .unwrap_or(usize::MAX);
+        if seismic.len() != expected {
+            return Err(format!(
+                "{} values given for an input of shape {shape:?}",
+                seismic.len()
+            ));
+        }
+        let x = if self.opts.input == InputTransform::None && self.opts.device == Device::Cpu {
+            // The model gets its own copy: it may write into its input.
+            Tensor::from_slice(seismic).view(shape.as_slice())
+        } else {
+            let mut strides = vec![1i64; shape.len()];
+            for d in (0..shape.len().saturating_sub(1)).rev() {
+                strides[d] = strides[d + 1] * shape[d + 1];
+            }
+            // SAFETY: `seismic` holds exactly `shape`'s elements (checked
+            // above), C-contiguous, and outlives this view, which is only
+            // read: the input transform or the device copy below makes a new
+            // tensor before the model sees it. This saves one copy per batch.
+            let view = unsafe {
+                Tensor::from_blob(
+                    seismic.as_ptr().cast::<u8>(),
+                    &shape,
+                    &strides,
+                    Kind::Float,
+                    Device::Cpu,
+                )
+            };
+            view.to_device(self.opts.device)
+        };
         let mut x = self.transform_input(x);
         if self.opts.half {
             x = x.to_kind(Kind::Half);

@@ -430,10 +430,7 @@ pub struct PseudoLabel {
 impl PseudoLabel {
     /// Predict one model batch: per sample, the combined map and its disagreement,
     /// or why it has none.
-    fn predict_batch(
-        &self,
-        samples: &[Sample],
-    ) -> Result<Vec<Prediction>, StageError> {
+    fn predict_batch(&self, samples: &[Sample]) -> Result<Vec<Prediction>, StageError> {
         let n = samples.len();
         let views_per_model = if self.tta { 2 } else { 1 };
         let mut input = Vec::with_capacity(n * views_per_model * self.sample_values);
@@ -880,4 +877,228 @@ fn write_text(path: &Path, rel: &str, body: &str, lines: usize) -> crate::Result
         bytes: body.len() as u64,
         sha256: npy::hex(&Sha256::digest(body.as_bytes())),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::layout::InputSet;
+    use crate::sample::Origin;
+
+    /// map[z][x] = offset + x + (first value of the sample), or NaN when asked.
+    struct Fake {
+        offset: f32,
+        nan: bool,
+    }
+
+    impl Model for Fake {
+        fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
+            let per = seismic.len() / batch;
+            let mut out = Vec::with_capacity(batch * 4900);
+            for b in 0..batch {
+                let first = seismic[b * per];
+                for _z in 0..70 {
+                    for x in 0..70 {
+                        out.push(if self.nan {
+                            f32::NAN
+                        } else {
+                            self.offset + x as f32 + first
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        }
+        fn describe(&self) -> Value {
+            json!({ "file": "fake", "sha256": "00" })
+        }
+    }
+
+    fn spec(toml_text: &str) -> PseudoLabelSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    fn env() -> BuildEnv {
+        BuildEnv {
+            shape: vec![5, 2, 70],
+            labels: false,
+            stage_index: 0,
+            pipeline_dir: PathBuf::new(),
+        }
+    }
+
+    fn sample(k: usize) -> Sample {
+        let v: Vec<f32> = (0..700).map(|i| (i * (k + 1)) as f32 * 0.01).collect();
+        Sample {
+            id: format!("id{k}"),
+            origin: Origin {
+                input: 0,
+                index: k,
+                global: k,
+                copy: 1,
+            },
+            seismic: ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[5, 2, 70]), v).unwrap(),
+            velocity: None,
+            dropped: None,
+        }
+    }
+
+    fn run(built: &BuiltStage, samples: &mut [Sample]) -> Vec<Record> {
+        let inputs = InputSet {
+            root: PathBuf::new(),
+            files: Vec::new(),
+            offsets: vec![0],
+            skipped: Vec::new(),
+            labelled: false,
+        };
+        let mut ctxs: Vec<StageCtx<'_>> = samples
+            .iter()
+            .map(|_| StageCtx {
+                rng: crate::rng::stage_rng(0, "x", 0, 1, 0),
+                inputs: &inputs,
+                seed: 0,
+                stage_index: 0,
+            })
+            .collect();
+        let Runtime::Batch(b) = &built.runtime else {
+            panic!("pseudo_label is a batch stage")
+        };
+        b.apply_batch(samples, &mut ctxs).unwrap()
+    }
+
+    #[test]
+    fn tta_and_weighted_ensemble_are_the_hand_computed_means() {
+        let s = spec(
+            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\nclip = [-1e6, 1e6]\nbatch_size = 2",
+        );
+        let models: Vec<Box<dyn Model>> = vec![
+            Box::new(Fake {
+                offset: 0.0,
+                nan: false,
+            }),
+            Box::new(Fake {
+                offset: 100.0,
+                nan: false,
+            }),
+        ];
+        let built = s.build_with(&env(), models).unwrap();
+        assert!(built.out_labels);
+        let mut samples: Vec<Sample> = (0..3).map(sample).collect();
+        let recs = run(&built, &mut samples);
+        for (s, r) in samples.iter().zip(&recs) {
+            // Plain view of model m: o_m + x + a, a = s[0,0,0]. Mirrored view,
+            // mirrored back: o_m + (69 − x) + b, b = s[4,0,69] (the first value
+            // of the mirrored sample). Weights 1 and 3, each view half of its
+            // member: mean = (1·(69+a+b)/2 + 3·(100 + (69+a+b)/2)) / 4.
+            let a = f64::from(s.seismic[[0, 0, 0]]);
+            let b = f64::from(s.seismic[[4, 0, 69]]);
+            let want = 75.0 + (69.0 + a + b) / 2.0;
+            let v = s.velocity.as_ref().unwrap();
+            for &x in v.iter() {
+                assert!((f64::from(x) - want).abs() < 1e-3, "{x} vs {want}");
+            }
+            // Disagreement: Σ w_k · mean_x |view_k − want| / Σ w.
+            let mut dis = 0.0;
+            for (o, w) in [(0.0, 0.5), (100.0, 1.5)] {
+                let mut plain = 0.0;
+                let mut mirrored = 0.0;
+                for x in 0..70 {
+                    let x = f64::from(x);
+                    plain += (o + x + a - want).abs() / 70.0;
+                    mirrored += (o + 69.0 - x + b - want).abs() / 70.0;
+                }
+                dis += w * (plain + mirrored);
+            }
+            dis /= 4.0;
+            let got = r["disagreement"].as_f64().unwrap();
+            assert!((got - dis).abs() < 1e-5, "{got} vs {dis}");
+        }
+    }
+
+    #[test]
+    fn clip_threshold_and_nan_drop_samples() {
+        let s = spec("models = [{ path = \"a\" }]\nclip = [10.0, 20.0]");
+        let built = s
+            .build_with(
+                &env(),
+                vec![Box::new(Fake {
+                    offset: 0.0,
+                    nan: false,
+                })],
+            )
+            .unwrap();
+        let mut samples = vec![sample(0)];
+        run(&built, &mut samples);
+        let v = samples[0].velocity.as_ref().unwrap();
+        assert_eq!(v[[0, 0, 0]], 10.0);
+        assert_eq!(v[[0, 0, 15]], 15.0);
+        assert_eq!(v[[0, 0, 69]], 20.0);
+
+        // Two members 100 m/s apart disagree by 50 m/s.
+        let s = spec("models = [{ path = \"a\" }, { path = \"b\" }]\nmax_disagreement = 49.0\nclip = [-1e6, 1e6]");
+        let built = s
+            .build_with(
+                &env(),
+                vec![
+                    Box::new(Fake {
+                        offset: 0.0,
+                        nan: false,
+                    }),
+                    Box::new(Fake {
+                        offset: 100.0,
+                        nan: false,
+                    }),
+                ],
+            )
+            .unwrap();
+        let mut samples = vec![sample(0)];
+        let r = run(&built, &mut samples);
+        assert!((r[0]["disagreement"].as_f64().unwrap() - 50.0).abs() < 1e-9);
+        assert!(samples[0]
+            .dropped
+            .as_deref()
+            .unwrap()
+            .contains("max_disagreement 49"));
+
+        let s = spec("models = [{ path = \"a\" }]");
+        let built = s
+            .build_with(
+                &env(),
+                vec![Box::new(Fake {
+                    offset: 0.0,
+                    nan: true,
+                })],
+            )
+            .unwrap();
+        let mut samples = vec![sample(0), sample(1)];
+        run(&built, &mut samples);
+        assert!(samples
+            .iter()
+            .all(|s| s.dropped.as_deref().unwrap().contains("predicted NaN")));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = |t: &str| spec(t).validate(&env()).unwrap_err();
+        assert!(e("models = [{ path = \"a\", weight = 0.0 }]").contains("models[0].weight = 0"));
+        assert!(
+            e("models = [{ path = \"a\" }]\noutput_transform = \"sigmoid\"")
+                .contains("needs output_scale")
+        );
+        assert!(e("models = [{ path = \"a\" }]\nclip = [5.0, 1.0]").contains("clip = [5, 1]"));
+        assert!(
+            e("models = [{ path = \"a\" }]\nsubmission = \"../x.csv\"").contains("plain file name")
+        );
+        assert!(
+            e("models = [{ path = \"a\" }]\nmax_disagreement = -1.0").contains("max_disagreement")
+        );
+    }
+
+    #[test]
+    fn csv_header_has_35_odd_columns() {
+        let h = submission_header();
+        assert!(h.starts_with("oid_ypos,x_1,x_3,"));
+        assert!(h.ends_with(",x_67,x_69"));
+        assert_eq!(h.split(',').count(), 36);
+    }
 }
