@@ -2,7 +2,7 @@
 //! written so LLVM vectorises it, plus runtime dispatch to AVX-512 / AVX2
 //! copies of the same code.
 //!
-//! Fields are stored with a 2-cell ghost frame of zeros ([`NS`] × [`NS`]
+//! Fields are stored with a 2-cell ghost frame of zeros (314 rows of [`NS`]
 //! cells, the 310 × 310 padded grid inside). The ghost cells are never written,
 //! so the Laplacian sees zeros beyond the padded grid instead of wrapping
 //! periodically as the published NumPy ports (`np.roll`) do; inside the 120-cell
@@ -15,19 +15,31 @@
 //! AVX-512 copies give bit-identical results.
 
 use super::sponge::{Coefficients, C2, C3};
-use super::NPAD;
+use super::{NBC, NPAD, NX, NZ};
 
-/// Row stride of a field: the padded grid plus two ghost cells per side.
-pub const NS: usize = NPAD + 4;
+/// Cells computed per row: the 310 padded columns plus 10 inert ones (α = 0,
+/// κ = 1, so `p⁺ = p` keeps them at exactly 0), making every row a whole
+/// number of 16-lane (and 8-lane) vectors with no scalar remainder loop.
+pub const NW: usize = 320;
+/// Row stride of a field: the computed row plus two ghost cells per side.
+pub const NS: usize = NW + 4;
+/// Values in one field: 310 rows plus two ghost rows per side.
+pub const FIELD_LEN: usize = (NPAD + 4) * NS;
 
-/// One step: `next[z,x] = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for every
-/// padded cell, where `next` holds `p⁻` on entry.
+/// One step: `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for every
+/// padded cell, with `t1 = (2 − 5α) − κ`, `t2 = 1 − κ` formed in registers;
+/// `next` holds `p⁻` on entry.
 #[inline(always)]
 fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
     #[allow(clippy::cast_possible_truncation)]
     let (c2, c3) = (C2 as f32, C3 as f32);
-    let n = NPAD;
+    let n = NW;
+    // κ of the current row: the side profile, with the 70 middle columns set
+    // per row (on the stack: nothing is allocated per step).
+    let mut krow = [0f32; NW];
+    krow.copy_from_slice(&coef.kappa_sides);
     for z in 0..NPAD {
+        krow[NBC..NBC + NX].fill(coef.kappa_rows[z]);
         let row = (z + 2) * NS;
         let r0 = &cur[row..row + NS];
         let um1 = &cur[row - NS..row];
@@ -43,16 +55,17 @@ fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
         let u2 = &um2[2..n + 2];
         let d1 = &dp1[2..n + 2];
         let d2 = &dp2[2..n + 2];
-        let k = z * NPAD;
-        let t1 = &coef.t1[k..k + n];
-        let t2 = &coef.t2[k..k + n];
-        let al = &coef.alpha[k..k + n];
+        let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
+        let al = &coef.alpha[mz * NW..mz * NW + n];
+        let ka = &krow[..n];
         let out = &mut next[row + 2..row + 2 + n];
         for i in 0..n {
             // Summation order follows the reference (x−1, x+1, z−1, z+1).
             let s1 = l1[i] + r1[i] + u1[i] + d1[i];
             let s2 = l2[i] + r2[i] + u2[i] + d2[i];
-            out[i] = t1[i] * c[i] - t2[i] * out[i] + al[i] * (c2 * s1 + c3 * s2);
+            let t1 = (2.0 - 5.0 * al[i]) - ka[i];
+            let t2 = 1.0 - ka[i];
+            out[i] = t1 * c[i] - t2 * out[i] + al[i] * (c2 * s1 + c3 * s2);
         }
     }
 }
@@ -86,8 +99,8 @@ pub fn kernel_name() -> &'static str {
 
 /// One leapfrog step (see [`step_generic`]), on the widest vector unit present.
 pub fn step(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
-    assert_eq!(cur.len(), NS * NS);
-    assert_eq!(next.len(), NS * NS);
+    assert_eq!(cur.len(), FIELD_LEN);
+    assert_eq!(next.len(), FIELD_LEN);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {

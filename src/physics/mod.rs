@@ -20,7 +20,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use fd::NS;
+use fd::{FIELD_LEN, NS};
 use sponge::Coefficients;
 
 /// Model width (x cells).
@@ -154,9 +154,9 @@ impl Medium {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (a, b) = &mut *s;
-            if a.len() != NS * NS {
-                *a = vec![0.0; NS * NS];
-                *b = vec![0.0; NS * NS];
+            if a.len() != FIELD_LEN {
+                *a = vec![0.0; FIELD_LEN];
+                *b = vec![0.0; FIELD_LEN];
             } else {
                 a.fill(0.0);
                 b.fill(0.0);
@@ -269,9 +269,9 @@ mod tests {
             .map(|i| 1500.0 + (i % 97) as f32 * 30.0)
             .collect();
         let coef = Coefficients::new(&vel).unwrap();
-        let mut cur = vec![0f32; NS * NS];
-        for z in 2..NS - 2 {
-            for x in 2..NS - 2 {
+        let mut cur = vec![0f32; FIELD_LEN];
+        for z in 2..NPAD + 2 {
+            for x in 2..NPAD + 2 {
                 cur[z * NS + x] = ((z * 31 + x * 17) % 13) as f32 - 6.0;
             }
         }

@@ -11,9 +11,10 @@
 //!
 //! The update is `p⁺ = t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)` with
 //! `α = (v·dt/dx)²`, `κ = damp·dt`, `t1 = 2 + 2·c1·α − κ`, `t2 = 1 − κ`.
-//! [`Coefficients`] precomputes `t1`, `t2` and `α` per padded cell, in f64,
-//! each rounded once to f32, so the time loop only multiplies and adds.
+//! [`Coefficients`] holds `α` and `κ` (each computed in f64, rounded once to
+//! f32) in a compact form; the kernel forms `t1` and `t2` from them.
 
+use super::fd::NW;
 use super::{DT, DX, NBC, NPAD, NX, NZ};
 
 /// Laplacian centre coefficient (per axis).
@@ -62,15 +63,24 @@ pub fn padded_velocity(vel: &[f32], z: usize, x: usize) -> f32 {
     vel[mz * NX + mx]
 }
 
-/// Per-cell update coefficients of one velocity map over the padded grid
-/// (row-major, `NPAD × NPAD`).
+/// The update coefficients of one velocity map, stored compactly so a
+/// simulation's working set stays in a core's L2 cache.
+///
+/// Edge replication makes every padded row equal to one of the 70 model rows
+/// extended by its end values, so `α` is kept as 70 rows of 310 ([`Self::alpha`]).
+/// `κ` in a padded row is the left/right profile outside the 70 interior
+/// columns ([`Self::kappa_sides`], 0 inside) and one value per row inside them
+/// ([`Self::kappa_rows`]: the top/bottom profile, 0 in the interior rows).
+/// The kernel forms `t1 = (2 − 5α) − κ` and `t2 = 1 − κ` in f32 registers.
 pub struct Coefficients {
-    /// `2 + 2·c1·α − κ`
-    pub t1: Vec<f32>,
-    /// `1 − κ`
-    pub t2: Vec<f32>,
-    /// `α = (v·dt/dx)²`
+    /// `α = (v·dt/dx)²`, 70 rows × [`NW`] (model row `mz` padded horizontally;
+    /// 0 in the inert columns 310..320).
     pub alpha: Vec<f32>,
+    /// `κ = damp·dt` of the left/right zones, [`NW`] values (0 in columns
+    /// 120..190, 1 in the inert columns 310..320).
+    pub kappa_sides: Vec<f32>,
+    /// `κ` of columns 120..190, one value per padded row (310).
+    pub kappa_rows: Vec<f32>,
 }
 
 /// The frozen-coefficient von Neumann bound of the 2-4 leapfrog with damping.
@@ -101,19 +111,12 @@ impl Coefficients {
     pub fn new(vel: &[f32]) -> Result<Coefficients, String> {
         let vmin = vel.iter().copied().fold(f32::INFINITY, f32::min);
         let damp1d = damp_profile(f64::from(vmin));
-        let n = NPAD * NPAD;
-        let mut c = Coefficients {
-            t1: vec![0.0; n],
-            t2: vec![0.0; n],
-            alpha: vec![0.0; n],
-        };
         for z in 0..NPAD {
             for x in 0..NPAD {
                 let v = f64::from(padded_velocity(vel, z, x));
                 let r = v * DT / DX;
-                let alpha = r * r;
                 let kappa = damp_at(&damp1d, z, x) * DT;
-                if !cfl_ok(alpha, kappa) {
+                if !cfl_ok(r * r, kappa) {
                     let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
                     let mx = x.clamp(NBC, NBC + NX - 1) - NBC;
                     return Err(format!(
@@ -121,16 +124,54 @@ impl Coefficients {
                         cfl_vmax_interior() * ((4.0 - 2.0 * kappa) / 4.0).sqrt()
                     ));
                 }
-                let i = z * NPAD + x;
-                #[allow(clippy::cast_possible_truncation)]
-                {
-                    c.t1[i] = (2.0 + 2.0 * C1 * alpha - kappa) as f32;
-                    c.t2[i] = (1.0 - kappa) as f32;
-                    c.alpha[i] = alpha as f32;
-                }
             }
         }
-        Ok(c)
+        #[allow(clippy::cast_possible_truncation)]
+        let alpha = (0..NZ)
+            .flat_map(|mz| (0..NW).map(move |x| (mz + NBC, x)))
+            .map(|(z, x)| {
+                if x >= NPAD {
+                    return 0.0;
+                }
+                let r = f64::from(padded_velocity(vel, z, x)) * DT / DX;
+                (r * r) as f32
+            })
+            .collect();
+        #[allow(clippy::cast_possible_truncation)]
+        let kappa_sides = (0..NW)
+            .map(|x| {
+                if x >= NPAD {
+                    1.0
+                } else {
+                    (damp_at(&damp1d, NBC, x) * DT) as f32
+                }
+            })
+            .collect();
+        #[allow(clippy::cast_possible_truncation)]
+        let kappa_rows = (0..NPAD)
+            .map(|z| (damp_at(&damp1d, z, NBC) * DT) as f32)
+            .collect();
+        Ok(Coefficients {
+            alpha,
+            kappa_sides,
+            kappa_rows,
+        })
+    }
+
+    /// `κ` of padded cell (z, x), as the kernel uses it.
+    #[must_use]
+    pub fn kappa(&self, z: usize, x: usize) -> f32 {
+        if (NBC..NBC + NX).contains(&x) {
+            self.kappa_rows[z]
+        } else {
+            self.kappa_sides[x]
+        }
+    }
+
+    /// `α` of padded cell (z, x).
+    #[must_use]
+    pub fn alpha_at(&self, z: usize, x: usize) -> f32 {
+        self.alpha[(z.clamp(NBC, NBC + NZ - 1) - NBC) * NW + x]
     }
 }
 
@@ -171,6 +212,23 @@ mod tests {
         assert_eq!(padded_velocity(&vel, 309, 309), 4899.0);
         assert_eq!(padded_velocity(&vel, 125, 0), 5.0 * 70.0);
         assert_eq!(padded_velocity(&vel, 125, 130), 5.0 * 70.0 + 10.0);
+    }
+
+    #[test]
+    fn compact_coefficients_match_the_full_grid() {
+        let vel: Vec<f32> = (0..4900)
+            .map(|i| 1500.0 + (i % 131) as f32 * 20.0)
+            .collect();
+        let c = Coefficients::new(&vel).unwrap();
+        let d = damp_profile(1500.0);
+        for z in 0..NPAD {
+            for x in 0..NPAD {
+                let k = (damp_at(&d, z, x) * DT) as f32;
+                assert_eq!(c.kappa(z, x), k, "kappa at {z},{x}");
+                let r = f64::from(padded_velocity(&vel, z, x)) * DT / DX;
+                assert_eq!(c.alpha_at(z, x), (r * r) as f32, "alpha at {z},{x}");
+            }
+        }
     }
 
     #[test]
