@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! discover ─▶ read ─▶ stages ─▶ write ─▶ manifest ─▶ package
-//! io::layout  io::npy  stage::*  io::npy   io::manifest
+//! io::layout  io::npy  stage::*  io::npy   io::manifest  kaggle
 //!             └──── pipeline::executor (threads, resume, progress) ────┘
 //! ```
 //!
@@ -17,6 +17,8 @@
 //! * [`pipeline::executor`] — the only place with threads: bounded channels,
 //!   resumable shard writing, the journal.
 //! * [`io::manifest`] — the manifest, provenance and `verify`.
+//! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
+//!   metadata, per-part manifests and an upload plan (`seispipe package`).
 //! * [`settings`] resolves the command line; [`commands`] implements each
 //!   subcommand; [`progress`] prints for people on stderr.
 

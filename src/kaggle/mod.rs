@@ -209,8 +209,7 @@ impl Settings {
             None => {
                 let name = out_dir
                     .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "output".into());
+                    .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
                 out_dir.with_file_name(format!("{name}-kaggle"))
             }
         };

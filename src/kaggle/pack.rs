@@ -195,7 +195,7 @@ fn render_metadata(m: &Manifest, s: &Settings, p: PartNumbers) -> Vec<u8> {
         serde_json::to_string_pretty(&p).expect("pipeline serialises")
     };
     let description = format!(
-        "Part {i} of {n} of one seispipe output: {shards} shards (`data{first}.npy` … `data{last}.npy`), {samples} samples.\n\n\
+        "Part {i} of {n} of one seispipe output: {shards} shard(s) (`data{first}.npy` to `data{last}.npy`), {samples} samples.\n\n\
          * Files: seismic samples {shape:?} `{dtype}` in `dataN.npy` ({labels}); file N of both kinds holds the same samples in the same order.\n\
          * Whole output: {total} samples in {all_shards} shards, in {n} datasets `{owner}/{prefix}-part-…`.\n\
          * Made by seispipe {ver} from {samples_in} input samples with pipeline `{file}`, seed {seed}, fingerprint `{fp}`.\n\
@@ -750,6 +750,11 @@ fn already_packaged(
     marker: &Value,
     units: &[Unit],
 ) -> Result<PackOutcome> {
+    let count = |v: &Value| {
+        v.as_u64()
+            .and_then(|x| usize::try_from(x).ok())
+            .unwrap_or(0)
+    };
     let parts: Vec<PartSummary> = marker
         .get("parts")
         .and_then(Value::as_array)
@@ -759,15 +764,10 @@ fn already_packaged(
                     slug: p["slug"].as_str().unwrap_or_default().to_string(),
                     shards: p["shards"]
                         .as_array()
-                        .map(|v| {
-                            v.iter()
-                                .filter_map(Value::as_u64)
-                                .map(|x| x as usize)
-                                .collect()
-                        })
+                        .map(|v| v.iter().map(count).collect())
                         .unwrap_or_default(),
-                    samples: p["samples"].as_u64().unwrap_or(0) as usize,
-                    files: p["files"].as_u64().unwrap_or(0) as usize,
+                    samples: count(&p["samples"]),
+                    files: count(&p["files"]),
                     bytes: p["bytes"].as_u64().unwrap_or(0),
                 })
                 .collect()
