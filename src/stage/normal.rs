@@ -10,10 +10,10 @@
 //! Each draw takes one u64 from the stream: bits 0–6 pick the layer and bits
 //! 32–63 (a signed 32-bit value) the position, so layer and value never share
 //! bits (the flaw Doornik (2005) found in the original RNOR, which used the
-//! same 32 bits for both). Rejections (≈1.2 % of draws) take more u64s from
-//! the same stream; uniforms are `((u >> 11) + 0.5) · 2⁻⁵³`, never 0 or 1.
-//! The stream is consumed in blocks of [`BLOCK`] u64s, so the draws are a
-//! pure function of the generator state: deterministic and thread-independent.
+//! same 32 bits for both). Rejections (≈1.2 % of draws) are finished from a
+//! second stream (see [`Normals`]); uniforms are `((u >> 11) + 0.5) · 2⁻⁵³`,
+//! never 0 or 1. The draws are a pure function of the generator state:
+//! deterministic and thread-independent.
 
 use std::sync::LazyLock;
 
@@ -61,60 +61,86 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
     t
 });
 
-/// A buffered source of standard-normal f32 draws over a generator.
+/// A source of standard-normal f32 draws over a generator.
+///
+/// Element `i` of the output uses the `i`-th u64 of the primary stream `rng`
+/// (bits 0–6 layer, bits 32–63 value). The ≈1.2 % of draws that fall outside
+/// the layer's rectangle are finished (wedge test, redraws, tail) with u64s
+/// from a secondary ChaCha8 stream, keyed by the first 32 bytes the primary
+/// stream yields when the source is made, in element order. So the common
+/// path is a branch-free pass over a block, and the draws are still a pure
+/// function of the generator state.
 pub struct Normals<'r, G: RngCore> {
     rng: &'r mut G,
+    fixups: rand_chacha::ChaCha8Rng,
     buf: [u64; BLOCK],
-    pos: usize,
     t: &'static Tables,
 }
 
 impl<'r, G: RngCore> Normals<'r, G> {
-    /// Draws from `rng` (which advances in blocks of [`BLOCK`] u64s).
+    /// Draws from `rng`.
     pub fn new(rng: &'r mut G) -> Self {
+        use rand::SeedableRng;
+        let mut key = [0u8; 32];
+        rng.fill_bytes(&mut key);
         Normals {
             rng,
+            fixups: rand_chacha::ChaCha8Rng::from_seed(key),
             buf: [0; BLOCK],
-            pos: BLOCK,
             t: &TABLES,
         }
     }
 
-    #[inline]
-    fn next_u64(&mut self) -> u64 {
-        if self.pos == BLOCK {
+    /// Add `scale · n_i` to every `x[i]`, n_i ~ N(0, 1), in order.
+    pub fn add_scaled(&mut self, x: &mut [f32], scale: f32) {
+        let mut vals = [0f32; BLOCK];
+        let mut rejected = [0u16; BLOCK];
+        for xs in x.chunks_mut(BLOCK) {
+            let n = xs.len();
             let bytes: &mut [u8; BLOCK * 8] = bytemuck_u64s(&mut self.buf);
-            self.rng.fill_bytes(bytes);
-            // Read little-endian so the stream is the same on every host.
-            for v in &mut self.buf {
-                *v = u64::from_le(*v);
+            self.rng.fill_bytes(&mut bytes[..n * 8]);
+            let mut n_rej = 0usize;
+            for (j, (v, u)) in vals[..n].iter_mut().zip(&self.buf[..n]).enumerate() {
+                // Little-endian so the stream is the same on every host.
+                let u = u64::from_le(*u);
+                let iz = (u & 127) as usize;
+                #[allow(clippy::cast_possible_truncation)]
+                let hz = (u >> 32) as u32 as i32;
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    *v = (f64::from(hz) * self.t.wn[iz]) as f32;
+                }
+                // Branch-free append of rejected positions.
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    rejected[n_rej] = j as u16;
+                }
+                n_rej += usize::from(hz.unsigned_abs() >= self.t.kn[iz]);
             }
-            self.pos = 0;
+            for &j in &rejected[..n_rej] {
+                let u = u64::from_le(self.buf[j as usize]);
+                #[allow(clippy::cast_possible_truncation)]
+                let hz = (u >> 32) as u32 as i32;
+                vals[j as usize] = self.fix(hz, (u & 127) as usize);
+            }
+            for (xv, v) in xs.iter_mut().zip(&vals[..n]) {
+                *xv += scale * v;
+            }
         }
-        let v = self.buf[self.pos];
-        self.pos += 1;
-        v
+    }
+
+    /// One N(0, 1) draw (the same as `add_scaled` on a one-element slice).
+    pub fn next(&mut self) -> f32 {
+        let mut x = [0f32];
+        self.add_scaled(&mut x, 1.0);
+        x[0]
     }
 
     #[inline]
     fn uniform(&mut self) -> f64 {
         #[allow(clippy::cast_precision_loss)]
-        let u = ((self.next_u64() >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0);
+        let u = ((self.fixups.next_u64() >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0);
         u
-    }
-
-    /// One N(0, 1) draw.
-    #[inline]
-    pub fn next(&mut self) -> f32 {
-        let u = self.next_u64();
-        let iz = (u & 127) as usize;
-        #[allow(clippy::cast_possible_truncation)]
-        let hz = (u >> 32) as u32 as i32;
-        if hz.unsigned_abs() < self.t.kn[iz] {
-            #[allow(clippy::cast_possible_truncation)]
-            return (f64::from(hz) * self.t.wn[iz]) as f32;
-        }
-        self.fix(hz, iz)
     }
 
     #[cold]
@@ -128,15 +154,21 @@ impl<'r, G: RngCore> Normals<'r, G> {
                     let y = -self.uniform().ln();
                     if y + y >= xt * xt {
                         #[allow(clippy::cast_possible_truncation)]
-                        return if hz > 0 { (R + xt) as f32 } else { (-R - xt) as f32 };
+                        return if hz > 0 {
+                            (R + xt) as f32
+                        } else {
+                            (-R - xt) as f32
+                        };
                     }
                 }
             }
-            if self.t.fn_[iz] + self.uniform() * (self.t.fn_[iz - 1] - self.t.fn_[iz]) < (-0.5 * x * x).exp() {
+            if self.t.fn_[iz] + self.uniform() * (self.t.fn_[iz - 1] - self.t.fn_[iz])
+                < (-0.5 * x * x).exp()
+            {
                 #[allow(clippy::cast_possible_truncation)]
                 return x as f32;
             }
-            let u = self.next_u64();
+            let u = self.fixups.next_u64();
             iz = (u & 127) as usize;
             #[allow(clippy::cast_possible_truncation)]
             {
@@ -185,6 +217,25 @@ mod tests {
         assert!((s4 / n - 3.0).abs() < 0.03, "kurtosis {}", s4 / n);
         // The tail branch is exercised (P(|x| > 3.44) ≈ 5.8e-4).
         assert!(beyond3 > 500, "{beyond3}");
+    }
+
+    #[test]
+    fn whole_slice_equals_one_draw_at_a_time() {
+        for len in [1usize, 511, 512, 513, 5000, 350_000] {
+            let mut a = crate::rng::stage_rng(9, "blocks", len as u64, 1, 0);
+            let mut b = crate::rng::stage_rng(9, "blocks", len as u64, 1, 0);
+            let mut x: Vec<f32> = (0..len).map(|i| i as f32 * 0.001).collect();
+            let mut y = x.clone();
+            Normals::new(&mut a).add_scaled(&mut x, 0.7);
+            let mut z = Normals::new(&mut b);
+            for v in &mut y {
+                *v += 0.7 * z.next();
+            }
+            assert!(
+                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "len {len}"
+            );
+        }
     }
 
     #[test]
