@@ -176,17 +176,35 @@ fn noise_std_and_snr_statistics() {
 
 #[test]
 fn noise_is_normal_by_scipy() {
-    let Some(py) = util::python("noise_is_normal_by_scipy") else { return };
+    let Some(py) = util::python("noise_is_normal_by_scipy") else {
+        return;
+    };
     let t = util::tempdir();
     let input = t.path().join("test");
     for k in 0..6 {
-        write_npy(&input.join(format!("00000000{k:02}.npy")), DType::F32, &[5, 1000, 70], &vec![0.0; 350_000]);
+        write_npy(
+            &input.join(format!("00000000{k:02}.npy")),
+            DType::F32,
+            &[5, 1000, 70],
+            &vec![0.0; 350_000],
+        );
     }
     let out = t.path().join("out");
-    let p = pipeline(t.path(), &input, &out, "keep_original = false", "[[stages]]\ntype = \"gaussian_noise\"\nstd = 2.0\n", "");
+    let p = pipeline(
+        t.path(),
+        &input,
+        &out,
+        "keep_original = false",
+        "[[stages]]\ntype = \"gaussian_noise\"\nstd = 2.0\n",
+        "",
+    );
     let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
-    let s = util::run_python(&py, "normality.py", &[out.join("data/data1.npy").to_str().unwrap(), "2.0"]);
+    let s = util::run_python(
+        &py,
+        "normality.py",
+        &[out.join("data/data1.npy").to_str().unwrap(), "2.0"],
+    );
     assert!(s.contains("p_chi2"), "{s}");
 }
 
@@ -1006,5 +1024,48 @@ fn inspect_reports_stats_and_nonfinite_counts() {
             && s.contains("min -2")
             && s.contains("NaN 1 Inf 1"),
         "{s}"
+    );
+}
+
+#[test]
+fn glob_and_single_file_inputs() {
+    let t = util::tempdir();
+    let input = t.path().join("train");
+    write_train_pair(&input, "FlatVel_A", 1, 2, DType::F16, 30);
+    write_train_pair(&input, "FlatVel_B", 1, 3, DType::F16, 31);
+    write_train_pair(&input, "CurveVel_A", 10, 1, DType::F16, 32);
+    write_train_pair(&input, "CurveVel_A", 2, 1, DType::F16, 33);
+    // A glob picks only the matching families; files are in natural order.
+    let glob = format!("{}/*Vel_A/data/*.npy", input.display());
+    let out = t.path().join("out-glob");
+    let p = pipeline(t.path(), Path::new(&glob), &out, "copies = 0", "", "");
+    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let inputs: Vec<&str> = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        inputs,
+        [
+            "CurveVel_A/data/data2.npy",
+            "CurveVel_A/data/data10.npy",
+            "FlatVel_A/data/data1.npy"
+        ]
+    );
+    assert_eq!(m["samples_out"], 4);
+    // A single shard file is an input set of one.
+    let one = input.join("FlatVel_B/data/data1.npy");
+    let out = t.path().join("out-one");
+    let p = pipeline(t.path(), &one, &out, "copies = 0", "", "");
+    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        read_npy(&out.join("model/model1.npy")).0,
+        vec![3, 1, 70, 70]
     );
 }
