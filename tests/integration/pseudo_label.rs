@@ -132,14 +132,26 @@ fn scripted_model_matches_python_and_csv_parses_to_the_shards() {
     let p = pipeline(
         d,
         "out",
-        "models = [{ path = \"a.pt\" }]\nclip = [-10.0, 10.0]\nbatch_size = 2",
+        "models = [{ path = \"a.pt\" }]\nclip = [-10.0, 10.0]\nbatch_size = 2\nper_id_npy = true",
         "",
     );
     run_ok(d, &p);
     let want = reference(&py, d, &["a.pt:1", "none", "identity", "0"]);
-    compare(&outputs(&d.join("out")), &want, 0.0, 1e-5);
+    let got = outputs(&d.join("out"));
+    compare(&got, &want, 0.0, 1e-5);
+    for (id, (map, _)) in &got {
+        let (shape, v) = read_npy(&d.join(format!("out/predictions/{id}.npy")));
+        assert_eq!(shape, vec![70, 70]);
+        assert_eq!(&v, map, "predictions/{id}.npy");
+    }
     let said = run_python(&py, REF, &["csv", d.join("out").to_str().unwrap()]);
     assert!(said.contains("csv OK 6 ids 420 rows"), "{said}");
+    let o = seispipe(d, &["verify", d.join("out").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    // A rerun finds every shard done and rewrites the same CSV.
+    let before = std::fs::read(d.join("out/submission.csv")).unwrap();
+    run_ok(d, &p);
+    assert_eq!(std::fs::read(d.join("out/submission.csv")).unwrap(), before);
     let o = seispipe(d, &["verify", d.join("out").to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
 }
