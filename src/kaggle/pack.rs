@@ -1155,12 +1155,17 @@ pub fn before_run(pipeline: &Pipeline, plan: &Plan) -> Result<Option<Settings>> 
 /// # Errors
 /// See [`package`].
 pub fn after_run(pipeline: &Pipeline, s: &Settings) -> Result<PackOutcome> {
-    package(
-        Path::new(&pipeline.spec.output.dir),
-        s,
-        &pipeline.file,
-        &PackOptions::default(),
-    )
+    let dir = &pipeline.spec.output.dir;
+    package(Path::new(dir), s, &pipeline.file, &PackOptions::default()).map_err(|e| match e {
+        // Say that the output itself is complete, and how to retry.
+        Error::Config { file, reason } => Error::Config {
+            file,
+            reason: format!(
+                "the run finished and {dir} is complete, but packaging for Kaggle failed: {reason} (then run `seispipe package {dir}`)"
+            ),
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -585,4 +585,14 @@ fn pipeline_section_is_predicted_by_check_and_packages_the_run() {
     // `seispipe package OUT` alone takes its settings from the output's manifest.
     let o = seispipe(d, &["package", "out/run", "--into", "kg", "--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
+    // Another title in [kaggle]: the output is reused, the packaging is refused
+    // with a message saying the data are complete.
+    pipeline(d, &section.replace("FWI test data", "FWI other data"));
+    let o = seispipe(d, &["run", "-q", "pipe.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let msg = text(&o);
+    assert!(
+        msg.contains("the run finished") && msg.contains("already holds a different packaging"),
+        "{msg}"
+    );
 }
