@@ -416,3 +416,65 @@ fn nan_predictions_and_bad_files_never_give_a_silently_short_submission() {
     assert!(!o.status.success());
     assert!(text(&o).contains("0badbadbad.npy"), "{}", text(&o));
 }
+
+#[test]
+fn iterative_pseudo_labels_resimulate_the_prediction() {
+    let Some(py) = python("pseudo_label + simulate") else {
+        return;
+    };
+    let t = tempdir();
+    let d = t.path();
+    fixtures(&py, d);
+    // Two inputs are enough: the simulation costs ~0.3 s each.
+    for f in std::fs::read_dir(d.join("test")).unwrap().skip(2) {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let p = pipeline(
+        d,
+        "resim",
+        "models = [{ path = \"b.pt\" }]\noutput_transform = \"minmax\"\n[[stages]]\ntype = \"simulate\"",
+        "",
+    );
+    run_ok(d, &p);
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("resim/manifest.json")).unwrap())
+            .unwrap();
+    let sh = &m["shards"][0];
+    let (_, data) = read_npy(
+        &d.join("resim")
+            .join(sh["files"][0]["path"].as_str().unwrap()),
+    );
+    let (_, labels) = read_npy(
+        &d.join("resim")
+            .join(sh["files"][1]["path"].as_str().unwrap()),
+    );
+    let n = sh["samples"].as_u64().unwrap() as usize;
+    assert_eq!(n, 2);
+    for j in 0..n {
+        let vel =
+            ndarray::Array3::from_shape_vec((1, 70, 70), labels[j * 4900..(j + 1) * 4900].to_vec())
+                .unwrap();
+        let mut s = seispipe::sample::Sample {
+            id: String::new(),
+            origin: seispipe::sample::Origin {
+                input: 0,
+                index: 0,
+                global: 0,
+                copy: 1,
+            },
+            seismic: ndarray::ArrayD::zeros(ndarray::IxDyn(&[1])),
+            velocity: None,
+            dropped: None,
+        };
+        seispipe::stage::simulate::resimulate(&mut s, vel, &seispipe::physics::SOURCE_X, false)
+            .unwrap();
+        let want = s.seismic.as_standard_layout();
+        assert_close(
+            "re-simulated seismic",
+            &data[j * 350_000..(j + 1) * 350_000],
+            want.as_slice().unwrap(),
+            0.0,
+            0.0,
+        );
+    }
+}
