@@ -29,10 +29,20 @@ $(VENV)/.seispipe-ok: requirements.txt
 build: venv
 	cargo build $(CARGO_FLAGS)
 
+# The main job (flip + noise augmentation of data/train_samples), then the
+# other capabilities on the same sample data: pseudo-labels for data/test with
+# a model the project fits itself, and Kaggle-ready parts of the demo output.
+# Every step resumes or is idempotent, so `make demo` can be rerun.
 demo: build
 	$(BIN) check pipelines/demo.toml
 	$(BIN) run pipelines/demo.toml
 	$(BIN) verify out/demo
+	@test -f out/demo_model.pt || $(BIN) make-demo-model out/demo_model.pt
+	$(BIN) run pipelines/pseudo_label.toml
+	$(BIN) verify out/pseudo_label
+	$(BIN) package out/demo --into out/demo-kaggle --owner your-kaggle-name \
+	    --slug fwi-demo-aug --title "FWI demo augmented" --max-dataset-bytes 25MB
+	$(BIN) verify out/demo-kaggle/fwi-demo-aug-part-001
 
 test: venv
 	cargo fmt --all -- --check
@@ -43,4 +53,4 @@ bench: build
 	$(PYTHON) benches/flip_noise.py
 
 clean-demo:
-	rm -rf out/demo
+	rm -rf out/demo out/demo_model.pt out/pseudo_label out/demo-kaggle
