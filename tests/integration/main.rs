@@ -6,5 +6,5 @@ mod util;
 mod core;
 mod kaggle;
 mod physics;
-mod spectrogram;
 mod pseudo_label;
+mod spectrogram;
