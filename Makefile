@@ -18,8 +18,12 @@ BIN := target/release/seispipe
 all: build
 
 # The Python venv lives outside the work tree so it survives clones and CI runs.
-venv: $(VENV)/.seispipe-ok
-$(VENV)/.seispipe-ok: requirements.txt
+# The marker names the requirements' hash, so a fresh clone (new file times)
+# reuses the venv and a changed requirements.txt reinstalls.
+REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-12)
+VENV_OK := $(VENV)/.seispipe-ok-$(REQ_HASH)
+venv: $(VENV_OK)
+$(VENV_OK):
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
