@@ -1117,7 +1117,16 @@ pub fn pipeline_settings(pipeline: &Pipeline) -> Result<Option<(Settings, bool)>
     };
     let out_dir = Path::new(&pipeline.spec.output.dir);
     let s = Settings::resolve(k, &pipeline.file, out_dir)?;
-    Ok(Some((s, k.after_run.unwrap_or(true))))
+    let after_run = k.after_run.unwrap_or(true);
+    if after_run && s.mode == LinkMode::Move {
+        // A rerun of the pipeline would find the moved shards missing and
+        // compute them again; links already cost no disk.
+        return Err(Error::config(
+            &pipeline.file,
+            "kaggle.mode = \"move\" cannot be used with after_run = true (a rerun would regenerate the moved shards); use \"link\" (no extra disk), or set after_run = false and run `seispipe package --move` yourself",
+        ));
+    }
+    Ok(Some((s, after_run)))
 }
 
 /// `seispipe check`: the predicted parts of a pipeline with `[kaggle]`.

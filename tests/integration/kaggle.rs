@@ -565,6 +565,11 @@ fn pipeline_section_is_predicted_by_check_and_packages_the_run() {
     assert!(text(&o).contains("uppercase `F`"), "{}", text(&o));
     assert!(!d.join("out/run").exists() && !d.join("kg").exists());
 
+    pipeline(d, &format!("{section}mode = \"move\"\n"));
+    let o = seispipe(d, &["check", "pipe.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("after_run"), "{}", text(&o));
+
     pipeline(d, &section);
     let o = seispipe(d, &["check", "pipe.toml"]);
     assert!(o.status.success(), "{}", text(&o));
