@@ -62,7 +62,7 @@ fn compare(
         let m = f64::from(mag[i % mag.len()]);
         let tol = tolerance(kind, spec, f64::from(w), m, floor[i % n]);
         let err = (f64::from(g) - f64::from(w)).abs();
-        if !(err <= tol) {
+        if err > tol || err.is_nan() {
             count += 1;
             if bad.len() < 8 {
                 bad.push((i, g, w, tol));
