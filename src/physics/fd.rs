@@ -14,7 +14,7 @@
 //! Rust never contracts `a·b + c` into an FMA, so the scalar, AVX2 and
 //! AVX-512 copies give bit-identical results.
 
-use super::sponge::{Coefficients, C2, C3};
+use super::sponge::{cap_row, Coefficients, C2, C3};
 use super::{NBC, NPAD, NX, NZ};
 
 /// Cells computed per row: the 310 padded columns plus 10 inert ones (α = 0,
@@ -27,19 +27,33 @@ pub const NS: usize = NW + 4;
 pub const FIELD_LEN: usize = (NPAD + 4) * NS;
 
 /// One step: `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for every
-/// padded cell, with `t1 = (2 − 5α) − κ`, `t2 = 1 − κ` formed in registers;
-/// `next` holds `p⁻` on entry.
+/// padded cell; `next` holds `p⁻` on entry.
 #[inline(always)]
 fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
     #[allow(clippy::cast_possible_truncation)]
     let (c2, c3) = (C2 as f32, C3 as f32);
     let n = NW;
-    // κ of the current row: the side profile, with the 70 middle columns set
-    // per row (on the stack: nothing is allocated per step).
-    let mut krow = [0f32; NW];
-    krow.copy_from_slice(&coef.kappa_sides);
+    // Row buffers for the coefficients that vary by row in the middle columns
+    // (on the stack: nothing is allocated per step).
+    // The top (bottom) sponge rows share their side columns with the first
+    // (last) model row; only their 70 middle columns change from row to row.
+    let mut t1top = [0f32; NW];
+    let mut t1bot = [0f32; NW];
+    t1top.copy_from_slice(&coef.t1_rows[..NW]);
+    t1bot.copy_from_slice(&coef.t1_rows[(NZ - 1) * NW..]);
+    let mut t2row = [0f32; NW];
+    t2row.copy_from_slice(&coef.t2_sides);
     for z in 0..NPAD {
-        krow[NBC..NBC + NX].fill(coef.kappa_rows[z]);
+        let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
+        let t1: &[f32] = match cap_row(z) {
+            Some(k) => {
+                let buf = if z < NBC { &mut t1top } else { &mut t1bot };
+                buf[NBC..NBC + NX].copy_from_slice(&coef.t1_caps[k * NX..(k + 1) * NX]);
+                buf
+            }
+            None => &coef.t1_rows[mz * NW..(mz + 1) * NW],
+        };
+        t2row[NBC..NBC + NX].fill(coef.t2_rows[z]);
         let row = (z + 2) * NS;
         let r0 = &cur[row..row + NS];
         let um1 = &cur[row - NS..row];
@@ -55,17 +69,15 @@ fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
         let u2 = &um2[2..n + 2];
         let d1 = &dp1[2..n + 2];
         let d2 = &dp2[2..n + 2];
-        let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
         let al = &coef.alpha[mz * NW..mz * NW + n];
-        let ka = &krow[..n];
+        let t1 = &t1[..n];
+        let t2 = &t2row[..n];
         let out = &mut next[row + 2..row + 2 + n];
         for i in 0..n {
             // Summation order follows the reference (x−1, x+1, z−1, z+1).
             let s1 = l1[i] + r1[i] + u1[i] + d1[i];
             let s2 = l2[i] + r2[i] + u2[i] + d2[i];
-            let t1 = (2.0 - 5.0 * al[i]) - ka[i];
-            let t2 = 1.0 - ka[i];
-            out[i] = t1 * c[i] - t2 * out[i] + al[i] * (c2 * s1 + c3 * s2);
+            out[i] = t1[i] * c[i] - t2[i] * out[i] + al[i] * (c2 * s1 + c3 * s2);
         }
     }
 }

@@ -235,7 +235,7 @@ pub fn simulate_batch(
 ) -> Result<(), SimError> {
     let whole = |reason: String| SimError { sample: 0, reason };
     check_sources(sources).map_err(whole)?;
-    if vels.len() % (NX * NZ) != 0 {
+    if !vels.len().is_multiple_of(NX * NZ) {
         return Err(whole(format!(
             "velocity input has {} values, not a multiple of 70 × 70",
             vels.len()

@@ -11,8 +11,8 @@
 //!
 //! The update is `p⁺ = t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)` with
 //! `α = (v·dt/dx)²`, `κ = damp·dt`, `t1 = 2 + 2·c1·α − κ`, `t2 = 1 − κ`.
-//! [`Coefficients`] holds `α` and `κ` (each computed in f64, rounded once to
-//! f32) in a compact form; the kernel forms `t1` and `t2` from them.
+//! [`Coefficients`] holds `α`, `t1` and `t2` per cell (computed in f64,
+//! rounded once to f32) in a compact form.
 
 use super::fd::NW;
 use super::{DT, DX, NBC, NPAD, NX, NZ};
@@ -63,24 +63,44 @@ pub fn padded_velocity(vel: &[f32], z: usize, x: usize) -> f32 {
     vel[mz * NX + mx]
 }
 
-/// The update coefficients of one velocity map, stored compactly so a
-/// simulation's working set stays in a core's L2 cache.
+/// The update coefficients of one velocity map, each computed in f64 and
+/// rounded once to f32 per cell (exactly what a full 310 × 310 table would
+/// hold), stored compactly so a simulation's working set stays in a core's
+/// L2 cache.
 ///
 /// Edge replication makes every padded row equal to one of the 70 model rows
-/// extended by its end values, so `α` is kept as 70 rows of 310 ([`Self::alpha`]).
-/// `κ` in a padded row is the left/right profile outside the 70 interior
-/// columns ([`Self::kappa_sides`], 0 inside) and one value per row inside them
-/// ([`Self::kappa_rows`]: the top/bottom profile, 0 in the interior rows).
-/// The kernel forms `t1 = (2 − 5α) − κ` and `t2 = 1 − κ` in f32 registers.
+/// extended by its end values, and `κ` depends on the column alone outside the
+/// 70 interior columns (corners included) and on the row alone inside them. So
+/// `α` and `t1` are 70 rows of [`NW`] for the rows level with the model
+/// ([`Self::alpha`], [`Self::t1_rows`]: side `κ`, no `κ` in the middle); the
+/// 70 middle columns of the 240 top/bottom sponge rows have their own `t1`
+/// ([`Self::t1_caps`]); `t2 = 1 − κ` is a column profile ([`Self::t2_sides`])
+/// with one value per row in the middle columns ([`Self::t2_rows`]).
+/// Columns 310..320 are inert: `α = 0`, `t1 = 1`, `t2 = 0` keep them at 0.
 pub struct Coefficients {
-    /// `α = (v·dt/dx)²`, 70 rows × [`NW`] (model row `mz` padded horizontally;
-    /// 0 in the inert columns 310..320).
+    /// `α = (v·dt/dx)²`, 70 rows × [`NW`].
     pub alpha: Vec<f32>,
-    /// `κ = damp·dt` of the left/right zones, [`NW`] values (0 in columns
-    /// 120..190, 1 in the inert columns 310..320).
-    pub kappa_sides: Vec<f32>,
-    /// `κ` of columns 120..190, one value per padded row (310).
-    pub kappa_rows: Vec<f32>,
+    /// `t1 = 2 + 2·c1·α − κ` of the rows level with model row `mz`, 70 × [`NW`].
+    pub t1_rows: Vec<f32>,
+    /// `t1` of the middle 70 columns of the top (rows 0..120) then bottom
+    /// (rows 190..310) sponge rows, 240 × 70.
+    pub t1_caps: Vec<f32>,
+    /// `t2 = 1 − κ` of the side zones, [`NW`] values (1 in the middle, 0 inert).
+    pub t2_sides: Vec<f32>,
+    /// `t2` of the middle 70 columns, one value per padded row.
+    pub t2_rows: Vec<f32>,
+}
+
+/// Row of [`Coefficients::t1_caps`] for padded row `z`, if it is a top/bottom sponge row.
+#[must_use]
+pub fn cap_row(z: usize) -> Option<usize> {
+    if z < NBC {
+        Some(z)
+    } else if z >= NBC + NZ {
+        Some(z - NZ)
+    } else {
+        None
+    }
 }
 
 /// The frozen-coefficient von Neumann bound of the 2-4 leapfrog with damping.
@@ -126,52 +146,63 @@ impl Coefficients {
                 }
             }
         }
+        let alpha64 = |z: usize, x: usize| {
+            let r = f64::from(padded_velocity(vel, z, x)) * DT / DX;
+            r * r
+        };
         #[allow(clippy::cast_possible_truncation)]
-        let alpha = (0..NZ)
-            .flat_map(|mz| (0..NW).map(move |x| (mz + NBC, x)))
-            .map(|(z, x)| {
-                if x >= NPAD {
-                    return 0.0;
+        let t1 = |z: usize, x: usize| {
+            (2.0 + 2.0 * C1 * alpha64(z, x) - damp_at(&damp1d, z, x) * DT) as f32
+        };
+        let mut c = Coefficients {
+            alpha: vec![0.0; NZ * NW],
+            t1_rows: vec![1.0; NZ * NW],
+            t1_caps: vec![0.0; 2 * NBC * NX],
+            t2_sides: vec![0.0; NW],
+            t2_rows: vec![0.0; NPAD],
+        };
+        for mz in 0..NZ {
+            for x in 0..NPAD {
+                #[allow(clippy::cast_possible_truncation)]
+                {
+                    c.alpha[mz * NW + x] = alpha64(mz + NBC, x) as f32;
                 }
-                let r = f64::from(padded_velocity(vel, z, x)) * DT / DX;
-                (r * r) as f32
-            })
-            .collect();
-        #[allow(clippy::cast_possible_truncation)]
-        let kappa_sides = (0..NW)
-            .map(|x| {
-                if x >= NPAD {
-                    1.0
-                } else {
-                    (damp_at(&damp1d, NBC, x) * DT) as f32
-                }
-            })
-            .collect();
-        #[allow(clippy::cast_possible_truncation)]
-        let kappa_rows = (0..NPAD)
-            .map(|z| (damp_at(&damp1d, z, NBC) * DT) as f32)
-            .collect();
-        Ok(Coefficients {
-            alpha,
-            kappa_sides,
-            kappa_rows,
-        })
-    }
-
-    /// `κ` of padded cell (z, x), as the kernel uses it.
-    #[must_use]
-    pub fn kappa(&self, z: usize, x: usize) -> f32 {
-        if (NBC..NBC + NX).contains(&x) {
-            self.kappa_rows[z]
-        } else {
-            self.kappa_sides[x]
+                c.t1_rows[mz * NW + x] = t1(mz + NBC, x);
+            }
         }
+        for z in 0..NPAD {
+            if let Some(k) = cap_row(z) {
+                for x in 0..NX {
+                    c.t1_caps[k * NX + x] = t1(z, x + NBC);
+                }
+            }
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        for x in 0..NPAD {
+            c.t2_sides[x] = (1.0 - damp_at(&damp1d, NBC, x) * DT) as f32;
+        }
+        #[allow(clippy::cast_possible_truncation)]
+        for z in 0..NPAD {
+            c.t2_rows[z] = (1.0 - damp_at(&damp1d, z, NBC) * DT) as f32;
+        }
+        Ok(c)
     }
 
-    /// `α` of padded cell (z, x).
+    /// `(α, t1, t2)` of padded cell (z, x), as the kernel uses them.
     #[must_use]
-    pub fn alpha_at(&self, z: usize, x: usize) -> f32 {
-        self.alpha[(z.clamp(NBC, NBC + NZ - 1) - NBC) * NW + x]
+    pub fn at(&self, z: usize, x: usize) -> (f32, f32, f32) {
+        let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
+        let middle = (NBC..NBC + NX).contains(&x);
+        let t1 = match cap_row(z) {
+            Some(k) if middle => self.t1_caps[k * NX + x - NBC],
+            _ => self.t1_rows[mz * NW + x],
+        };
+        let t2 = if middle {
+            self.t2_rows[z]
+        } else {
+            self.t2_sides[x]
+        };
+        (self.alpha[mz * NW + x], t1, t2)
     }
 }
 
@@ -223,11 +254,16 @@ mod tests {
         let d = damp_profile(1500.0);
         for z in 0..NPAD {
             for x in 0..NPAD {
-                let k = (damp_at(&d, z, x) * DT) as f32;
-                assert_eq!(c.kappa(z, x), k, "kappa at {z},{x}");
+                let k = damp_at(&d, z, x) * DT;
                 let r = f64::from(padded_velocity(&vel, z, x)) * DT / DX;
-                assert_eq!(c.alpha_at(z, x), (r * r) as f32, "alpha at {z},{x}");
+                let a = r * r;
+                let want = (a as f32, (2.0 + 2.0 * C1 * a - k) as f32, (1.0 - k) as f32);
+                assert_eq!(c.at(z, x), want, "cell {z},{x}");
             }
+        }
+        for x in NPAD..NW {
+            assert_eq!(c.at(150, x), (0.0, 1.0, 0.0), "inert column {x}");
+            assert_eq!(c.at(5, x), (0.0, 1.0, 0.0), "inert column {x}");
         }
     }
 
