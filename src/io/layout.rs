@@ -190,7 +190,12 @@ fn is_label_name(p: &Path) -> bool {
         .parent()
         .and_then(Path::file_name)
         .is_some_and(|n| n == "model");
-    stem.starts_with("vel") || (stem.starts_with("model") && parent_is_model)
+    // `modelN.npy` is a label inside a `model/` folder, or beside its
+    // `dataN.npy` (the flat layout of a Kaggle part).
+    let beside_data = stem
+        .strip_prefix("model")
+        .is_some_and(|rest| p.with_file_name(format!("data{rest}.npy")).is_file());
+    stem.starts_with("vel") || (stem.starts_with("model") && (parent_is_model || beside_data))
 }
 
 /// Whether a file name marks a training shard that must have a label partner.

@@ -130,7 +130,7 @@ impl<'r, G: RngCore> Normals<'r, G> {
     }
 
     /// One N(0, 1) draw (the same as `add_scaled` on a one-element slice).
-    pub fn next(&mut self) -> f32 {
+    pub fn draw(&mut self) -> f32 {
         let mut x = [0f32];
         self.add_scaled(&mut x, 1.0);
         x[0]
@@ -200,7 +200,7 @@ mod tests {
         let (mut s1, mut s2, mut s3, mut s4) = (0f64, 0f64, 0f64, 0f64);
         let mut beyond3 = 0usize;
         for _ in 0..n {
-            let x = f64::from(z.next());
+            let x = f64::from(z.draw());
             s1 += x;
             s2 += x * x;
             s3 += x * x * x;
@@ -229,7 +229,7 @@ mod tests {
             Normals::new(&mut a).add_scaled(&mut x, 0.7);
             let mut z = Normals::new(&mut b);
             for v in &mut y {
-                *v += 0.7 * z.next();
+                *v += 0.7 * z.draw();
             }
             assert!(
                 x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
@@ -245,7 +245,7 @@ mod tests {
         let mut za = Normals::new(&mut a);
         let mut zb = Normals::new(&mut b);
         for _ in 0..10_000 {
-            assert_eq!(za.next().to_bits(), zb.next().to_bits());
+            assert_eq!(za.draw().to_bits(), zb.draw().to_bits());
         }
     }
 }

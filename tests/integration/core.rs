@@ -372,7 +372,7 @@ fn sigint_stops_cleanly_and_resume_completes() {
         FLIP_NOISE,
         "samples_per_shard = 4",
     );
-    let mut child = util::bin()
+    let child = util::bin()
         .current_dir(t.path())
         .args([
             "run",
@@ -647,7 +647,7 @@ fn config_errors_name_file_key_and_allowed_values() {
 fn raw_npy(path: &Path, dict: &str, payload: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut h = dict.to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');
@@ -1063,5 +1063,32 @@ fn glob_and_single_file_inputs() {
     assert_eq!(
         read_npy(&out.join("model/model1.npy")).0,
         vec![3, 1, 70, 70]
+    );
+}
+
+#[test]
+fn flat_data_model_pairs_are_read() {
+    // The flat layout of a Kaggle part: data7.npy beside model7.npy.
+    let t = util::tempdir();
+    let input = t.path().join("part");
+    write_npy(
+        &input.join("data7.npy"),
+        DType::F32,
+        &[2, 5, 1000, 70],
+        &util::pseudo_random(700_000, 40, 1.0),
+    );
+    write_npy(
+        &input.join("model7.npy"),
+        DType::F32,
+        &[2, 1, 70, 70],
+        &vec![2000.0; 9800],
+    );
+    let out = t.path().join("out");
+    let p = pipeline(t.path(), &input, &out, "copies = 0", "", "");
+    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        read_npy(&out.join("model/model1.npy")).0,
+        vec![2, 1, 70, 70]
     );
 }

@@ -112,21 +112,20 @@ pub fn pseudo_random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 /// differing elements with their indices.
 pub fn assert_close(what: &str, a: &[f32], b: &[f32], rtol: f32, atol: f32) {
     assert_eq!(a.len(), b.len(), "{what}: lengths differ");
+    // NaN anywhere counts as a difference.
+    let close = |x: f32, y: f32| (x - y).abs() <= atol + rtol * y.abs();
     let bad: Vec<(usize, f32, f32)> = a
         .iter()
         .zip(b)
         .enumerate()
-        .filter(|(_, (x, y))| !((*x - *y).abs() <= atol + rtol * y.abs()))
+        .filter(|(_, (x, y))| !close(**x, **y))
         .map(|(i, (x, y))| (i, *x, *y))
         .take(10)
         .collect();
     assert!(
         bad.is_empty(),
         "{what}: {} elements differ beyond rtol {rtol} atol {atol}; first: {:?}",
-        a.iter()
-            .zip(b)
-            .filter(|(x, y)| !((**x - **y).abs() <= atol + rtol * y.abs()))
-            .count(),
+        a.iter().zip(b).filter(|(x, y)| !close(**x, **y)).count(),
         bad
     );
 }
