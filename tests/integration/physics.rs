@@ -42,16 +42,15 @@ fn first_samples_and_direct_wave_arrival() {
         for (s, &sx) in SOURCE_X.iter().enumerate() {
             let ch = &d[s * PER_SOURCE..(s + 1) * PER_SOURCE];
             // Sample 0: only the receiver on the source, (v·dt)²·w[0].
-            for x in 0..NX {
+            for (x, &got) in ch[..NX].iter().enumerate() {
                 if x == sx {
                     let want = beta * f64::from(w0);
                     assert!(
-                        (f64::from(ch[x]) - want).abs() <= 1e-6 * want.abs(),
-                        "v={v} src {sx}: {} vs {want}",
-                        ch[x]
+                        (f64::from(got) - want).abs() <= 1e-6 * want.abs(),
+                        "v={v} src {sx}: {got} vs {want}"
                     );
                 } else {
-                    assert_eq!(ch[x], 0.0, "v={v} src {sx}: sample 0 at x={x}");
+                    assert_eq!(got, 0.0, "v={v} src {sx}: sample 0 at x={x}");
                 }
             }
             // Sample 1: exactly ±2 receivers (4th-order stencil).
