@@ -51,6 +51,8 @@ demo: build
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	# The default build (no libtorch) must keep compiling too.
+	cargo check --release --all-targets
 	cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 
 bench: build
