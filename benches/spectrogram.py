@@ -20,6 +20,14 @@ anyone; each side produces float32 magnitudes in seispipe's layout
              same layout.
 Each figure is the best of --repeats runs (after one warm-up); the outputs are
 checked to agree before anything is printed.
+
+With --end-to-end, also file to file on one (N, 5, 1000, 70) f32 shard with
+its labels: `seispipe run -q --threads T` of a one-stage pipeline (process
+start, read, STFT, f32 write, SHA-256, fsync, journal, manifest) vs Python
+np.load of data and labels -> the same per-sample torch.stft -> np.save of
+both (no hashing, no fsync: the Python side does strictly less work). The
+seispipe binary's start-up (`seispipe stages`, dominated by loading libtorch
+with the `torch` feature) is timed separately and reported.
 """
 
 import argparse
@@ -73,6 +81,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--n-fft", type=int, default=128)
     ap.add_argument("--hop", type=int, default=32)
+    ap.add_argument("--end-to-end", action="store_true")
     args = ap.parse_args()
     n_fft, hop, threads = args.n_fft, args.hop, args.threads
     x = load_samples(args.samples)
@@ -133,6 +142,7 @@ def main():
     assert np.abs(ys - yt).max() <= 1e-5 * peak, "scipy and torch disagree"
 
     rate = lambda t: n / t
+    e2e = end_to_end(x, params, threads, args.repeats, torch_one) if args.end_to_end else None
     print(f"{n} samples of {S}x{T}x{R}, n_fft={n_fft}, hop={hop}, magnitude, output {y_sp.shape[1:]}, "
           f"threads={threads}, best of {args.repeats}")
     print(f"  seispipe        {rate(t_sp):9.1f} samples/s")
@@ -142,6 +152,53 @@ def main():
     print(f"  seispipe / torch.stft    = {t_torch / t_sp:5.2f}x")
     print(f"  seispipe / torch batched = {t_torch_b / t_sp:5.2f}x")
     print(f"  seispipe / scipy         = {t_scipy / t_sp:5.2f}x")
+    if e2e:
+        t_run, t_py, t_start = e2e
+        print(f"end to end, file to file ({n} samples, labels carried):")
+        print(f"  seispipe run    {rate(t_run):9.1f} samples/s")
+        print(f"  numpy+torch     {rate(t_py):9.1f} samples/s   (np.load, torch.stft, np.save)")
+        print(f"  seispipe / numpy+torch   = {t_py / t_run:5.2f}x")
+        print(f"  (seispipe's process start, libtorch loading included: {t_start:.2f} s of {t_run:.2f} s;"
+              f" without it {rate(t_run - t_start):.1f} samples/s)")
+
+
+def end_to_end(x, params, threads, repeats, torch_one):
+    n = x.shape[0]
+    exe = os.path.join(ROOT, "target", "release", "seispipe")
+    subprocess.run(["cargo", "build", "--release", "--features", "torch", "-q"], cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory() as d:
+        data = os.path.join(d, "train", "A", "data", "data1.npy")
+        model = os.path.join(d, "train", "A", "model", "model1.npy")
+        os.makedirs(os.path.dirname(data))
+        os.makedirs(os.path.dirname(model))
+        np.save(data, x)
+        np.save(model, np.full((n, 1, 70, 70), 2500.0, dtype=np.float32))
+        out = os.path.join(d, "out")
+        pipe = os.path.join(d, "pipe.toml")
+        with open(pipe, "w") as f:
+            f.write(f'seed = 1\nkeep_original = false\n[input]\npath = "{d}/train"\n'
+                    f'[output]\ndir = "{out}"\nsamples_per_shard = {n}\n[[stages]]\ntype = "spectrogram"\n'
+                    + "".join(f"{k} = {json.dumps(v)}\n" for k, v in params.items()))
+
+        def run():
+            subprocess.run(["rm", "-rf", out], check=True)
+            subprocess.run([exe, "run", "-q", "--threads", str(threads), pipe], check=True)
+
+        t_run, _ = best(run, repeats)
+        t_start, _ = best(lambda: subprocess.run([exe, "stages"], check=True, capture_output=True), repeats)
+        got = np.load(os.path.join(out, "data", "data1.npy"))
+
+        def py():
+            a = np.load(data)
+            m = np.load(model)
+            y = np.stack([torch_one(torch.from_numpy(a[i])).numpy() for i in range(n)])
+            np.save(os.path.join(d, "py_data.npy"), y)
+            np.save(os.path.join(d, "py_model.npy"), m)
+            return y
+
+        t_py, want = best(py, repeats)
+        assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max(), "seispipe run and torch disagree"
+    return t_run, t_py, t_start
 
 
 if __name__ == "__main__":
