@@ -49,7 +49,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
         ("hop_length", "n_fft / 4", "samples between frames, ≥ 1"),
         ("win_length", "n_fft", "window length ≤ n_fft, zero-padded centrally to n_fft"),
         ("window", "\"hann\"", "hann | hamming | rectangular (periodic, as torch)"),
-        ("center", "true", "pad n_fft / 2 on both sides: 1 + T / hop frames"),
+        ("center", "true", "pad n_fft / 2 on both sides: 1 + T // hop frames"),
         ("pad_mode", "\"reflect\"", "reflect | constant (zeros), used when center = true"),
         ("normalized", "false", "multiply the STFT by n_fft^-1/2 (torch's normalized)"),
         ("onesided", "true", "n_fft / 2 + 1 bins; false: all n_fft bins in FFT order"),
@@ -73,10 +73,10 @@ pub struct SpectrogramSpec {
     /// FFT length.
     pub n_fft: usize,
     /// Samples between frames (default `n_fft / 4`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hop_length: Option<usize>,
     /// Window length (default `n_fft`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub win_length: Option<usize>,
     /// `hann`, `hamming` or `rectangular`.
     #[serde(default = "default_window")]
@@ -97,19 +97,19 @@ pub struct SpectrogramSpec {
     #[serde(default = "default_output")]
     pub output: String,
     /// `log_magnitude`: ln(|S| + eps).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
     /// `db`: 10·log10(max(|S|², amin)).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amin: Option<f64>,
     /// Sampling rate of the traces in Hz.
     #[serde(default = "default_rate")]
     pub sample_rate_hz: f64,
     /// Keep one-sided bins up to this frequency.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_freq_hz: Option<f64>,
     /// Keep bins `start..end`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin_range: Option<[usize; 2]>,
 }
 
