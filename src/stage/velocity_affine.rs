@@ -2,8 +2,8 @@
 //! velocity map, clipped to 1500–4500 m/s, then re-simulated (standard
 //! sources).
 //!
-//! Draw order, part of the output's definition (all f64, `random_range`):
-//! crop width fraction `fx ~ U(crop_min, 1)`, crop height fraction
+//! Draw order, part of the output's definition: the apply decision (only
+//! when 0 < p < 1), then (all f64, `random_range`): crop width fraction `fx ~ U(crop_min, 1)`, crop height fraction
 //! `fz ~ U(crop_min, 1)`, left edge `x0 ~ U(0, 1 − fx)`, top edge
 //! `z0 ~ U(0, 1 − fz)`, angle `θ ~ U(−max_rotate_deg, max_rotate_deg)`
 //! (a bound of 0 draws nothing for θ; `crop_min = 1` draws nothing for the
@@ -29,6 +29,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_affine",
     summary: "random crop-and-resize + small rotation of the velocity map (bilinear), clipped to 1500–4500, then re-simulate (needs labels)",
     params: &[
+        ("p", "1.0", "probability of warping each copy, 0 ≤ p ≤ 1"),
         ("crop_min", "0.8", "smallest crop side as a fraction of the map, 0 < crop_min ≤ 1"),
         ("max_rotate_deg", "5.0", "rotation θ ~ U(−max, max) degrees, 0 ≤ max ≤ 45"),
     ],
@@ -38,6 +39,9 @@ pub const DOC: super::StageDoc = super::StageDoc {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VelocityAffineSpec {
+    /// Probability of warping a copy, in [0, 1].
+    #[serde(default = "default_p")]
+    pub p: f64,
     /// Smallest crop side (fraction of the map).
     #[serde(default = "default_crop")]
     pub crop_min: f64,
@@ -46,6 +50,9 @@ pub struct VelocityAffineSpec {
     pub max_rotate_deg: f64,
 }
 
+fn default_p() -> f64 {
+    1.0
+}
 fn default_crop() -> f64 {
     0.8
 }
@@ -75,6 +82,7 @@ impl VelocityAffineSpec {
     /// `crop_min` outside (0, 1], `max_rotate_deg` outside [0, 45], no labels,
     /// non-standard shape.
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        super::flip::check_probability(self.p)?;
         if !(self.crop_min > 0.0 && self.crop_min <= 1.0) {
             return Err(format!(
                 "crop_min = {} is out of range; expected 0 < crop_min ≤ 1",
@@ -185,6 +193,10 @@ impl Stage for VelocityAffine {
             .velocity
             .take()
             .ok_or_else(|| StageError::new("velocity_affine needs a velocity map"))?;
+        if !super::draw_apply(self.spec.p, &mut ctx.rng) {
+            sample.velocity = Some(vel);
+            return Ok(json!({ "applied": false }));
+        }
         let w = self.draw(&mut ctx.rng);
         let v = vel.as_standard_layout();
         let warped = warp_map(v.as_slice().expect("standard layout"), &w);

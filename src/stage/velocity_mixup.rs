@@ -5,7 +5,8 @@
 //! The partner is another labelled input sample from the same `group`:
 //! `"file"` (the same input file), `"family"` (the same top-level directory
 //! under the input root, e.g. `FlatVel_A/`; files at the root form one group)
-//! or `"any"`. Draw order, part of the output's definition: α (one f64), then
+//! or `"any"`. Draw order, part of the output's definition: the apply
+//! decision (only when 0 < p < 1), α (one f64), then
 //! the partner's position among the group's other samples (one `random_range`
 //! in input order). A group with no other sample uses the sample itself.
 //! The partner's id and α go into provenance.
@@ -26,6 +27,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_mixup",
     summary: "α·v1 + (1−α)·v2 of two velocity maps, then re-simulate (needs labels)",
     params: &[
+        ("p", "1.0", "probability of mixing each copy, 0 ≤ p ≤ 1"),
         (
             "alpha_min",
             "0.3",
@@ -61,6 +63,9 @@ pub enum Group {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VelocityMixupSpec {
+    /// Probability of mixing a copy, in [0, 1].
+    #[serde(default = "default_p")]
+    pub p: f64,
     /// Lower bound of α.
     #[serde(default = "default_lo")]
     pub alpha_min: f64,
@@ -72,6 +77,9 @@ pub struct VelocityMixupSpec {
     pub group: Group,
 }
 
+fn default_p() -> f64 {
+    1.0
+}
 fn default_lo() -> f64 {
     0.3
 }
@@ -85,6 +93,7 @@ impl VelocityMixupSpec {
     /// # Errors
     /// α bounds outside [0, 1] or reversed; no labels; non-standard shape.
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        super::flip::check_probability(self.p)?;
         let ok = |a: f64| (0.0..=1.0).contains(&a);
         if !ok(self.alpha_min) || !ok(self.alpha_max) || self.alpha_min > self.alpha_max {
             return Err(format!(
@@ -134,6 +143,9 @@ pub fn partner_candidates(inputs: &InputSet, own_file: usize, group: Group) -> V
 
 impl Stage for VelocityMixup {
     fn apply(&self, sample: &mut Sample, ctx: &mut StageCtx<'_>) -> Result<Record, StageError> {
+        if !super::draw_apply(self.spec.p, &mut ctx.rng) {
+            return Ok(json!({ "applied": false }));
+        }
         let v1 = sample
             .velocity
             .take()

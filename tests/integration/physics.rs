@@ -383,6 +383,106 @@ fn simulating_stages_run_in_pipelines() {
     let a = prov[0]["alpha"].as_f64().unwrap();
     assert!((0.3..0.7).contains(&a), "{a}");
     assert!(prov[1]["warp"]["theta_deg"].as_f64().unwrap().abs() <= 5.0);
+
+    // mixup alone: the label is α·v1 + (1 − α)·v2 with the recorded α and partner.
+    let out = dir.path().join("mix");
+    let p = write_pipeline(
+        dir.path(),
+        &input,
+        &out,
+        "[[stages]]\ntype = \"velocity_mixup\"\ngroup = \"file\"\nalpha_min = 0.2\nalpha_max = 0.4\n",
+    );
+    let o = seispipe(dir.path(), &["run", "--quiet", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, v) = read_npy(&out.join("model/model1.npy"));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    for i in 0..2 {
+        let st = &m["shards"][0]["provenance"][i]["stages"][0];
+        let alpha = st["alpha"].as_f64().unwrap();
+        assert!((0.2..0.4).contains(&alpha), "{alpha}");
+        assert_eq!(
+            st["partner"],
+            format!("FlatFault_A/seis2_1_0.npy#{}", 1 - i)
+        );
+        #[allow(clippy::cast_possible_truncation)]
+        let (a, b) = (alpha as f32, (1.0 - alpha) as f32);
+        let own = &in_vel[i * 4900..(i + 1) * 4900];
+        let partner = &in_vel[(1 - i) * 4900..(2 - i) * 4900];
+        let want: Vec<f32> = own
+            .iter()
+            .zip(partner)
+            .map(|(x, y)| a * x + b * y)
+            .collect();
+        assert_eq!(&v[i * 4900..(i + 1) * 4900], &want[..], "mixed label {i}");
+    }
+}
+
+#[test]
+fn affine_warp_matches_scipy() {
+    use seispipe::stage::velocity_affine::{warp_map, Warp};
+    let Some(py) = util::python("physics::affine_warp_matches_scipy") else {
+        return;
+    };
+    let dir = util::tempdir();
+    let mut vels = Vec::new();
+    let mut params = Vec::new();
+    for (k, name) in ["CurveVel_B", "FlatFault_A", "CurveFault_B"]
+        .iter()
+        .enumerate()
+    {
+        vels.extend(
+            Family::parse(name)
+                .unwrap()
+                .draw(&mut stage_rng(8, name, 0, 0, 0)),
+        );
+        let w = Warp {
+            fx: 0.8 + 0.05 * k as f64,
+            fz: 0.95 - 0.07 * k as f64,
+            x0: 0.03 * k as f64,
+            z0: 0.1 - 0.02 * k as f64,
+            theta_deg: [-4.5, 0.0, 3.2][k],
+        };
+        params.extend([w.fx, w.fz, w.x0, w.z0, w.theta_deg].map(|x| x as f32));
+    }
+    // Parameters travel as f32 here, so use the f32-rounded values on both sides.
+    let warps: Vec<Warp> = params
+        .chunks_exact(5)
+        .map(|p| Warp {
+            fx: f64::from(p[0]),
+            fz: f64::from(p[1]),
+            x0: f64::from(p[2]),
+            z0: f64::from(p[3]),
+            theta_deg: f64::from(p[4]),
+        })
+        .collect();
+    let (vp, pp, op) = (
+        dir.path().join("v.npy"),
+        dir.path().join("p.npy"),
+        dir.path().join("o.npy"),
+    );
+    write_npy(&vp, DType::F32, &[3, 70, 70], &vels);
+    write_npy(&pp, DType::F32, &[3, 5], &params);
+    util::run_python(
+        &py,
+        "affine_ref.py",
+        &[
+            vp.to_str().unwrap(),
+            pp.to_str().unwrap(),
+            op.to_str().unwrap(),
+        ],
+    );
+    let (_, golden) = read_npy(&op);
+    for (i, w) in warps.iter().enumerate() {
+        let ours = warp_map(&vels[i * 4900..(i + 1) * 4900], w);
+        util::assert_close(
+            &format!("warp {i}"),
+            &ours,
+            &golden[i * 4900..(i + 1) * 4900],
+            0.0,
+            0.01,
+        );
+    }
 }
 
 fn sim_all(vels: &[f32]) -> Vec<f32> {
