@@ -356,7 +356,7 @@ pub struct Spectrogram {
     bins: std::ops::Range<usize>,
     in_shape: [usize; 3],
     info: Value,
-    pool: Mutex<Vec<StftScratch>>,
+    pool: Mutex<Vec<Scratch>>,
 }
 
 impl Spectrogram {
@@ -396,17 +396,25 @@ impl Spectrogram {
             .lock()
             .expect("scratch pool")
             .pop()
-            .unwrap_or_else(|| self.plan.scratch(len));
+            .unwrap_or_else(|| Scratch {
+                stft: self.plan.scratch(len),
+                traces: vec![0.0; len * receivers],
+            });
         let all_bins = self.plan.n_bins();
         let plane = n_bins * frames * receivers;
         for s in 0..sources {
+            // One cache-blocked transpose of the (time, receiver) slab makes
+            // every trace contiguous for the STFT's reads.
+            transpose(
+                &input[s * len * receivers..(s + 1) * len * receivers],
+                len,
+                receivers,
+                &mut scratch.traces,
+            );
             for r in 0..receivers {
-                let spec = self.plan.process_strided(
-                    input,
-                    s * len * receivers + r,
-                    receivers,
-                    &mut scratch,
-                );
+                let spec =
+                    self.plan
+                        .process_strided(&scratch.traces, r * len, 1, &mut scratch.stft);
                 let put = Scatter {
                     spec,
                     all_bins,
@@ -456,6 +464,29 @@ impl Scatter<'_> {
                 &self.spec[t * self.all_bins + self.bins.start..t * self.all_bins + self.bins.end];
             for (k, v) in row.iter().enumerate() {
                 plane[(k * self.frames + t) * self.receivers + self.r] = f(*v);
+            }
+        }
+    }
+}
+
+/// One worker's buffers: the STFT's, and the current source's traces.
+struct Scratch {
+    stft: StftScratch,
+    traces: Vec<f32>,
+}
+
+/// `dst[c·rows + r] = src[r·cols + c]`, in cache-sized blocks.
+fn transpose(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const B: usize = 16;
+    for r0 in (0..rows).step_by(B) {
+        let r1 = (r0 + B).min(rows);
+        for c0 in (0..cols).step_by(B) {
+            let c1 = (c0 + B).min(cols);
+            for c in c0..c1 {
+                let d = &mut dst[c * rows + r0..c * rows + r1];
+                for (i, v) in d.iter_mut().enumerate() {
+                    *v = src[(r0 + i) * cols + c];
+                }
             }
         }
     }
