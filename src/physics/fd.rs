@@ -14,6 +14,8 @@
 //! Rust never contracts `a·b + c` into an FMA, so the scalar, AVX2 and
 //! AVX-512 copies give bit-identical results.
 
+use std::ops::Range;
+
 use super::sponge::{cap_row, Coefficients, C2, C3};
 use super::{NBC, NPAD, NX, NZ};
 
@@ -26,10 +28,11 @@ pub const NS: usize = NW + 4;
 /// Values in one field: 310 rows plus two ghost rows per side.
 pub const FIELD_LEN: usize = (NPAD + 4) * NS;
 
-/// One step: `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for every
-/// padded cell; `next` holds `p⁻` on entry.
+/// One step: `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for the padded
+/// rows `rows` (rows outside it must be zero in `cur` and `next`, so they stay
+/// zero); `next` holds `p⁻` on entry.
 #[inline(always)]
-fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
+fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
     #[allow(clippy::cast_possible_truncation)]
     let (c2, c3) = (C2 as f32, C3 as f32);
     let n = NW;
@@ -43,7 +46,7 @@ fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
     t1bot.copy_from_slice(&coef.t1_rows[(NZ - 1) * NW..]);
     let mut t2row = [0f32; NW];
     t2row.copy_from_slice(&coef.t2_sides);
-    for z in 0..NPAD {
+    for z in rows {
         let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
         let t1: &[f32] = match cap_row(z) {
             Some(k) => {
@@ -84,14 +87,14 @@ fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn step_avx512(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
-    step_generic(cur, next, coef);
+fn step_avx512(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    step_generic(cur, next, coef, rows);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn step_avx2(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
-    step_generic(cur, next, coef);
+fn step_avx2(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    step_generic(cur, next, coef, rows);
 }
 
 /// Which copy of the kernel this CPU runs.
@@ -110,26 +113,28 @@ pub fn kernel_name() -> &'static str {
 }
 
 /// One leapfrog step (see [`step_generic`]), on the widest vector unit present.
-pub fn step(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
+pub fn step(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    assert!(rows.end <= NPAD);
     assert_eq!(cur.len(), FIELD_LEN);
     assert_eq!(next.len(), FIELD_LEN);
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { step_avx512(cur, next, coef) };
+            unsafe { step_avx512(cur, next, coef, rows) };
             return;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { step_avx2(cur, next, coef) };
+            unsafe { step_avx2(cur, next, coef, rows) };
             return;
         }
     }
-    step_generic(cur, next, coef);
+    step_generic(cur, next, coef, rows);
 }
 
 /// Run the scalar copy (tests compare it with the dispatched one).
-pub fn step_baseline(cur: &[f32], next: &mut [f32], coef: &Coefficients) {
-    step_generic(cur, next, coef);
+pub fn step_baseline(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    assert!(rows.end <= NPAD);
+    step_generic(cur, next, coef, rows);
 }

@@ -171,8 +171,14 @@ impl Medium {
         let beta = ((vs * DT) * (vs * DT)) as f32;
         let src = (SOURCE_Z + NBC + 2) * NS + NBC + 2 + sx;
         let rec = (RECEIVER_Z + NBC + 2) * NS + NBC + 2;
+        let zs = SOURCE_Z + NBC;
         for (t, trace) in out.chunks_exact_mut(NX).enumerate() {
-            fd::step(cur, prev, &self.coef);
+            // Before update t the field is zero beyond 2t rows from the source
+            // row (the stencil reaches 2 cells a step); skipping those rows
+            // leaves them zero, exactly what computing them would give.
+            let reach = 2 * t + 2;
+            let rows = zs.saturating_sub(reach)..(zs + reach + 1).min(NPAD);
+            fd::step(cur, prev, &self.coef, rows);
             std::mem::swap(cur, prev);
             // Inject after the update, record right after the injection.
             cur[src] += beta * self.wavelet[t];
@@ -277,8 +283,8 @@ mod tests {
         }
         let prev: Vec<f32> = cur.iter().map(|v| v * 0.5).collect();
         let (mut a, mut b) = (prev.clone(), prev);
-        fd::step(&cur, &mut a, &coef);
-        fd::step_baseline(&cur, &mut b, &coef);
+        fd::step(&cur, &mut a, &coef, 0..NPAD);
+        fd::step_baseline(&cur, &mut b, &coef, 0..NPAD);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         // Ghost frame stays zero.
         assert!(a[..2 * NS].iter().all(|&v| v == 0.0));

@@ -542,3 +542,58 @@ fn simulate_needs_labels_and_names_bad_samples() {
         "{t}"
     );
 }
+
+#[test]
+fn synth_rejects_bad_arguments() {
+    let dir = util::tempdir();
+    let out = dir.path().join("o");
+    let o = seispipe(
+        dir.path(),
+        &[
+            "synth",
+            out.to_str().unwrap(),
+            "--family",
+            "FlatVel_C",
+            "--samples",
+            "1",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("FlatVel_C") && text(&o).contains("CurveFault_B"),
+        "{}",
+        text(&o)
+    );
+    let o = seispipe(
+        dir.path(),
+        &[
+            "synth",
+            out.to_str().unwrap(),
+            "--family",
+            "FlatVel_A",
+            "--samples",
+            "1",
+            "--dtype",
+            "f64",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("f64") && text(&o).contains("f16"),
+        "{}",
+        text(&o)
+    );
+    let o = seispipe(
+        dir.path(),
+        &[
+            "synth",
+            out.to_str().unwrap(),
+            "--family",
+            "FlatVel_A",
+            "--samples",
+            "0",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(!out.join("FlatVel_A").exists());
+}
