@@ -620,16 +620,9 @@ pub fn run(
         );
         all
     });
-    // The first error that is not just a closed channel is the cause.
-    let mut cause = None;
-    for r in results {
-        if let Err(e) = r {
-            let closed = matches!(&e, Error::Resume { reason, .. } if reason == CLOSED);
-            if !closed && cause.is_none() {
-                cause = Some(e);
-            }
-        }
-    }
+    // A thread whose neighbour failed stops quietly (a closed channel or the
+    // `failed` flag), so the only errors here are causes; report the first.
+    let cause = results.into_iter().find_map(Result::err);
     printer.finish();
     for rec in new_records.into_inner().expect("records lock") {
         summary.shards_written += 1;
@@ -701,16 +694,6 @@ pub fn run(
     Ok(summary)
 }
 
-/// Marker reason for "the next thread has gone away" (its own error is the cause).
-const CLOSED: &str = "pipeline channel closed";
-
-fn closed() -> Error {
-    Error::Resume {
-        dir: PathBuf::new(),
-        reason: CLOSED.into(),
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn producer(
     ctx: &Ctx<'_>,
@@ -731,7 +714,7 @@ fn producer(
                 return Err(Error::Interrupted);
             }
             if failed.load(Ordering::SeqCst) {
-                return Err(closed());
+                return Ok(()); // a later thread failed and reports why
             }
             let end = (start + chunk_len).min(range.end);
             let items: Result<Vec<Item>> = pool.install(|| {
@@ -746,7 +729,9 @@ fn producer(
                 last_of_shard: end == range.end,
                 items: items?,
             };
-            tx.send(chunk).map_err(|_| closed())?;
+            if tx.send(chunk).is_err() {
+                return Ok(()); // the next thread failed and reports why
+            }
             start = end;
         }
     }
@@ -772,7 +757,9 @@ fn middle_thread(
                 })?,
             }
         }
-        tx.send(chunk).map_err(|_| closed())?;
+        if tx.send(chunk).is_err() {
+            return Ok(()); // the next thread failed and reports why
+        }
     }
     Ok(())
 }
