@@ -309,6 +309,26 @@ mod tests {
         assert_eq!(nz, vec![32, 33, 34, 35, 36]);
     }
 
+    /// The sponge-aware CFL bound is sharp: a uniform 5900 m/s map (allowed)
+    /// stays bounded over 1000 steps, a uniform 6000 m/s map (refused, though
+    /// below the interior bound of 6124 m/s) overflows when run anyway.
+    #[test]
+    fn cfl_bound_is_where_the_scheme_blows_up() {
+        for (v, stable) in [(5900.0f32, true), (6000.0, false)] {
+            let vel = uniform(v);
+            assert_eq!(Coefficients::new(&vel).is_ok(), stable, "{v}");
+            let m = Medium {
+                vel: vel.clone(),
+                coef: Coefficients::build(&vel, false).unwrap(),
+                wavelet: wavelet::openfwi_ricker(NT),
+            };
+            let mut out = vec![0f32; PER_SOURCE];
+            m.simulate_source(34, &mut out);
+            let finite_and_small = out.iter().all(|x| x.is_finite() && x.abs() < 1e3);
+            assert_eq!(finite_and_small, stable, "{v} m/s");
+        }
+    }
+
     #[test]
     fn bad_inputs_are_named() {
         let mut v = uniform(2000.0);

@@ -129,9 +129,15 @@ impl Coefficients {
     /// A cell that breaks the stability bound of [`cfl_ok`], named by its
     /// (z, x) model position and velocity.
     pub fn new(vel: &[f32]) -> Result<Coefficients, String> {
+        Self::build(vel, true)
+    }
+
+    /// [`Self::new`], optionally without the stability check (tests use it to
+    /// show that the bound is where the scheme really blows up).
+    pub(crate) fn build(vel: &[f32], check_cfl: bool) -> Result<Coefficients, String> {
         let vmin = vel.iter().copied().fold(f32::INFINITY, f32::min);
         let damp1d = damp_profile(f64::from(vmin));
-        for z in 0..NPAD {
+        for z in (0..NPAD).filter(|_| check_cfl) {
             for x in 0..NPAD {
                 let v = f64::from(padded_velocity(vel, z, x));
                 let r = v * DT / DX;
