@@ -129,6 +129,12 @@ def main():
             finally:
                 shutil.rmtree(out)
             results.setdefault(name, []).append(t)
+    starts = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run([BIN, "stages"], check=True, stdout=subprocess.DEVNULL)
+        starts.append(time.perf_counter() - t)
+    start = min(starts)
     print(f"{a.samples} samples ({mb:.0f} MB out), {a.threads} threads, best of {a.repeat}")
     best = {k: min(v) for k, v in results.items()}
     for k, t in best.items():
@@ -136,6 +142,13 @@ def main():
     print(f"ratio seispipe/numpy flip+noise (samples/s): {best['numpy flip+noise'] / best['seispipe flip+noise']:.2f}x")
     print(f"ratio seispipe/numpy flip       (samples/s): {best['numpy flip'] / best['seispipe flip']:.2f}x")
     print(f"seispipe flip vs copy floor (time ratio):    {best['seispipe flip'] / best['copy floor (cp + sync)']:.2f}x")
+    # The numpy baselines run inside this interpreter (no start-up counted);
+    # a seispipe process starts by loading libtorch. Without that fixed cost:
+    print(f"seispipe process start (loads libtorch):     {start:.2f} s")
+    for k in ("flip", "flip+noise"):
+        steady = best[f"seispipe {k}"] - start
+        print(f"ratio without start-up, {k:<10} (samples/s): {best[f'numpy {k}'] / steady:.2f}x"
+              f"  ({a.samples / steady:.0f} samples/s)")
 
 
 if __name__ == "__main__":
