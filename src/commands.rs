@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::manifest;
 use crate::io::npy;
 use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
-use crate::progress::{Mode, Printer};
+use crate::progress::{human_bytes, Mode, Printer};
 use crate::settings;
 
 /// Exit code for success.
@@ -32,22 +32,6 @@ pub fn exit_code(e: &Error) -> i32 {
         Error::Verify { .. } => EXIT_VERIFY,
         Error::Interrupted => EXIT_INTERRUPTED,
         _ => EXIT_FAILED,
-    }
-}
-
-fn human_bytes(b: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[u])
     }
 }
 

@@ -168,3 +168,21 @@ impl Printer {
         self.start.elapsed()
     }
 }
+
+/// A byte count for people: `999 B`, `1.4 MB`, `700.1 GB` (powers of 1000).
+#[must_use]
+pub fn human_bytes(b: u64) -> String {
+    let units = ["B", "KB", "MB", "GB", "TB"];
+    #[allow(clippy::cast_precision_loss)]
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}

@@ -20,6 +20,7 @@ use crate::io::manifest::{write_atomic, Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy::{self, WrittenFile};
 use crate::pipeline::build::Pipeline;
 use crate::pipeline::executor::Plan;
+use crate::progress::human_bytes;
 use crate::sample::VELOCITY_SHAPE;
 
 /// Marker written last into a finished packaging.
@@ -100,22 +101,6 @@ struct Part {
     manifest: Vec<u8>,
     metadata: Vec<u8>,
     summary: PartSummary,
-}
-
-fn human(b: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    #[allow(clippy::cast_precision_loss)]
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1000.0 && u + 1 < units.len() {
-        v /= 1000.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
 }
 
 fn base_name(path: &str) -> String {
@@ -387,10 +372,10 @@ fn too_large(what: &str, item: Item, cap: Capacity, s: &Settings) -> String {
          max_dataset_bytes {} leaves {} and max_files {} leaves {} files per part after \
          dataset-metadata.json and manifest.json; raise the limits (a data shard and its \
          labels always go to the same part)",
-        human(item.bytes),
+        human_bytes(item.bytes),
         item.files,
         s.max_dataset_bytes,
-        human(cap.bytes),
+        human_bytes(cap.bytes),
         s.max_files,
         cap.files
     )
@@ -525,7 +510,7 @@ fn table(parts: &[PartSummary]) -> String {
             p.samples,
             p.files,
             p.bytes,
-            human(p.bytes)
+            human_bytes(p.bytes)
         );
     }
     let _ = writeln!(
@@ -536,7 +521,7 @@ fn table(parts: &[PartSummary]) -> String {
         parts.iter().map(|p| p.samples).sum::<usize>(),
         parts.iter().map(|p| p.files).sum::<usize>(),
         parts.iter().map(|p| p.bytes).sum::<u64>(),
-        human(parts.iter().map(|p| p.bytes).sum::<u64>())
+        human_bytes(parts.iter().map(|p| p.bytes).sum::<u64>())
     );
     s
 }
@@ -574,7 +559,7 @@ fn upload_script(s: &Settings, parts: &[PartSummary]) -> String {
             shard_ranges(&p.shards),
             p.samples,
             p.files,
-            human(p.bytes),
+            human_bytes(p.bytes),
             slug = p.slug
         );
     }
@@ -595,7 +580,7 @@ fn plan_markdown(
          Check a part, here or in a Kaggle notebook: `seispipe verify PART`.\n",
         out_dir.display(),
         s.max_dataset_bytes,
-        human(s.max_dataset_bytes),
+        human_bytes(s.max_dataset_bytes),
         s.max_files,
         strategy.name(),
         s.owner,
@@ -618,7 +603,7 @@ fn summary_text(
         s.into.display(),
         parts.len(),
         strategy.name(),
-        human(s.max_dataset_bytes),
+        human_bytes(s.max_dataset_bytes),
         s.max_files,
         table(parts),
         s.into.join("upload.sh").display()
@@ -1060,7 +1045,7 @@ pub fn predict(pipeline: &Pipeline, plan: &Plan, s: &Settings) -> Result<String>
         "kaggle: about {n} parts ({}) in {}, each ≤ {} and ≤ {} files; datasets {}/{}{}",
         strategy.name(),
         s.into.display(),
-        human(s.max_dataset_bytes),
+        human_bytes(s.max_dataset_bytes),
         s.max_files,
         s.owner,
         metadata::part_slug(&s.slug, 1, n),
@@ -1080,7 +1065,7 @@ pub fn predict(pipeline: &Pipeline, plan: &Plan, s: &Settings) -> Result<String>
             k + 1,
             shard_ranges(&shards),
             g.iter().map(|&j| items[j].files).sum::<usize>() + FIXED_FILES,
-            human(bytes)
+            human_bytes(bytes)
         );
     }
     Ok(t)
@@ -1189,7 +1174,7 @@ mod tests {
 
     #[test]
     fn bytes_read_well() {
-        assert_eq!(human(999), "999 B");
-        assert_eq!(human(100_000_000_000), "100.0 GB");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(100_000_000_000), "100.0 GB");
     }
 }

@@ -851,18 +851,7 @@ fn nan_samples_are_reported_or_skipped_by_policy() {
     let input = t.path().join("train");
     let mut x = util::pseudo_random(3 * 350_000, 3, 1.0);
     x[350_000 + 1234] = f32::NAN; // sample 1
-    write_npy(
-        &input.join("A/data/data1.npy"),
-        DType::F32,
-        &[3, 5, 1000, 70],
-        &x,
-    );
-    write_npy(
-        &input.join("A/model/model1.npy"),
-        DType::F32,
-        &[3, 1, 70, 70],
-        &vec![2500.0; 3 * 4900],
-    );
+    util::write_labelled(&input, "A", &x, 2500.0);
     let out = t.path().join("out");
     let p = pipeline(
         t.path(),
@@ -933,18 +922,7 @@ fn disk_full_mid_run_keeps_finished_shards_and_no_partial_files() {
     let mut x = util::pseudo_random(6 * 350_000, 9, 1.0);
     x[5] = f32::NAN;
     x[350_000 + 5] = f32::NAN;
-    write_npy(
-        &input.join("A/data/data1.npy"),
-        DType::F32,
-        &[6, 5, 1000, 70],
-        &x,
-    );
-    write_npy(
-        &input.join("A/model/model1.npy"),
-        DType::F32,
-        &[6, 1, 70, 70],
-        &vec![2500.0; 6 * 4900],
-    );
+    util::write_labelled(&input, "A", &x, 2500.0);
     let out = t.path().join("out");
     let p = pipeline(
         t.path(),

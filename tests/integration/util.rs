@@ -161,3 +161,21 @@ pub fn write_train_pair(
     write_npy(&m, dtype, &[n, 1, 70, 70], &vel);
     d
 }
+
+/// Write `root/<family>/data/data1.npy` from `seismic` (n samples) with a
+/// constant-velocity `model/model1.npy` partner.
+pub fn write_labelled(root: &Path, family: &str, seismic: &[f32], velocity: f32) {
+    let n = seismic.len() / 350_000;
+    write_npy(
+        &root.join(family).join("data/data1.npy"),
+        DType::F32,
+        &[n, 5, 1000, 70],
+        seismic,
+    );
+    write_npy(
+        &root.join(family).join("model/model1.npy"),
+        DType::F32,
+        &[n, 1, 70, 70],
+        &vec![velocity; n * 4900],
+    );
+}
