@@ -54,6 +54,7 @@ test: venv
 	# The default build (no libtorch) must keep compiling too.
 	cargo check --release --all-targets
 	cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
+	@awk '/^test result:/ { p += $$4; f += $$6 } END { print "tests: " p " passed, " f " failed" }' target/test.log
 
 bench: build
 	$(PYTHON) benches/flip_noise.py
