@@ -81,6 +81,26 @@ pub fn build(spec: PipelineSpec, file: &str, labelled: bool) -> Result<Pipeline>
         env.shape.clone_from(&built.out_shape);
         env.labels = built.out_labels;
         stages.push(built);
+        if let StageSpec::PseudoLabel(pl) = s {
+            if pl.resimulate {
+                // `resimulate = true` is a `simulate` stage right after the
+                // model: per-sample, so it runs on every worker in parallel.
+                let sim = crate::stage::simulate::SimulateSpec {
+                    source_positions: crate::stage::simulate::default_sources(),
+                    clip: false,
+                }
+                .build(&env)
+                .map_err(|r| {
+                    Error::config(
+                        file,
+                        format!("stages[{i}] (pseudo_label, resimulate = true): {r}"),
+                    )
+                })?;
+                env.shape.clone_from(&sim.out_shape);
+                env.labels = sim.out_labels;
+                stages.push(sim);
+            }
+        }
     }
     if spec.keep_original && (env.shape != SEISMIC_SHAPE || env.labels != labelled) {
         return Err(Error::config(

@@ -67,6 +67,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
         ("submission", "\"submission.csv\"", "Kaggle CSV in the output directory; \"\" = none"),
         ("fallback_velocity", "(none)", "m/s written for ids without a prediction; unset = no CSV when any id lacks one"),
         ("per_id_npy", "false", "also write predictions/{id}.npy, (70, 70) f32"),
+        ("resimulate", "false", "replace the input by the simulation of the predicted velocity (a simulate stage after this one)"),
         ("torch_threads", "(libtorch default)", "libtorch intra-op threads"),
     ],
 };
@@ -146,6 +147,12 @@ pub struct PseudoLabelSpec {
     /// Also write `predictions/{id}.npy`.
     #[serde(default)]
     pub per_id_npy: bool,
+    /// Iterative pseudo-labelling: replace each input by the simulation of
+    /// its predicted velocity, so the pair is physically consistent. The
+    /// pipeline builder runs it as a `simulate` stage right after this one
+    /// (in parallel on every worker; the inference thread stays free).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resimulate: bool,
     /// libtorch intra-op threads.
     #[serde(default)]
     pub torch_threads: Option<usize>,

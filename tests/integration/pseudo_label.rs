@@ -429,6 +429,14 @@ fn iterative_pseudo_labels_resimulate_the_prediction() {
     for f in std::fs::read_dir(d.join("test")).unwrap().skip(2) {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
+    // `resimulate = true` is the same as an explicit `simulate` stage after the model.
+    let p = pipeline(
+        d,
+        "resim-key",
+        "models = [{ path = \"b.pt\" }]\noutput_transform = \"minmax\"\nresimulate = true",
+        "",
+    );
+    run_ok(d, &p);
     let p = pipeline(
         d,
         "resim",
@@ -436,6 +444,13 @@ fn iterative_pseudo_labels_resimulate_the_prediction() {
         "",
     );
     run_ok(d, &p);
+    for f in ["data/data1.npy", "model/model1.npy"] {
+        assert_eq!(
+            std::fs::read(d.join("resim").join(f)).unwrap(),
+            std::fs::read(d.join("resim-key").join(f)).unwrap(),
+            "{f}: resimulate = true differs from an explicit simulate stage"
+        );
+    }
     let m: Value =
         serde_json::from_str(&std::fs::read_to_string(d.join("resim/manifest.json")).unwrap())
             .unwrap();
