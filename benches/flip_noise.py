@@ -44,6 +44,13 @@ def make_inputs(d, samples):
             np.save(os.path.join(d, "Bench_A", "model", f"model{k + 1}.npy"),
                     rng.uniform(1500, 4500, (n, 1, 70, 70)).astype(np.float32))
         k += 1
+    # Shards left by an earlier, larger run would be read by seispipe (it reads
+    # the directory) but not by the numpy baseline (it gets the file list).
+    extra = k + 1
+    while os.path.exists(os.path.join(d, "Bench_A", "data", f"data{extra}.npy")):
+        os.remove(os.path.join(d, "Bench_A", "data", f"data{extra}.npy"))
+        os.remove(os.path.join(d, "Bench_A", "model", f"model{extra}.npy"))
+        extra += 1
     return [os.path.join(d, "Bench_A", "data", f"data{i + 1}.npy") for i in range(k)]
 
 
