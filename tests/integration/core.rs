@@ -91,8 +91,7 @@ fn flip_matches_numpy_and_outputs_load_in_numpy() {
         "[[stages]]\ntype = \"flip\"\np = 0.5\n",
         "samples_per_shard = 4",
     );
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     // 5 inputs × (original + 2 copies) = 15 samples in shards of 4.
     let (shape, _) = read_npy(&out.join("data/data4.npy"));
     assert_eq!(shape, vec![3, 5, 1000, 70]);
@@ -139,8 +138,7 @@ fn noise_std_and_snr_statistics() {
             &format!("[[stages]]\ntype = \"gaussian_noise\"\n{stage}\n"),
             "",
         );
-        let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", text(&o));
+        util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
         let (shape, v) = read_npy(&out.join("data/data1.npy"));
         assert_eq!(shape, vec![3, 5, 1000, 70]);
         assert!(
@@ -198,8 +196,7 @@ fn noise_is_normal_by_scipy() {
         "[[stages]]\ntype = \"gaussian_noise\"\nstd = 2.0\n",
         "",
     );
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     let s = util::run_python(
         &py,
         "normality.py",
@@ -225,7 +222,7 @@ fn output_bytes_do_not_depend_on_threads() {
             FLIP_NOISE,
             "samples_per_shard = 5",
         );
-        let o = seispipe(
+        util::run_ok(
             t.path(),
             &[
                 "run",
@@ -237,7 +234,6 @@ fn output_bytes_do_not_depend_on_threads() {
                 "run.chunk_samples=3",
             ],
         );
-        assert!(o.status.success(), "{}", text(&o));
         dirs.push(out);
     }
     assert_same_outputs(&dirs[0], &dirs[1]);
@@ -251,11 +247,10 @@ fn output_bytes_do_not_depend_on_threads() {
         FLIP_NOISE,
         "samples_per_shard = 5",
     );
-    let o = seispipe(
+    util::run_ok(
         t.path(),
         &["run", "-q", p.to_str().unwrap(), "--set", "seed=12"],
     );
-    assert!(o.status.success(), "{}", text(&o));
     assert_ne!(files_under(&out)[0].1, files_under(&dirs[0])[0].1);
 }
 
@@ -282,8 +277,7 @@ fn sigkill_then_resume_is_byte_identical() {
         FLIP_NOISE,
         "samples_per_shard = 4",
     );
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     let total_shards = 24 * 4 / 4;
 
     let out = t.path().join("killed");
@@ -335,8 +329,7 @@ fn sigkill_then_resume_is_byte_identical() {
         killed_mid_run,
         "no kill landed before the run finished; make the fixture bigger"
     );
-    let o = seispipe(t.path(), &["run", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = util::run_ok(t.path(), &["run", p.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("resuming"), "{err}");
     assert_same_outputs(&reference, &out);
@@ -347,8 +340,7 @@ fn sigkill_then_resume_is_byte_identical() {
     let v = seispipe(t.path(), &["verify", out.to_str().unwrap()]);
     assert!(v.status.success(), "{}", text(&v));
     // A rerun of a finished run writes nothing and succeeds.
-    let o = seispipe(t.path(), &["run", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = util::run_ok(t.path(), &["run", p.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("0 written now"),
         "{}",
@@ -408,8 +400,7 @@ fn sigint_stops_cleanly_and_resume_completes() {
         .filter(|n| n.contains("partial"))
         .collect();
     assert!(partials.is_empty(), "{partials:?}");
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     let r = seispipe(t.path(), &["verify", out.to_str().unwrap()]);
     assert!(r.status.success(), "{}", text(&r));
 }
@@ -451,7 +442,7 @@ fn changed_pipeline_refuses_to_resume() {
         "{e}"
     );
     // Threads and chunk size do not change outputs, so they resume fine.
-    let o = seispipe(
+    util::run_ok(
         t.path(),
         &[
             "run",
@@ -463,7 +454,6 @@ fn changed_pipeline_refuses_to_resume() {
             "run.chunk_samples=1",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
     // A non-empty directory that is not a seispipe run is never written into.
     let other = t.path().join("other");
     std::fs::create_dir_all(&other).unwrap();
@@ -527,8 +517,7 @@ fn f16_inputs_and_outputs() {
     write_train_pair(&input, "FlatVel_A", 1, 2, DType::F16, 7);
     let out = t.path().join("out");
     let p = pipeline(t.path(), &input, &out, "copies = 0", "", "dtype = \"f16\"");
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     // Originals of f16 inputs written as f16 are bit-identical to the inputs' data.
     let a = std::fs::read(input.join("FlatVel_A/data/data1.npy")).unwrap();
     let b = std::fs::read(out.join("data/data1.npy")).unwrap();
@@ -553,7 +542,7 @@ fn set_override_and_check_plan() {
         FLIP_NOISE,
         "samples_per_shard = 500",
     );
-    let o = seispipe(
+    let o = util::run_ok(
         t.path(),
         &[
             "check",
@@ -562,7 +551,6 @@ fn set_override_and_check_plan() {
             "output.samples_per_shard=6",
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(
         s.contains("5 samples") && s.contains("20 samples") && s.contains("4 shards"),
@@ -828,8 +816,7 @@ fn bad_files_can_be_skipped_and_are_recorded() {
             .replace("[input]\n", "[input]\non_bad_file = \"skip\"\n"),
     )
     .unwrap();
-    let o = seispipe(t.path(), &["run", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = util::run_ok(t.path(), &["run", p.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("skipped"),
         "{}",
@@ -870,7 +857,7 @@ fn nan_samples_are_reported_or_skipped_by_policy() {
     );
     assert!(!out.join("data/data1.npy").exists());
     let out2 = t.path().join("out2");
-    let o = seispipe(
+    util::run_ok(
         t.path(),
         &[
             "run",
@@ -882,7 +869,6 @@ fn nan_samples_are_reported_or_skipped_by_policy() {
             &format!("output.dir=\"{}\"", out2.display()),
         ],
     );
-    assert!(o.status.success(), "{}", text(&o));
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out2.join("manifest.json")).unwrap())
             .unwrap();
@@ -961,11 +947,10 @@ fn disk_full_mid_run_keeps_finished_shards_and_no_partial_files() {
     left.sort();
     assert_eq!(left, ["data1.npy"], "temporary files left behind");
     // With room again, the same command keeps shard 1 and finishes.
-    let o = seispipe(
+    let o = util::run_ok(
         t.path(),
         &["run", p_str, "--set", "input.on_nonfinite=skip"],
     );
-    assert!(o.status.success(), "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("1 kept from an earlier run"),
         "{}",
@@ -989,8 +974,7 @@ fn inspect_reports_stats_and_nonfinite_counts() {
     x[1] = f32::NAN;
     x[2] = f32::INFINITY;
     write_npy(&t.path().join("a.npy"), DType::F32, &[5, 1000, 70], &x);
-    let o = seispipe(t.path(), &["inspect", t.path().to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    let o = util::run_ok(t.path(), &["inspect", t.path().to_str().unwrap()]);
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(
         s.contains("[5, 1000, 70]")
@@ -1013,8 +997,7 @@ fn glob_and_single_file_inputs() {
     let glob = format!("{}/*Vel_A/data/*.npy", input.display());
     let out = t.path().join("out-glob");
     let p = pipeline(t.path(), Path::new(&glob), &out, "copies = 0", "", "");
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let inputs: Vec<&str> = m["inputs"]
@@ -1036,8 +1019,7 @@ fn glob_and_single_file_inputs() {
     let one = input.join("FlatVel_B/data/data1.npy");
     let out = t.path().join("out-one");
     let p = pipeline(t.path(), &one, &out, "copies = 0", "", "");
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     assert_eq!(
         read_npy(&out.join("model/model1.npy")).0,
         vec![3, 1, 70, 70]
@@ -1063,8 +1045,7 @@ fn flat_data_model_pairs_are_read() {
     );
     let out = t.path().join("out");
     let p = pipeline(t.path(), &input, &out, "copies = 0", "", "");
-    let o = seispipe(t.path(), &["run", "-q", p.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", text(&o));
+    util::run_ok(t.path(), &["run", "-q", p.to_str().unwrap()]);
     assert_eq!(
         read_npy(&out.join("model/model1.npy")).0,
         vec![2, 1, 70, 70]

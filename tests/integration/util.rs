@@ -32,6 +32,13 @@ pub fn seispipe(cwd: &Path, args: &[&str]) -> Output {
         .expect("run seispipe")
 }
 
+/// Run seispipe and assert it succeeded (printing its output if not).
+pub fn run_ok(cwd: &Path, args: &[&str]) -> Output {
+    let o = seispipe(cwd, args);
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
 /// stdout + stderr as one string, for messages in asserts.
 pub fn text(o: &Output) -> String {
     format!(
