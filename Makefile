@@ -10,7 +10,9 @@ LIBTORCH = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
 export LIBTORCH
 export SEISPIPE_PYTHON := $(PYTHON)
 export SEISPIPE_VENV := $(VENV)
-CARGO_FLAGS := --release --features torch
+# The workspace: the `seispipe` crate (never links libtorch) and `torch/`,
+# whose `seispipe-torch` binary `seispipe` hands pseudo_label work to.
+CARGO_FLAGS := --release --workspace
 BIN := target/release/seispipe
 
 .PHONY: all venv build demo test bench clean-demo fmt lint
@@ -51,8 +53,11 @@ demo: build
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
-	# The default build (no libtorch) must keep compiling too.
-	cargo check --release --all-targets
+	# The seispipe crate must build with no libtorch anywhere in sight.
+	env -u LIBTORCH cargo check --release -p seispipe --all-targets
+	# Integration tests run target/release/seispipe, which hands pseudo_label
+	# work to target/release/seispipe-torch: build both first.
+	cargo build $(CARGO_FLAGS)
 	cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { print "tests: " p " passed, " f " failed" }' target/test.log
 

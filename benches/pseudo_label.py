@@ -15,7 +15,7 @@ All three run in this one process invocation on the same files and model.
 `--model bench` (default) is a small conv net scripted here (about 1 GFLOP,
 ~60 ms per sample on 2 CPU cores: a light competition model); `--model demo` uses the
 project's own traced demo model (tiny: the run is I/O bound).
-Needs target/release/seispipe built with --features torch.
+Needs target/release/seispipe and seispipe-torch (`make build`).
 """
 
 import argparse

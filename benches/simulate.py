@@ -2,7 +2,7 @@
 vs a plain NumPy implementation of the same scheme, on the same velocity maps.
 
 usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 1]
-       (run from the repository root after `cargo build --release --features torch`;
+       (run from the repository root after `cargo build --release --workspace`;
        use the venv python: $SEISPIPE_PYTHON, which has torch and deepwave)
 
 1. `seispipe synth` draws N CurveFault_B maps and simulates them (5 sources,

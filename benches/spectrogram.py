@@ -26,8 +26,8 @@ its labels: `seispipe run -q --threads T` of a one-stage pipeline (process
 start, read, STFT, f32 write, SHA-256, fsync, journal, manifest) vs Python
 np.load of data and labels -> the same per-sample torch.stft -> np.save of
 both (no hashing, no fsync: the Python side does strictly less work). The
-seispipe binary's start-up (`seispipe stages`, dominated by loading libtorch
-with the `torch` feature) is timed separately and reported.
+seispipe binary's start-up (`seispipe stages`) is timed separately and
+reported.
 """
 
 import argparse
@@ -90,7 +90,7 @@ def main():
 
     env = dict(os.environ)
     subprocess.run(
-        ["cargo", "build", "--release", "--features", "torch", "--example", "spectrogram_bench", "-q"],
+        ["cargo", "build", "--release", "--example", "spectrogram_bench", "-q"],
         cwd=ROOT, check=True, env=env,
     )
     exe = os.path.join(ROOT, "target", "release", "examples", "spectrogram_bench")
@@ -165,7 +165,7 @@ def main():
 def end_to_end(x, params, threads, repeats, torch_one):
     n = x.shape[0]
     exe = os.path.join(ROOT, "target", "release", "seispipe")
-    subprocess.run(["cargo", "build", "--release", "--features", "torch", "-q"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--workspace", "-q"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory() as d:
         data = os.path.join(d, "train", "A", "data", "data1.npy")
         model = os.path.join(d, "train", "A", "model", "model1.npy")

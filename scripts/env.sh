@@ -1,5 +1,5 @@
 # Source this to get the same environment the Makefile uses:
-#   . scripts/env.sh && cargo test --release --features torch
+#   . scripts/env.sh && cargo test --release --workspace
 # Keeping LIBTORCH identical for make, plain cargo and editors avoids torch-sys rebuilds.
 export SEISPIPE_VENV="${SEISPIPE_VENV:-$HOME/.cache/seispipe/venv}"
 export SEISPIPE_PYTHON="$SEISPIPE_VENV/bin/python"

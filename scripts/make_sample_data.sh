@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the committed sample data under data/ with `seispipe synth`
 # (deterministic: same seeds, same bytes). Run from the repository root after
-# `cargo build --release --features torch`.
+# `cargo build --release --workspace`.
 set -euo pipefail
 BIN="${BIN:-target/release/seispipe}"
 OUT="${1:-data}"

@@ -19,9 +19,10 @@
 //! * [`io::manifest`] — the manifest, provenance and `verify`.
 //! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
 //!   metadata, per-part manifests and an upload plan (`seispipe package`).
-//! * [`settings`] resolves the command line; [`commands`] implements each
+//! * [`app`] is the program both binaries run; [`settings`] resolves the command line; [`commands`] implements each
 //!   subcommand; [`progress`] prints for people on stderr.
 
+pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod dsp;

@@ -1,15 +1,10 @@
 //! Trained models as the pipeline sees them: a [`Model`] maps a batch of
 //! seismic samples to velocity maps in m/s. The declared input/output
 //! transforms ([`InputTransform`], [`OutputTransform`]) are plain data here;
-//! [`torchscript`] (behind the `torch` feature) runs TorchScript files through
+//! the `seispipe-torch` crate (`torch/`) runs TorchScript files through
 //! libtorch and applies them. The arithmetic that combines several views of a
 //! sample (test-time augmentation, ensembles) lives here too, in plain Rust,
 //! so it is tested without libtorch.
-
-#[cfg(feature = "torch")]
-pub mod demo;
-#[cfg(feature = "torch")]
-pub mod torchscript;
 
 use serde::{Deserialize, Serialize};
 
@@ -152,38 +147,50 @@ pub fn combine_views(views: &[&[f32]], weights: &[f64]) -> (Vec<f32>, f64) {
     (mean, dis)
 }
 
-/// `seispipe make-demo-model`: fit and save the demo model (see [`demo`]);
-/// in a binary built without the `torch` feature, say how to rebuild.
+/// The libtorch half of seispipe, which lives in the `seispipe-torch` crate
+/// (`torch/`) so that this library never links libtorch. The
+/// `seispipe-torch` binary installs it ([`install_torch_backend`]) first
+/// thing; the `seispipe` binary has none, starts without loading libtorch
+/// (0.4 s, most of a small run) and hands a command that needs a model over
+/// to `seispipe-torch` (see [`crate::app`]).
+pub struct TorchBackend {
+    /// Load a pseudo_label stage's models.
+    pub load_models: LoadModels,
+    /// `seispipe make-demo-model`.
+    pub make_demo_model: fn(&crate::cli::DemoModelArgs) -> crate::Result<String>,
+}
+
+/// How a [`TorchBackend`] loads a pseudo_label stage's models.
+pub type LoadModels = fn(
+    &crate::stage::pseudo_label::PseudoLabelSpec,
+    &crate::stage::BuildEnv,
+) -> Result<Vec<Box<dyn Model>>, String>;
+
+static TORCH: std::sync::OnceLock<TorchBackend> = std::sync::OnceLock::new();
+
+/// The installed libtorch backend, if this process has one.
+#[must_use]
+pub fn torch_backend() -> Option<&'static TorchBackend> {
+    TORCH.get()
+}
+
+/// Install the libtorch backend in this process (once; later calls are
+/// ignored).
+pub fn install_torch_backend(backend: TorchBackend) {
+    let _ = TORCH.set(backend);
+}
+
+/// `seispipe make-demo-model` (fitting needs libtorch: see [`TorchBackend`]).
 ///
 /// # Errors
-/// No labelled inputs, libtorch failures, or no libtorch in this build.
+/// No labelled inputs, libtorch failures, or no libtorch in this process.
 pub fn make_demo_model_cli(args: &crate::cli::DemoModelArgs) -> crate::Result<String> {
-    #[cfg(feature = "torch")]
-    {
-        let r = demo::make_demo_model(
-            &args.out,
-            &demo::DemoOptions {
-                data: args.data.clone(),
-                max_samples: args.max_samples,
-                steps: args.steps,
-                seed: args.seed,
-            },
-        )?;
-        Ok(format!(
-            "wrote {}: fitted on {} samples for {} steps, mean abs. error {:.0} → {:.0} m/s (input sign_log1p, output minmax 1500–4500)\n",
-            r.path.display(),
-            r.samples,
-            r.steps,
-            r.mae_before,
-            r.mae_after
-        ))
-    }
-    #[cfg(not(feature = "torch"))]
-    {
-        Err(crate::Error::config(
+    match torch_backend() {
+        Some(b) => (b.make_demo_model)(args),
+        None => Err(crate::Error::config(
             args.out.display().to_string(),
             crate::stage::pseudo_label::NEEDS_TORCH.replace("pseudo_label", "make-demo-model"),
-        ))
+        )),
     }
 }
 

@@ -163,7 +163,7 @@ pub enum StageSpec {
     Spectrogram(SpectrogramSpec),
     /// Baseline input scalings (signed log1p, min-max).
     WaveformTransform(WaveformTransformSpec),
-    /// Labels from trained TorchScript models (needs the `torch` feature).
+    /// Labels from trained TorchScript models (needs libtorch: the `seispipe-torch` binary).
     PseudoLabel(PseudoLabelSpec),
 }
 

@@ -50,7 +50,7 @@ use crate::sample::Sample;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "pseudo_label",
-    summary: "label samples with trained TorchScript model(s) (TTA, weighted ensembles, confidence filter); writes a Kaggle submission CSV (needs the `torch` feature)",
+    summary: "label samples with trained TorchScript model(s) (TTA, weighted ensembles, confidence filter); writes a Kaggle submission CSV (needs libtorch: the `seispipe-torch` binary)",
     params: &[
         ("models", "(required)", "list of { path = \"m.pt\", weight = 1.0, sha256 = \"…\" (optional pin) }; paths relative to the pipeline file"),
         ("device", "\"auto\"", "\"auto\" (cuda:0 if libtorch sees a GPU, else cpu), \"cpu\" or \"cuda:N\""),
@@ -159,7 +159,7 @@ pub struct PseudoLabelSpec {
 }
 
 /// How to rebuild when the binary lacks libtorch.
-pub const NEEDS_TORCH: &str = "pseudo_label needs seispipe built with libtorch: rebuild with `cargo build --release --features torch` (or `make build`, which sets LIBTORCH up)";
+pub const NEEDS_TORCH: &str = "pseudo_label needs libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe`";
 
 impl PseudoLabelSpec {
     /// Check the values that need no libtorch.
@@ -267,59 +267,19 @@ impl PseudoLabelSpec {
     ///
     /// # Errors
     /// Any bad value, a missing or corrupt model, a model with the wrong
-    /// output shape, CUDA asked for where none is — or a binary built without
-    /// the `torch` feature.
+    /// output shape, CUDA asked for where none is — or a process without the
+    /// libtorch backend (see [`crate::model::TorchBackend`]).
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
         self.validate(env)?;
         let models = self.load_models(env)?;
         self.build_with(env, models)
     }
 
-    #[cfg(not(feature = "torch"))]
-    fn load_models(&self, _env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
-        Err(NEEDS_TORCH.into())
-    }
-
-    #[cfg(feature = "torch")]
     fn load_models(&self, env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
-        use crate::model::torchscript::{resolve_device, LoadOptions, TorchScriptModel};
-        let device = resolve_device(&self.device)?;
-        if let Some(t) = self.torch_threads {
-            tch::set_num_threads(i32::try_from(t).unwrap_or(i32::MAX));
+        match crate::model::torch_backend() {
+            Some(b) => (b.load_models)(self, env),
+            None => Err(NEEDS_TORCH.into()),
         }
-        let half = self.half && device != tch::Device::Cpu;
-        if self.half && self.device != "auto" && !half {
-            return Err(
-                "half = true needs a CUDA device; set half = false or device = \"cuda:N\"".into(),
-            );
-        }
-        let opts = LoadOptions {
-            device,
-            half,
-            input: self.input_transform,
-            input_bounds: self.input_bounds.unwrap_or([-1.0, 1.0]),
-            output: self.output_transform,
-            output_bounds: self.output_bounds,
-            output_scale: self.output_scale.unwrap_or(1.0),
-            sample_shape: env.shape.clone(),
-        };
-        let mut out: Vec<Box<dyn Model>> = Vec::new();
-        for (i, m) in self.models.iter().enumerate() {
-            let path = resolve_path(&env.pipeline_dir, &m.path);
-            let model = TorchScriptModel::load(&path, opts.clone())
-                .map_err(|e| format!("models[{i}]: {e}"))?;
-            if let Some(want) = &m.sha256 {
-                if !want.eq_ignore_ascii_case(model.sha256()) {
-                    return Err(format!(
-                        "models[{i}]: {} has SHA-256 {}, but the pipeline pins {want}",
-                        path.display(),
-                        model.sha256()
-                    ));
-                }
-            }
-            out.push(Box::new(model));
-        }
-        Ok(out)
     }
 
     /// Build with already loaded models (tests use stand-in models).

@@ -5,8 +5,6 @@
 //! is, NaN predictions and bad input files give clear errors or counted skips,
 //! never a submission that silently lacks ids.
 
-#![cfg(feature = "torch")]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -492,4 +490,58 @@ fn iterative_pseudo_labels_resimulate_the_prediction() {
             0.0,
         );
     }
+}
+
+/// `seispipe` never links libtorch (it would cost every run 0.4 s of
+/// loading); pseudo_label work goes to `seispipe-torch` beside it, and without
+/// that binary the error says what is missing instead of failing to start.
+#[test]
+fn seispipe_binary_has_no_libtorch_and_hands_models_over() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_seispipe"));
+    let o = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(exe)
+        .output()
+        .expect("run readelf (binutils)");
+    assert!(o.status.success(), "{}", text(&o));
+    let dynamic = String::from_utf8_lossy(&o.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("NEEDED")).collect();
+    assert!(
+        !needed.is_empty(),
+        "readelf shows no NEEDED entries:\n{dynamic}"
+    );
+    for l in &needed {
+        assert!(
+            !l.contains("torch") && !l.contains("c10"),
+            "seispipe links libtorch: {l}"
+        );
+    }
+    let torch = exe.with_file_name("seispipe-torch");
+    assert!(
+        torch.is_file(),
+        "{} is missing: build the workspace first (`cargo build --release --workspace`, as make test does)",
+        torch.display()
+    );
+
+    // A copy of `seispipe` alone in a directory has no seispipe-torch beside it.
+    let t = tempdir();
+    let d = t.path();
+    let lone = d.join("seispipe");
+    std::fs::copy(exe, &lone).unwrap();
+    let o = std::process::Command::new(&lone)
+        .current_dir(d)
+        .args(["make-demo-model", "m.pt", "--data", "nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let err = text(&o);
+    assert!(err.contains("seispipe-torch"), "{err}");
+    assert!(!d.join("m.pt").exists());
+
+    // Beside it, the same command reaches libtorch (and fails on the data).
+    let o = seispipe(d, &["make-demo-model", "m.pt", "--data", "nowhere"]);
+    assert!(!o.status.success());
+    let err = text(&o);
+    assert!(!err.contains("seispipe-torch"), "{err}");
+    assert!(err.contains("nowhere"), "{err}");
 }

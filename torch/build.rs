@@ -1,10 +1,10 @@
-//! Give seispipe's binaries, tests and examples an rpath to libtorch, which
+//! Give the seispipe-torch binary an rpath to libtorch, which
 //! tch's own rpath does not reach (see README "libtorch"), and keep
 //! libtorch_cuda linked when it is complete so tch can see a GPU.
 
 fn main() {
     println!("cargo:rerun-if-env-changed=SEISPIPE_LINK_TORCH_CUDA");
-    // Set by torch-sys (a direct dependency under the `torch` feature).
+    // Set by torch-sys (a direct dependency of this crate).
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         let cuda = std::path::Path::new(&lib).join("libtorch_cuda.so");

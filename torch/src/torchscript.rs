@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use tch::{CModule, Device, Kind, Tensor};
 
-use super::{InputTransform, Model, OutputTransform, VELOCITY_VALUES};
+use seispipe::model::{InputTransform, Model, OutputTransform, VELOCITY_VALUES};
 
 /// Resolve a `device` setting: `auto` (first CUDA device when libtorch sees
 /// one, else CPU), `cpu`, or `cuda:N`.
@@ -94,7 +94,7 @@ impl TorchScriptModel {
         if !path.is_file() {
             return Err(format!("model file {} does not exist", path.display()));
         }
-        let sha256 = crate::io::npy::sha256_file(path).map_err(|e| e.to_string())?;
+        let sha256 = seispipe::io::npy::sha256_file(path).map_err(|e| e.to_string())?;
         let mut module = CModule::load_on_device(path, opts.device).map_err(|e| {
             format!(
                 "model file {} is not a TorchScript model libtorch can load (save it with torch.jit.save of a scripted or traced module): {}",

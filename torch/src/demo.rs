@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{CModule, Device, Kind, Tensor};
 
-use crate::io::layout::InputSet;
-use crate::pipeline::spec::{InputSpec, LabelMode, Policy};
-use crate::sample::SEISMIC_SHAPE;
+use seispipe::io::layout::InputSet;
+use seispipe::pipeline::spec::{InputSpec, LabelMode, Policy};
+use seispipe::sample::SEISMIC_SHAPE;
 
 /// What `make-demo-model` did.
 #[derive(Debug, Clone)]
@@ -72,8 +72,8 @@ fn sign_log1p(x: &Tensor) -> Tensor {
 ///
 /// # Errors
 /// No labelled inputs, unreadable inputs, or libtorch failures.
-pub fn make_demo_model(out: &Path, opts: &DemoOptions) -> crate::Result<DemoReport> {
-    let fail = |reason: String| crate::Error::Layout {
+pub fn make_demo_model(out: &Path, opts: &DemoOptions) -> seispipe::Result<DemoReport> {
+    let fail = |reason: String| seispipe::Error::Layout {
         path: out.to_path_buf(),
         reason,
     };
@@ -141,12 +141,12 @@ pub fn make_demo_model(out: &Path, opts: &DemoOptions) -> crate::Result<DemoRepo
         .unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.partial"));
     if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(d).map_err(|e| crate::Error::io(d, "create directory", e))?;
+        std::fs::create_dir_all(d).map_err(|e| seispipe::Error::io(d, "create directory", e))?;
     }
     traced
         .save(&tmp)
         .map_err(|e| fail(format!("saving the traced model: {e}")))?;
-    std::fs::rename(&tmp, out).map_err(|e| crate::Error::io(out, "rename into place", e))?;
+    std::fs::rename(&tmp, out).map_err(|e| seispipe::Error::io(out, "rename into place", e))?;
     Ok(DemoReport {
         path: out.to_path_buf(),
         samples: n,

@@ -1,0 +1,159 @@
+//! The command-line program shared by the two binaries: parse, dispatch, map
+//! the outcome to an exit code.
+//!
+//! `seispipe` is built without references to libtorch, so it starts in a few
+//! milliseconds; `seispipe-torch` is the same program with the libtorch
+//! backend installed ([`crate::model::install_torch`]). When `seispipe` is
+//! asked for something that needs a model (a pipeline with a `pseudo_label`
+//! stage, `make-demo-model`), it replaces itself with `seispipe-torch` from
+//! its own directory, same arguments, same process id, so signals and exit
+//! codes behave as if it had done the work itself.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+
+/// The binary that carries libtorch, looked for beside the running one.
+pub const TORCH_BINARY: &str = "seispipe-torch";
+
+/// Run the program.
+#[must_use]
+pub fn main() -> ExitCode {
+    keep_freed_memory_mapped();
+    let cli = Cli::parse();
+    if let Some(code) = hand_over_to_torch(&cli) {
+        return code;
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // First Ctrl-C: finish the chunk in flight, keep finished shards, exit 130.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                std::process::exit(commands::EXIT_INTERRUPTED);
+            }
+            eprintln!("\nstopping: finishing the work in flight (Ctrl-C again to quit at once)");
+        });
+    }
+    let outcome = match &cli.command {
+        Command::Run(args) => commands::run(args, stop).map(|_| commands::EXIT_OK),
+        Command::Check(args) => commands::check(args).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::Inspect { path } => commands::inspect(path).map(|s| {
+            print!("{s}");
+            if s.lines().any(|l| l.starts_with("error:")) {
+                commands::EXIT_FAILED
+            } else {
+                commands::EXIT_OK
+            }
+        }),
+        Command::Verify { dir } => commands::verify(dir).map(|(s, clean)| {
+            print!("{s}");
+            if clean {
+                commands::EXIT_OK
+            } else {
+                commands::EXIT_VERIFY
+            }
+        }),
+        Command::Synth(args) => commands::synth(args).map(|s| {
+            eprint!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::Stages => {
+            print!("{}", commands::stages());
+            Ok(commands::EXIT_OK)
+        }
+        Command::Package(args) => commands::package(args).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::MakeDemoModel(args) => commands::make_demo_model(args).map(|s| {
+            eprint!("{s}");
+            commands::EXIT_OK
+        }),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            let code = commands::exit_code(&e);
+            eprintln!("error: {:#}", anyhow::Error::from(e));
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+/// Samples are 1.4 MB buffers allocated by reader threads and freed by the
+/// writer thread. glibc would hand each back to the kernel (mmap/munmap, arena
+/// trimming), so every new buffer page-faults again: ~110,000 faults per 1000
+/// samples. The executor bounds how much is in flight, so keeping freed
+/// memory mapped costs at most that bound.
+fn keep_freed_memory_mapped() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only tunes the allocator; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// Whether the command needs libtorch. A pipeline file that does not load is
+/// left to the normal path, which reports it.
+fn needs_torch(cli: &Cli) -> bool {
+    let pipeline = match &cli.command {
+        Command::MakeDemoModel(_) => return true,
+        Command::Run(args) => &args.pipeline,
+        Command::Check(args) => args,
+        _ => return false,
+    };
+    crate::pipeline::spec::load(&pipeline.pipeline, &pipeline.set).is_ok_and(|spec| {
+        spec.stages
+            .iter()
+            .any(|s| matches!(s, crate::pipeline::spec::StageSpec::PseudoLabel(_)))
+    })
+}
+
+/// In a process without libtorch, `exec` `seispipe-torch` when the command
+/// needs it and that binary exists beside this one. Returns an exit code only
+/// when the `exec` itself failed; `None` means carry on here (a missing
+/// `seispipe-torch` is then reported where the model would load).
+fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
+    if crate::model::torch_backend().is_some() || !needs_torch(cli) {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let torch = exe.with_file_name(TORCH_BINARY);
+    if !torch.is_file() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        let err = std::process::Command::new(&torch)
+            .args(std::env::args_os().skip(1))
+            .exec();
+        eprintln!("error: {}: cannot start it: {err}", torch.display());
+        Some(ExitCode::from(
+            u8::try_from(commands::EXIT_FAILED).unwrap_or(1),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        let status = std::process::Command::new(&torch)
+            .args(std::env::args_os().skip(1))
+            .status();
+        Some(match status {
+            Ok(s) => ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
+            Err(err) => {
+                eprintln!("error: {}: cannot start it: {err}", torch.display());
+                ExitCode::from(u8::try_from(commands::EXIT_FAILED).unwrap_or(1))
+            }
+        })
+    }
+}
