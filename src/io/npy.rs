@@ -354,7 +354,8 @@ pub struct NpyWriter {
     tmp_path: PathBuf,
     rel: String,
     file: Option<BufWriter<File>>,
-    hasher: Sha256,
+    /// `None` when the caller hashes the bytes itself ([`NpyWriter::create_unhashed`]).
+    hasher: Option<Sha256>,
     dtype: DType,
     planned: Vec<usize>,
     per_item: usize,
@@ -377,6 +378,31 @@ impl NpyWriter {
     /// # Errors
     /// The temporary file cannot be created.
     pub fn create(final_path: &Path, rel: &str, dtype: DType, planned: &[usize]) -> Result<Self> {
+        Self::open(final_path, rel, dtype, planned, true)
+    }
+
+    /// As [`NpyWriter::create`], for a caller that hashes the same bytes on
+    /// another thread ([`header_bytes`] of `planned`, then every item as
+    /// written) and hands the digest to [`NpyWriter::finish_with`].
+    ///
+    /// # Errors
+    /// The temporary file cannot be created.
+    pub fn create_unhashed(
+        final_path: &Path,
+        rel: &str,
+        dtype: DType,
+        planned: &[usize],
+    ) -> Result<Self> {
+        Self::open(final_path, rel, dtype, planned, false)
+    }
+
+    fn open(
+        final_path: &Path,
+        rel: &str,
+        dtype: DType,
+        planned: &[usize],
+        hash: bool,
+    ) -> Result<Self> {
         let name = final_path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -388,7 +414,7 @@ impl NpyWriter {
             tmp_path,
             rel: rel.to_string(),
             file: Some(BufWriter::with_capacity(1 << 20, file)),
-            hasher: Sha256::new(),
+            hasher: hash.then(Sha256::new),
             dtype,
             planned: planned.to_vec(),
             per_item: planned[1..].iter().product(),
@@ -406,22 +432,33 @@ impl NpyWriter {
         let f = self.file.as_mut().expect("writer is open");
         f.write_all(bytes)
             .map_err(|e| Error::io(&self.tmp_path, "write", e))?;
-        self.hasher.update(bytes);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(bytes);
+        }
         self.bytes += bytes.len() as u64;
         Ok(())
     }
 
-    /// Append one item (`planned[1..]` elements).
+    /// Append one item already encoded in the file's dtype (little-endian
+    /// bytes, `planned[1..]` elements), e.g. by [`encode_item`].
     ///
     /// # Errors
-    /// Wrong element count, a value that does not fit the dtype, or a write error.
-    pub fn write_item(&mut self, data: &[f32]) -> Result<()> {
-        if data.len() != self.per_item {
+    /// Wrong byte count, too many items, or a write error.
+    pub fn write_encoded_item(&mut self, bytes: &[u8]) -> Result<()> {
+        self.check_item(
+            bytes.len() / itemsize(self.dtype),
+            bytes.len() % itemsize(self.dtype),
+        )?;
+        self.put(bytes)?;
+        self.after_item()
+    }
+
+    fn check_item(&self, values: usize, rest: usize) -> Result<()> {
+        if values != self.per_item || rest != 0 {
             return Err(Error::Npy {
                 path: self.final_path.clone(),
                 reason: format!(
-                    "item of {} values written where {:?} needs {}",
-                    data.len(),
+                    "item of {values} values written where {:?} needs {}",
                     &self.planned[1..],
                     self.per_item
                 ),
@@ -433,42 +470,33 @@ impl NpyWriter {
                 reason: format!("more than the planned {} items written", self.planned[0]),
             });
         }
-        match self.dtype {
-            DType::F32 => {
-                if cfg!(target_endian = "little") {
-                    // Split borrow: hasher and file are distinct fields.
-                    let bytes = f32_as_bytes(data);
-                    let f = self.file.as_mut().expect("writer is open");
-                    f.write_all(bytes)
-                        .map_err(|e| Error::io(&self.tmp_path, "write", e))?;
-                    self.hasher.update(bytes);
-                    self.bytes += bytes.len() as u64;
-                } else {
-                    let mut s = std::mem::take(&mut self.scratch);
-                    s.clear();
-                    for v in data {
-                        s.extend_from_slice(&v.to_le_bytes());
-                    }
-                    self.put(&s)?;
-                    self.scratch = s;
-                }
-            }
-            DType::F16 => {
-                let mut s = std::mem::take(&mut self.scratch);
-                s.clear();
-                s.reserve(data.len() * 2);
-                for v in data {
-                    s.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
-                }
-                self.put(&s)?;
-                self.scratch = s;
-            }
-        }
+        Ok(())
+    }
+
+    fn after_item(&mut self) -> Result<()> {
         self.written_items += 1;
         if self.bytes - self.kicked >= WRITEBACK_STEP {
             self.kick_writeback()?;
         }
         Ok(())
+    }
+
+    /// Append one item (`planned[1..]` elements).
+    ///
+    /// # Errors
+    /// Wrong element count, a value that does not fit the dtype, or a write error.
+    pub fn write_item(&mut self, data: &[f32]) -> Result<()> {
+        self.check_item(data.len(), 0)?;
+        if self.dtype == DType::F32 && cfg!(target_endian = "little") {
+            self.put(f32_as_bytes(data))?;
+        } else {
+            let mut s = std::mem::take(&mut self.scratch);
+            encode_item(data, self.dtype, &mut s);
+            let r = self.put(&s);
+            self.scratch = s;
+            r?;
+        }
+        self.after_item()
     }
 
     /// Ask the kernel to start writing what we wrote so far (Linux
@@ -512,7 +540,19 @@ impl NpyWriter {
     ///
     /// # Errors
     /// Any I/O failure (the temporary file is removed).
-    pub fn finish(mut self) -> Result<WrittenFile> {
+    pub fn finish(self) -> Result<WrittenFile> {
+        self.finish_with(None)
+    }
+
+    /// As [`NpyWriter::finish`]; `digest` is the SHA-256 (lower-case hex)
+    /// of the file as planned, from a writer made by
+    /// [`NpyWriter::create_unhashed`]. When items were dropped, the header
+    /// changes and the file is hashed again here.
+    ///
+    /// # Errors
+    /// Any I/O failure (the temporary file is removed), or an unhashed
+    /// writer finished without a digest.
+    pub fn finish_with(mut self, digest: Option<String>) -> Result<WrittenFile> {
         let mut f = self.file.take().expect("writer is open");
         f.flush()
             .map_err(|e| Error::io(&self.tmp_path, "write", e))?;
@@ -520,8 +560,16 @@ impl NpyWriter {
             .into_inner()
             .map_err(|e| Error::io(&self.tmp_path, "write", e.into_error()))?;
         let mut shape = self.planned.clone();
-        let sha = if self.written_items == self.planned[0] {
-            hex(&std::mem::take(&mut self.hasher).finalize())
+        let complete = self.written_items == self.planned[0];
+        let sha = if let (true, Some(h)) = (complete, self.hasher.take()) {
+            hex(&h.finalize())
+        } else if let (true, Some(d)) = (complete, digest) {
+            d
+        } else if complete {
+            return Err(Error::Npy {
+                path: self.final_path.clone(),
+                reason: "internal: an unhashed writer was finished without its digest".into(),
+            });
         } else {
             // Some items were dropped: rewrite the header in place (a smaller
             // count never needs more header bytes) and hash the file again.
@@ -568,6 +616,38 @@ impl Drop for NpyWriter {
             self.file = None;
             let _ = std::fs::remove_file(&self.tmp_path);
         }
+    }
+}
+
+/// Encode f32 values as the little-endian bytes of `dtype` into `out`
+/// (cleared first). f16 rounds to nearest even, as numpy's `astype`.
+pub fn encode_item(data: &[f32], dtype: DType, out: &mut Vec<u8>) {
+    out.clear();
+    match dtype {
+        DType::F32 => {
+            out.reserve(data.len() * 4);
+            for v in data {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        DType::F16 => {
+            out.reserve(data.len() * 2);
+            for v in data {
+                out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes());
+            }
+        }
+    }
+}
+
+/// The bytes [`NpyWriter::write_item`] writes for `data`, borrowed when
+/// they are the values' own memory (f32 on a little-endian machine).
+#[must_use]
+pub fn item_bytes<'a>(data: &'a [f32], dtype: DType, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+    if dtype == DType::F32 && cfg!(target_endian = "little") {
+        f32_as_bytes(data)
+    } else {
+        encode_item(data, dtype, scratch);
+        scratch
     }
 }
 

@@ -147,8 +147,9 @@ pub fn memory_bound_bytes(pipeline: &Pipeline) -> u64 {
     let out_bytes = (pipeline.out_shape.iter().product::<usize>()
         + VELOCITY_SHAPE.iter().product::<usize>())
         * 4;
-    // Per segment: one chunk being built and one in the channel; the writer holds one.
-    let chunks = (2 * segments + 1) as u64;
+    // Per segment: one chunk being built and one in the channel; the hash
+    // thread and the writer each hold one, with one in the channel between.
+    let chunks = (2 * segments + 3) as u64;
     // A sample in flight may hold its input and its output at once.
     chunks * pipeline.spec.run.chunk_samples as u64 * (in_bytes + out_bytes) as u64
 }
@@ -222,6 +223,9 @@ struct Item {
     out_index: usize,
     sample: Sample,
     records: Vec<Value>,
+    /// The file bytes of the seismic and the velocity map, when they are not
+    /// the arrays' own memory (f16 output); filled by the hash thread.
+    encoded: Option<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 struct Chunk {
@@ -229,6 +233,9 @@ struct Chunk {
     first_of_shard: bool,
     last_of_shard: bool,
     items: Vec<Item>,
+    /// On a shard's last chunk, after the hash thread: SHA-256 (hex) of the
+    /// data file and of the label file as planned.
+    digests: Option<(String, Option<String>)>,
 }
 
 enum Segment<'p> {
@@ -329,6 +336,7 @@ impl Ctx<'_> {
             out_index: o,
             sample,
             records: Vec::new(),
+            encoded: None,
         };
         let mut bad = check_finite(standard(&item.sample.seismic), &f.data, index, "seismic").err();
         if bad.is_none() {
@@ -584,6 +592,20 @@ pub fn run(
                 r
             }));
         }
+        // Hash thread: output checks, f16 encoding, SHA-256.
+        {
+            let (tx, next_rx) = bounded::<Chunk>(1);
+            let in_rx = std::mem::replace(&mut rx, next_rx);
+            let ctx = &ctx;
+            let failed = &failed;
+            handles.push(scope.spawn(move || -> Result<()> {
+                let r = hash_thread(ctx, &in_rx, &tx);
+                if r.is_err() {
+                    failed.store(true, Ordering::SeqCst);
+                }
+                r
+            }));
+        }
         // Writer.
         {
             let ctx = &ctx;
@@ -728,6 +750,7 @@ fn producer(
                 first_of_shard: start == range.start,
                 last_of_shard: end == range.end,
                 items: items?,
+                digests: None,
             };
             if tx.send(chunk).is_err() {
                 return Ok(()); // the next thread failed and reports why
@@ -764,6 +787,82 @@ fn middle_thread(
     Ok(())
 }
 
+/// Between the stages and the writer: check every output sample (finite
+/// values, the f16 range), encode f16, and hash each file's bytes (header as
+/// planned, then every sample kept) so that the writer only writes. SHA-256
+/// runs at ~2 GB/s, the write copy at several; on one thread together they
+/// were the slowest link of flip + noise.
+fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
+    let dtype = ctx.pipeline.spec.output.dtype;
+    let mut hashers: Option<(Sha256, Option<Sha256>)> = None;
+    for mut chunk in rx {
+        if chunk.first_of_shard {
+            let n = ctx.plan.shard_range(chunk.shard).len();
+            let mut dshape = vec![n];
+            dshape.extend_from_slice(&ctx.pipeline.out_shape);
+            let mut lshape = vec![n];
+            lshape.extend_from_slice(&VELOCITY_SHAPE);
+            let data = Sha256::new_with_prefix(npy::header_bytes(dtype, &dshape));
+            let label = ctx
+                .pipeline
+                .out_labels
+                .then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &lshape)));
+            hashers = Some((data, label));
+        }
+        let (dh, lh) = hashers.as_mut().expect("a shard is open");
+        for item in &mut chunk.items {
+            if item.sample.dropped.is_none() {
+                if let Err(e) = check_output(ctx, &item.sample, dtype) {
+                    ctx.drop_or_fail(item, e)?;
+                }
+            }
+            if item.sample.dropped.is_some() {
+                continue;
+            }
+            let s = &mut item.sample;
+            if !s.seismic.is_standard_layout() {
+                s.seismic = s.seismic.as_standard_layout().into_owned();
+            }
+            if let Some(v) = s.velocity.as_mut() {
+                if !v.is_standard_layout() {
+                    *v = v.as_standard_layout().into_owned();
+                }
+            }
+            if lh.is_some() && s.velocity.is_none() {
+                return Err(Error::Sample {
+                    path: ctx.inputs.files[s.origin.input].data.clone(),
+                    index: s.origin.index,
+                    reason: "a stage removed the velocity map of a labelled sample".into(),
+                });
+            }
+            let mut data_buf = Vec::new();
+            dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
+            let mut label_buf = Vec::new();
+            if let (Some(lh), Some(v)) = (lh.as_mut(), s.velocity.as_ref()) {
+                lh.update(npy::item_bytes(
+                    v.as_slice().expect("standard layout"),
+                    dtype,
+                    &mut label_buf,
+                ));
+            }
+            if !data_buf.is_empty() {
+                item.encoded = Some((data_buf, lh.is_some().then_some(label_buf)));
+            }
+        }
+        if chunk.last_of_shard {
+            let (dh, lh) = hashers.take().expect("a shard is open");
+            chunk.digests = Some((
+                npy::hex(&dh.finalize()),
+                lh.map(|h| npy::hex(&h.finalize())),
+            ));
+        }
+        if tx.send(chunk).is_err() {
+            return Ok(()); // the writer failed and reports why
+        }
+    }
+    Ok(())
+}
+
 struct OpenShard {
     index: usize,
     data: NpyWriter,
@@ -780,8 +879,7 @@ fn writer_thread(
     rx: &Receiver<Chunk>,
     records: &std::sync::Mutex<Vec<ShardRecord>>,
 ) -> Result<()> {
-    let spec = &ctx.pipeline.spec;
-    let dtype = spec.output.dtype;
+    let dtype = ctx.pipeline.spec.output.dtype;
     let mut open: Option<OpenShard> = None;
     for chunk in rx {
         if chunk.first_of_shard {
@@ -793,9 +891,14 @@ fn writer_thread(
             lshape.extend_from_slice(&VELOCITY_SHAPE);
             open = Some(OpenShard {
                 index: chunk.shard + 1,
-                data: NpyWriter::create(&out_dir.join(&dp), &dp, dtype, &dshape)?,
+                data: NpyWriter::create_unhashed(&out_dir.join(&dp), &dp, dtype, &dshape)?,
                 label: if ctx.pipeline.out_labels {
-                    Some(NpyWriter::create(&out_dir.join(&lp), &lp, dtype, &lshape)?)
+                    Some(NpyWriter::create_unhashed(
+                        &out_dir.join(&lp),
+                        &lp,
+                        dtype,
+                        &lshape,
+                    )?)
                 } else {
                     None
                 },
@@ -807,11 +910,6 @@ fn writer_thread(
         let mut bytes = 0u64;
         let n_items = chunk.items.len();
         for mut item in chunk.items {
-            if item.sample.dropped.is_none() {
-                if let Err(e) = check_output(ctx, &item.sample, dtype) {
-                    ctx.drop_or_fail(&mut item, e)?;
-                }
-            }
             let f = &ctx.inputs.files[item.sample.origin.input];
             if let Some(reason) = item.sample.dropped.take() {
                 sh.dropped.push(json!({
@@ -824,18 +922,21 @@ fn writer_thread(
                 }));
                 continue;
             }
-            let data = item.sample.seismic.as_standard_layout();
-            sh.data
-                .write_item(data.as_slice().expect("standard layout"))?;
-            bytes += (data.len() * npy::itemsize(dtype)) as u64;
-            if let Some(lw) = sh.label.as_mut() {
-                let v = item.sample.velocity.as_ref().ok_or_else(|| Error::Sample {
-                    path: f.data.clone(),
-                    index: item.sample.origin.index,
-                    reason: "a stage removed the velocity map of a labelled sample".into(),
-                })?;
-                let v = v.as_standard_layout();
-                lw.write_item(v.as_slice().expect("standard layout"))?;
+            // The hash thread made both arrays standard and checked the label.
+            let (data_bytes, label_bytes) = match item.encoded.take() {
+                Some((d, l)) => (Some(d), l),
+                None => (None, None),
+            };
+            match &data_bytes {
+                Some(b) => sh.data.write_encoded_item(b)?,
+                None => sh.data.write_item(standard(&item.sample.seismic))?,
+            }
+            bytes += (item.sample.seismic.len() * npy::itemsize(dtype)) as u64;
+            if let (Some(lw), Some(v)) = (sh.label.as_mut(), item.sample.velocity.as_ref()) {
+                match &label_bytes {
+                    Some(b) => lw.write_encoded_item(b)?,
+                    None => lw.write_item(v.as_slice().expect("standard layout"))?,
+                }
                 bytes += (v.len() * npy::itemsize(dtype)) as u64;
             }
             sh.provenance.push(json!({
@@ -850,9 +951,13 @@ fn writer_thread(
         printer.samples_done(n_items, bytes);
         if chunk.last_of_shard {
             let sh = open.take().expect("a shard is open");
-            let mut files = vec![sh.data.finish()?];
+            let (data_sha, label_sha) = match chunk.digests {
+                Some((d, l)) => (Some(d), l),
+                None => (None, None),
+            };
+            let mut files = vec![sh.data.finish_with(data_sha)?];
             if let Some(l) = sh.label {
-                files.push(l.finish()?);
+                files.push(l.finish_with(label_sha)?);
             }
             let rec = ShardRecord {
                 index: sh.index,
