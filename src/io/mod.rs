@@ -1,6 +1,8 @@
 //! Files: `.npy` reading and atomic writing ([`npy`]), input discovery and
-//! pairing ([`layout`]), and the output manifest ([`manifest`]).
+//! pairing ([`layout`]), the output manifest ([`manifest`]), and the
+//! direct-I/O file sink behind the writer ([`sink`]).
 
 pub mod layout;
 pub mod manifest;
 pub mod npy;
+pub mod sink;

@@ -6,13 +6,14 @@
 //! Written: version 1.0 headers padded to 64 bytes, exactly as `numpy.save`.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::io::sink::Sink;
 use crate::pipeline::spec::DType;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
@@ -353,7 +354,9 @@ pub struct NpyWriter {
     final_path: PathBuf,
     tmp_path: PathBuf,
     rel: String,
-    file: Option<BufWriter<File>>,
+    file: Option<Sink>,
+    /// Set once the file has its final name (then `Drop` leaves it alone).
+    renamed: bool,
     /// `None` when the caller hashes the bytes itself ([`NpyWriter::create_unhashed`]).
     hasher: Option<Sha256>,
     dtype: DType,
@@ -362,13 +365,7 @@ pub struct NpyWriter {
     written_items: usize,
     bytes: u64,
     scratch: Vec<u8>,
-    /// Bytes already handed to the kernel for writeback (see [`NpyWriter::kick_writeback`]).
-    kicked: u64,
 }
-
-/// Start writeback every this many bytes, so the final fsync finds little
-/// left to write and disk writes overlap computing the next samples.
-const WRITEBACK_STEP: u64 = 16 << 20;
 
 impl NpyWriter {
     /// Start `final_path` (`rel` is its name in the manifest) with room for
@@ -408,12 +405,17 @@ impl NpyWriter {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp_path = final_path.with_file_name(format!(".{name}.partial"));
-        let file = File::create(&tmp_path).map_err(|e| Error::io(&tmp_path, "create", e))?;
+        let header = header_bytes(dtype, planned);
+        let expected =
+            header.len() as u64 + (planned.iter().product::<usize>() * itemsize(dtype)) as u64;
+        let file =
+            Sink::create(&tmp_path, expected).map_err(|e| Error::io(&tmp_path, "create", e))?;
         let mut w = NpyWriter {
             final_path: final_path.to_path_buf(),
             tmp_path,
             rel: rel.to_string(),
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            file: Some(file),
+            renamed: false,
             hasher: hash.then(Sha256::new),
             dtype,
             planned: planned.to_vec(),
@@ -421,9 +423,7 @@ impl NpyWriter {
             written_items: 0,
             bytes: 0,
             scratch: Vec::new(),
-            kicked: 0,
         };
-        let header = header_bytes(dtype, planned);
         w.put(&header)?;
         Ok(w)
     }
@@ -475,9 +475,6 @@ impl NpyWriter {
 
     fn after_item(&mut self) -> Result<()> {
         self.written_items += 1;
-        if self.bytes - self.kicked >= WRITEBACK_STEP {
-            self.kick_writeback()?;
-        }
         Ok(())
     }
 
@@ -497,36 +494,6 @@ impl NpyWriter {
             r?;
         }
         self.after_item()
-    }
-
-    /// Ask the kernel to start writing what we wrote so far (Linux
-    /// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: asynchronous, no wait for
-    /// completion). Without it, dirty pages pile up until the fsync in
-    /// `finish`, and the whole shard's disk write stalls the pipeline there.
-    fn kick_writeback(&mut self) -> Result<()> {
-        let f = self.file.as_mut().expect("writer is open");
-        f.flush()
-            .map_err(|e| Error::io(&self.tmp_path, "write", e))?;
-        #[cfg(target_os = "linux")]
-        {
-            use std::os::fd::AsRawFd;
-            let fd = f.get_ref().as_raw_fd();
-            #[allow(clippy::cast_possible_wrap)]
-            // SAFETY: fd is a valid open descriptor owned by `f`; the call
-            // only schedules writeback of the given byte range.
-            let rc = unsafe {
-                libc::sync_file_range(
-                    fd,
-                    self.kicked as libc::off64_t,
-                    (self.bytes - self.kicked) as libc::off64_t,
-                    libc::SYNC_FILE_RANGE_WRITE,
-                )
-            };
-            // Only a hint: filesystems that do not support it are fine.
-            let _ = rc;
-        }
-        self.kicked = self.bytes;
-        Ok(())
     }
 
     /// Items written so far.
@@ -553,12 +520,10 @@ impl NpyWriter {
     /// Any I/O failure (the temporary file is removed), or an unhashed
     /// writer finished without a digest.
     pub fn finish_with(mut self, digest: Option<String>) -> Result<WrittenFile> {
-        let mut f = self.file.take().expect("writer is open");
-        f.flush()
+        let sink = self.file.take().expect("writer is open");
+        let file = sink
+            .finish()
             .map_err(|e| Error::io(&self.tmp_path, "write", e))?;
-        let file = f
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp_path, "write", e.into_error()))?;
         let mut shape = self.planned.clone();
         let complete = self.written_items == self.planned[0];
         let sha = if let (true, Some(h)) = (complete, self.hasher.take()) {
@@ -597,6 +562,7 @@ impl NpyWriter {
         drop(file);
         std::fs::rename(&self.tmp_path, &self.final_path)
             .map_err(|e| Error::io(&self.final_path, "rename into place", e))?;
+        self.renamed = true;
         if let Some(dir) = self.final_path.parent() {
             sync_dir(dir)?;
         }
@@ -611,8 +577,10 @@ impl NpyWriter {
 }
 
 impl Drop for NpyWriter {
+    /// An unfinished writer, or one whose `finish` failed before the rename,
+    /// removes its temporary file.
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.renamed {
             self.file = None;
             let _ = std::fs::remove_file(&self.tmp_path);
         }
