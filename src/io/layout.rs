@@ -442,8 +442,7 @@ impl InputSet {
     pub fn read_seismic(&self, file: usize, index: usize) -> Result<ArrayD<f32>> {
         let f = &self.files[file];
         let per: usize = SEISMIC_SHAPE.iter().product();
-        let mut v = vec![0f32; per];
-        npy::read_f32(&f.data, &f.data_header, index * per, &mut v)?;
+        let v = npy::read_f32_vec(&f.data, &f.data_header, index * per, per)?;
         Ok(ArrayD::from_shape_vec(IxDyn(&SEISMIC_SHAPE), v).expect("shape matches length"))
     }
 
@@ -457,8 +456,7 @@ impl InputSet {
             return Ok(None);
         };
         let per: usize = VELOCITY_SHAPE.iter().product();
-        let mut v = vec![0f32; per];
-        npy::read_f32(lp, lh, index * per, &mut v)?;
+        let v = npy::read_f32_vec(lp, lh, index * per, per)?;
         Ok(Some(
             Array3::from_shape_vec(VELOCITY_SHAPE, v).expect("shape matches length"),
         ))
