@@ -36,9 +36,13 @@ pub const ALIGN: usize = 4096;
 /// Largest staging buffer (and direct write).
 pub const MAX_STAGE: usize = 4 << 20;
 
-/// Direct writes in flight at once (this VM's disk: 1.6 GB/s with one 4 MB
-/// write at a time, ~2.5 GB/s with two).
-const IO_THREADS: usize = 2;
+/// Direct writes in flight at once. Two would suit the disk better (this
+/// VM's: 1.6 GB/s with one 4 MB write at a time, ~2.5 GB/s with two), but
+/// two extending writes to one ext4 file serialise on the inode lock, and
+/// the kernel's optimistic spinning on it cost 5 % of a flip + noise run's
+/// CPU; one thread was faster end to end (flip 1.12–1.23 s against
+/// 1.30–1.38 s for 1000 samples).
+const IO_THREADS: usize = 1;
 
 /// Staging buffers per sink: one filling, [`IO_THREADS`] being written, one
 /// spare.
