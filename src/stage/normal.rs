@@ -140,6 +140,103 @@ fn fast_pass_dispatch(
     fast_pass(t, us, vals, rejected)
 }
 
+/// The fast pass fused with the add, in AVX-512 (16 lanes): the 128-entry
+/// tables live in registers and are looked up with two-source permutes
+/// instead of gathers. For every accepted draw `x[j] += scale · v_j` (a
+/// multiply, then an add: never fused, so the bits equal the scalar path's);
+/// rejected lanes keep `x[j]` and set bit `j % 16` of `masks[j / 16]`, to be
+/// finished in order by [`Normals::fix`].
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::{
+        __m512, __m512i, __mmask16, _mm512_abs_epi32, _mm512_add_ps, _mm512_and_si512,
+        _mm512_cmpge_epu32_mask, _mm512_cvtepi32_ps, _mm512_loadu_ps, _mm512_loadu_si512,
+        _mm512_mask_blend_epi32, _mm512_mask_blend_ps, _mm512_mask_mov_ps, _mm512_mask_storeu_ps,
+        _mm512_maskz_loadu_epi32, _mm512_maskz_loadu_ps, _mm512_mul_ps, _mm512_permutex2var_epi32,
+        _mm512_permutex2var_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_srai_epi32,
+        _mm512_test_epi32_mask,
+    };
+
+    use super::Tables;
+
+    /// Look `idx` (0..128) up in the 128 entries held as 8 registers.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lookup_ps(t: &[__m512; 8], idx: __m512i, m32: __mmask16, m64: __mmask16) -> __m512 {
+        let a = _mm512_permutex2var_ps(t[0], idx, t[1]);
+        let b = _mm512_permutex2var_ps(t[2], idx, t[3]);
+        let c = _mm512_permutex2var_ps(t[4], idx, t[5]);
+        let d = _mm512_permutex2var_ps(t[6], idx, t[7]);
+        let lo = _mm512_mask_blend_ps(m32, a, b);
+        let hi = _mm512_mask_blend_ps(m32, c, d);
+        _mm512_mask_blend_ps(m64, lo, hi)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lookup_epi32(t: &[__m512i; 8], idx: __m512i, m32: __mmask16, m64: __mmask16) -> __m512i {
+        let a = _mm512_permutex2var_epi32(t[0], idx, t[1]);
+        let b = _mm512_permutex2var_epi32(t[2], idx, t[3]);
+        let c = _mm512_permutex2var_epi32(t[4], idx, t[5]);
+        let d = _mm512_permutex2var_epi32(t[6], idx, t[7]);
+        let lo = _mm512_mask_blend_epi32(m32, a, b);
+        let hi = _mm512_mask_blend_epi32(m32, c, d);
+        _mm512_mask_blend_epi32(m64, lo, hi)
+    }
+
+    /// See the module documentation. `us` and `x` have the same length;
+    /// `masks` has at least `len.div_ceil(16)` entries.
+    #[target_feature(enable = "avx512f")]
+    pub fn fused(t: &Tables, us: &[u32], x: &mut [f32], scale: f32, masks: &mut [u16]) {
+        assert!(us.len() == x.len() && masks.len() >= x.len().div_ceil(16));
+        let mut wn = [_mm512_set1_ps(0.0); 8];
+        let mut kn = [_mm512_set1_epi32(0); 8];
+        for r in 0..8 {
+            // SAFETY: each table has 128 entries; r·16 + 16 ≤ 128.
+            unsafe {
+                wn[r] = _mm512_loadu_ps(t.wn32.as_ptr().add(r * 16));
+                kn[r] = _mm512_loadu_si512(t.kn.as_ptr().add(r * 16).cast());
+            }
+        }
+        let s = _mm512_set1_ps(scale);
+        let (c127, c32, c64) = (
+            _mm512_set1_epi32(127),
+            _mm512_set1_epi32(32),
+            _mm512_set1_epi32(64),
+        );
+        for (g, mask) in masks.iter_mut().enumerate().take(x.len().div_ceil(16)) {
+            let start = g * 16;
+            let lanes = (x.len() - start).min(16);
+            let live: __mmask16 = if lanes == 16 {
+                0xffff
+            } else {
+                (1u16 << lanes) - 1
+            };
+            // SAFETY: the masked loads and the store touch only the `lanes`
+            // elements from `start`, all inside `us` and `x`.
+            let (u, xv) = unsafe {
+                (
+                    _mm512_maskz_loadu_epi32(live, us.as_ptr().add(start).cast()),
+                    _mm512_maskz_loadu_ps(live, x.as_ptr().add(start)),
+                )
+            };
+            let iz = _mm512_and_si512(u, c127);
+            let hz = _mm512_srai_epi32::<7>(u);
+            let m32 = _mm512_test_epi32_mask(iz, c32);
+            let m64 = _mm512_test_epi32_mask(iz, c64);
+            let w = lookup_ps(&wn, iz, m32, m64);
+            let k = lookup_epi32(&kn, iz, m32, m64);
+            let v = _mm512_mul_ps(_mm512_cvtepi32_ps(hz), w);
+            let rejected = _mm512_cmpge_epu32_mask(_mm512_abs_epi32(hz), k) & live;
+            let added = _mm512_add_ps(xv, _mm512_mul_ps(s, v));
+            let out = _mm512_mask_mov_ps(xv, !rejected, added);
+            // SAFETY: as for the loads.
+            unsafe { _mm512_mask_storeu_ps(x.as_mut_ptr().add(start), live, out) };
+            *mask = rejected;
+        }
+    }
+}
+
 impl<'r, G: RngCore> Normals<'r, G> {
     /// Draws from `rng`.
     pub fn new(rng: &'r mut G) -> Self {
@@ -156,6 +253,44 @@ impl<'r, G: RngCore> Normals<'r, G> {
 
     /// Add `scale · n_i` to every `x[i]`, n_i ~ N(0, 1), in order.
     pub fn add_scaled(&mut self, x: &mut [f32], scale: f32) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { self.add_scaled_avx512(x, scale) };
+            return;
+        }
+        self.add_scaled_blocks(x, scale);
+    }
+
+    /// [`Normals::add_scaled`] on AVX-512 machines: same draws, same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn add_scaled_avx512(&mut self, x: &mut [f32], scale: f32) {
+        let mut masks = [0u16; BLOCK / 16];
+        for xs in x.chunks_mut(BLOCK) {
+            let n = xs.len();
+            let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
+            self.rng.fill_bytes(&mut bytes[..n * 4]);
+            avx512::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
+            for (g, &m) in masks[..n.div_ceil(16)].iter().enumerate() {
+                let mut m = m;
+                while m != 0 {
+                    let j = g * 16 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let u = u32::from_le(self.buf[j]);
+                    #[allow(clippy::cast_possible_wrap)]
+                    let hz = (u as i32) >> 7;
+                    let v = self.fix(hz, (u & 127) as usize);
+                    xs[j] += scale * v;
+                }
+            }
+        }
+    }
+
+    /// [`Normals::add_scaled`] without AVX-512: the rectangle draws of a
+    /// block (AVX2 where the CPU has it), the rejected ones finished in
+    /// order, then the add.
+    fn add_scaled_blocks(&mut self, x: &mut [f32], scale: f32) {
         let mut vals = [0f32; BLOCK];
         let mut rejected = [0u16; BLOCK];
         for xs in x.chunks_mut(BLOCK) {
@@ -297,6 +432,43 @@ mod tests {
         assert_eq!(na, nb);
         assert_eq!(ra[..na], rb[..nb]);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
+    }
+
+    /// The AVX-512 path (where the CPU has it) gives the bits of the block
+    /// path: many blocks, partial blocks, scale 0 and negative zeros.
+    #[test]
+    fn avx512_path_equals_the_block_path() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !std::arch::is_x86_feature_detected!("avx512f") {
+                eprintln!("no AVX-512 on this CPU: the block path is the only path");
+                return;
+            }
+            for (len, scale) in [
+                (1usize, 0.5f32),
+                (15, 1.0),
+                (17, -2.0),
+                (1000, 2.0),
+                (1024, 0.0),
+                (3001, -1.5),
+                (350_000, 0.7),
+            ] {
+                let mut a = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
+                let mut b = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
+                let mut x: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+                if len > 2 {
+                    x[1] = -0.0;
+                }
+                let mut y = x.clone();
+                // SAFETY: AVX-512F checked above.
+                unsafe { Normals::new(&mut a).add_scaled_avx512(&mut x, scale) };
+                Normals::new(&mut b).add_scaled_blocks(&mut y, scale);
+                assert!(
+                    x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "len {len}, scale {scale}"
+                );
+            }
+        }
     }
 
     #[test]
