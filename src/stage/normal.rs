@@ -14,7 +14,8 @@
 //! of draws) are finished from a second stream (see [`Normals`]); uniforms
 //! there are `((u >> 11) + 0.5) · 2⁻⁵³`, never 0 or 1. The common path is
 //! exact f32 arithmetic (an i32→f32 conversion and one multiply), so the
-//! vectorised (AVX2) and scalar versions give the same bits; the draws are a
+//! vectorised (AVX-512 with the tables in registers, AVX2) and scalar
+//! versions give the same bits (tested); the draws are a
 //! pure function of the generator state: deterministic and thread-independent.
 
 use std::sync::LazyLock;
