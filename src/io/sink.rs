@@ -77,6 +77,13 @@ struct AlignedBuf {
 }
 
 impl AlignedBuf {
+    /// A placeholder that owns no memory.
+    const EMPTY: AlignedBuf = AlignedBuf {
+        mem: Vec::new(),
+        start: 0,
+        cap: 0,
+    };
+
     fn new(cap: usize) -> AlignedBuf {
         let mem = vec![0u8; cap + ALIGN];
         let start = mem.as_ptr().align_offset(ALIGN);
@@ -377,7 +384,7 @@ impl Direct {
     fn window_full(&mut self) -> io::Result<()> {
         if self.proven {
             let pool = self.io.get_or_insert_with(|| IoPool::new(&self.file));
-            let full = std::mem::replace(&mut self.cur, AlignedBuf::new(0));
+            let full = std::mem::replace(&mut self.cur, AlignedBuf::EMPTY);
             self.cur = pool.submit(full, self.offset)?;
         } else {
             self.file
