@@ -858,6 +858,20 @@ mod tests {
         nan: bool,
     }
 
+    /// Two finite stand-in models whose predictions differ by 100.
+    fn fakes_0_and_100() -> Vec<Box<dyn Model>> {
+        vec![
+            Box::new(Fake {
+                offset: 0.0,
+                nan: false,
+            }),
+            Box::new(Fake {
+                offset: 100.0,
+                nan: false,
+            }),
+        ]
+    }
+
     impl Model for Fake {
         fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
             let per = seismic.len() / batch;
@@ -938,16 +952,7 @@ mod tests {
         let s = spec(
             "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\nclip = [-1e6, 1e6]\nbatch_size = 2",
         );
-        let models: Vec<Box<dyn Model>> = vec![
-            Box::new(Fake {
-                offset: 0.0,
-                nan: false,
-            }),
-            Box::new(Fake {
-                offset: 100.0,
-                nan: false,
-            }),
-        ];
+        let models = fakes_0_and_100();
         let built = s.build_with(&env(), models).unwrap();
         assert!(built.out_labels);
         let mut samples: Vec<Sample> = (0..3).map(sample).collect();
@@ -1003,21 +1008,7 @@ mod tests {
 
         // Two members 100 m/s apart disagree by 50 m/s.
         let s = spec("models = [{ path = \"a\" }, { path = \"b\" }]\nmax_disagreement = 49.0\nclip = [-1e6, 1e6]");
-        let built = s
-            .build_with(
-                &env(),
-                vec![
-                    Box::new(Fake {
-                        offset: 0.0,
-                        nan: false,
-                    }),
-                    Box::new(Fake {
-                        offset: 100.0,
-                        nan: false,
-                    }),
-                ],
-            )
-            .unwrap();
+        let built = s.build_with(&env(), fakes_0_and_100()).unwrap();
         let mut samples = vec![sample(0)];
         let r = run(&built, &mut samples);
         assert!((r[0]["disagreement"].as_f64().unwrap() - 50.0).abs() < 1e-9);
