@@ -5,35 +5,40 @@
 SHELL := /bin/bash
 VENV ?= $(HOME)/.cache/seispipe/venv
 PYTHON := $(VENV)/bin/python
-# Resolved when a recipe runs, i.e. after the venv exists.
-LIBTORCH = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/torch))
-export LIBTORCH
 export SEISPIPE_PYTHON := $(PYTHON)
 export SEISPIPE_VENV := $(VENV)
+# LIBTORCH (the venv's torch folder) is found by scripts/env.sh when a recipe
+# line runs, after the venv exists. A make-time $(wildcard) would not do: make
+# caches directory listings, so on a fresh machine it still sees no torch after
+# the venv recipe has installed it.
+TORCH_ENV := . scripts/env.sh --need-torch &&
 # The workspace: the `seispipe` crate (never links libtorch) and `torch/`,
 # whose `seispipe-torch` binary `seispipe` hands pseudo_label work to.
 CARGO_FLAGS := --release --workspace
 BIN := target/release/seispipe
 
-.PHONY: all venv build demo test bench clean-demo fmt lint
+.PHONY: all prereqs venv build demo test bench clean-demo fmt lint
 
 all: build
+
+# Every target starts here: each missing prerequisite named on one line.
+prereqs:
+	@scripts/check-prereqs.sh $(VENV)
 
 # The Python venv lives outside the work tree so it survives clones and CI runs.
 # The marker names the requirements' hash, so a fresh clone (new file times)
 # reuses the venv and a changed requirements.txt reinstalls.
 REQ_HASH := $(shell sha256sum requirements.txt | cut -c1-12)
 VENV_OK := $(VENV)/.seispipe-ok-$(REQ_HASH)
-venv: $(VENV_OK)
-$(VENV_OK):
-	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+venv: prereqs $(VENV_OK)
+$(VENV_OK): | prereqs
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -r requirements.txt
 	@touch $@
 
 build: venv
-	cargo build $(CARGO_FLAGS)
+	$(TORCH_ENV) cargo build $(CARGO_FLAGS)
 
 # The main job (flip + noise augmentation of data/train_samples), then the
 # other capabilities on the same sample data: pseudo-labels for data/test with
@@ -52,13 +57,15 @@ demo: build
 
 test: venv
 	cargo fmt --all -- --check
-	cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	$(TORCH_ENV) cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
 	# The seispipe crate must build with no libtorch anywhere in sight.
 	env -u LIBTORCH cargo check --release -p seispipe --all-targets
 	# Integration tests run target/release/seispipe, which hands pseudo_label
 	# work to target/release/seispipe-torch: build both first.
-	cargo build $(CARGO_FLAGS)
-	cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
+	$(TORCH_ENV) cargo build $(CARGO_FLAGS)
+	# make on a machine without the venv: one invocation must create it and build.
+	tests/setup/fresh_venv.sh
+	$(TORCH_ENV) cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { print "tests: " p " passed, " f " failed" }' target/test.log
 
 bench: build
