@@ -143,6 +143,112 @@ fn agrees_with_deepwave() {
     assert!(worst < 1e-2, "relative L2 error {worst} vs deepwave");
 }
 
+/// Velocity maps that send much energy to the outer edge of the padded grid
+/// (the sponge is tuned to the map's slowest velocity): a slow surface over
+/// fast layers, a slow surface over fast faulted layers, a uniform 4500 m/s
+/// map, and a CurveFault_B draw with its top rows slowed down.
+fn edge_stress_models() -> Vec<(&'static str, Vec<f32>)> {
+    let layered: Vec<f32> = (0..4900)
+        .map(|i| match i / 70 {
+            0..=7 => 1500.0,
+            8..=19 => 1800.0,
+            20..=39 => 4000.0,
+            40..=54 => 4300.0,
+            _ => 4500.0,
+        })
+        .collect();
+    // Dipping interfaces offset by 9 rows across a fault at x = 40.
+    let faulted: Vec<f32> = (0..4900)
+        .map(|i| {
+            let (z, x) = (i / 70, i % 70);
+            let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
+            if z < 6 {
+                1650.0
+            } else if depth < 22.0 {
+                4000.0
+            } else if depth < 40.0 {
+                4250.0
+            } else {
+                4500.0
+            }
+        })
+        .collect();
+    let mut curve_fault = Family::parse("CurveFault_B")
+        .unwrap()
+        .draw(&mut stage_rng(11, "edge", 0, 0, 0));
+    for v in &mut curve_fault[..5 * 70] {
+        *v = 1550.0;
+    }
+    vec![
+        ("slow surface over fast layers", layered),
+        ("slow surface over a fast faulted block", faulted),
+        ("uniform 4500 m/s", vec![4500.0; 4900]),
+        ("CurveFault_B with a 1550 m/s surface", curve_fault),
+    ]
+}
+
+/// Every sample of every source against an independent f32 NumPy port of the
+/// OpenFWI generator whose Laplacian wraps at the padded grid's outer edge
+/// (`np.roll`). The same port with a zero wall instead shows that these maps
+/// tell the two edges apart, so the comparison really checks the wrap.
+#[test]
+fn matches_the_np_roll_port_on_edge_stress_maps() {
+    let Some(py) = util::python("physics::matches_the_np_roll_port_on_edge_stress_maps") else {
+        return;
+    };
+    let dir = util::tempdir();
+    let models = edge_stress_models();
+    let n = models.len();
+    let vel: Vec<f32> = models.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+    let vpath = dir.path().join("vel.npy");
+    let (rpath, zpath) = (dir.path().join("roll.npy"), dir.path().join("zero.npy"));
+    write_npy(&vpath, DType::F32, &[n, 70, 70], &vel);
+    let v = vpath.to_str().unwrap();
+    util::run_python(&py, "openfwi_roll_ref.py", &[v, rpath.to_str().unwrap()]);
+    util::run_python(
+        &py,
+        "openfwi_roll_ref.py",
+        &[v, zpath.to_str().unwrap(), "0,17,34,52,69", "--zero-edge"],
+    );
+    let (shape, roll) = read_npy(&rpath);
+    assert_eq!(shape, vec![n, 5, 1000, 70]);
+    let (_, zero) = read_npy(&zpath);
+    let ours = sim_all(&vel);
+    let per = 5 * PER_SOURCE;
+    // Samples t ≥ 700 of every source: where the edge shows most.
+    let late = |d: &[f32]| -> Vec<f32> {
+        d.chunks_exact(PER_SOURCE)
+            .flat_map(|c| c[700 * NX..].iter().copied())
+            .collect()
+    };
+    for (i, (name, _)) in models.iter().enumerate() {
+        let r = i * per..(i + 1) * per;
+        let (a, b, z) = (&ours[r.clone()], &roll[r.clone()], &zero[r]);
+        let whole = rel_l2(a, b);
+        let tail = rel_l2(&late(a), &late(b));
+        let max_abs = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        let bitwise = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+        let wall = rel_l2(z, b);
+        let wall_tail = rel_l2(&late(z), &late(b));
+        eprintln!(
+            "np.roll port, {name}: relative L2 {whole:.2e} over t = 0..999, {tail:.2e} over t ≥ 700, max |diff| {max_abs:.2e}, bit-identical: {bitwise}; a zero wall would give {wall:.2e} and {wall_tail:.2e}"
+        );
+        assert!(
+            whole <= 1e-5,
+            "{name}: relative L2 {whole:e} over the whole record"
+        );
+        assert!(tail <= 1e-5, "{name}: relative L2 {tail:e} over t ≥ 700");
+        assert!(
+            wall_tail > 1e-3,
+            "{name}: a zero wall differs from the wrap by only {wall_tail:e} over t ≥ 700; the map does not stress the edge"
+        );
+    }
+}
+
 fn empty_inputs() -> InputSet {
     InputSet {
         root: ".".into(),
