@@ -85,6 +85,11 @@ pub struct RunArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Resume an output written by a seispipe build that recorded no algorithm
+    /// versions. Its shards may then come from code that computed different
+    /// bytes (the manifest records that this happened).
+    #[arg(long)]
+    pub accept_unversioned: bool,
 }
 
 /// `seispipe synth`.

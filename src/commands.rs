@@ -119,7 +119,11 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
     for sk in &r.inputs.skipped {
         printer.info(&format!("skipped {}: {}", sk.path, sk.reason));
     }
-    let opts = RunOptions { threads, stop };
+    let opts = RunOptions {
+        threads,
+        stop,
+        accept_unversioned: args.accept_unversioned,
+    };
     // A [kaggle] section is validated before the run and packages the output after it.
     let kaggle = crate::kaggle::pack::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
     let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
@@ -237,6 +241,60 @@ fn inspect_file(p: &Path) -> Result<String> {
     ))
 }
 
+/// One line naming the code versions a manifest records.
+fn versions_line(m: &manifest::Manifest) -> String {
+    let Some(v) = &m.versions else {
+        return format!(
+            "versions: none recorded (written by seispipe {} before algorithm versions were recorded)",
+            m.seispipe_version
+        );
+    };
+    let stages: Vec<String> = v["stages"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let alg = s["algorithm"]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .map(|(k, v)| match v {
+                                    serde_json::Value::Array(shas) => format!(
+                                        "{k} {}",
+                                        shas.iter()
+                                            .map(|h| h
+                                                .as_str()
+                                                .map_or("?", |h| &h[..h.len().min(12)]))
+                                            .collect::<Vec<_>>()
+                                            .join(",")
+                                    ),
+                                    other => format!("{k} {other}"),
+                                })
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        })
+                        .unwrap_or_default();
+                    format!("{} ({alg})", s["stage"].as_str().unwrap_or("?"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut line = format!(
+        "versions: seispipe {}, output format {}, stages: {}",
+        m.seispipe_version,
+        v["output_format"],
+        if stages.is_empty() {
+            "none".into()
+        } else {
+            stages.join("; ")
+        }
+    );
+    if let Some(note) = &m.unversioned_resume {
+        line.push_str(&format!("\nwarning: {note}"));
+    }
+    line
+}
+
 /// `seispipe verify`: the report and whether it is clean.
 ///
 /// # Errors
@@ -244,6 +302,7 @@ fn inspect_file(p: &Path) -> Result<String> {
 pub fn verify(dir: &Path) -> Result<(String, bool)> {
     let rep = manifest::verify_output(dir)?;
     let mut s = String::new();
+    let _ = writeln!(s, "{}", versions_line(&manifest::Manifest::load(dir)?));
     for m in &rep.missing {
         let _ = writeln!(s, "missing: {m}");
     }

@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::io::layout::SkippedFile;
 use crate::io::npy::{self, WrittenFile};
 
+/// Version of the output encoding: npy headers and data layout, f16 rounding,
+/// the manifest and provenance format. Recorded in the run fingerprint beside
+/// every stage's algorithm version (see [`crate::stage::algorithm`]).
+pub const OUTPUT_FORMAT_VERSION: u32 = 1;
 /// Manifest format name.
 pub const MANIFEST_FORMAT: &str = "seispipe-manifest/1";
 /// Manifest file name in an output directory.
@@ -49,6 +53,15 @@ pub struct Manifest {
     pub pipeline: Value,
     /// Fingerprint of everything that determines the output bytes.
     pub fingerprint: String,
+    /// Versions of the code that computed the bytes: the output format and
+    /// each stage's algorithm (absent in manifests written before they were
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versions: Option<Value>,
+    /// Set when a run was resumed with `--accept-unversioned` over an output
+    /// that recorded no versions: its earlier shards may come from other code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unversioned_resume: Option<String>,
     /// Pipeline seed.
     pub seed: u64,
     /// How per-sample generators are derived.

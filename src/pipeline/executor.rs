@@ -41,6 +41,10 @@ pub struct RunOptions {
     pub threads: usize,
     /// Set by Ctrl-C / SIGTERM: stop after the chunk in progress.
     pub stop: Arc<AtomicBool>,
+    /// Resume an output that recorded no algorithm versions (written before
+    /// seispipe recorded them), accepting that its shards may come from code
+    /// that computed different bytes.
+    pub accept_unversioned: bool,
 }
 
 /// The outcome of a run.
@@ -154,7 +158,23 @@ pub fn memory_bound_bytes(pipeline: &Pipeline) -> u64 {
     chunks * pipeline.spec.run.chunk_samples as u64 * (in_bytes + out_bytes) as u64
 }
 
-/// The JSON of everything that determines the output bytes, and its SHA-256.
+/// The versions of the code that computes the output bytes: the output format
+/// and each built stage's algorithm (see [`crate::stage::algorithm`]).
+#[must_use]
+pub fn versions(pipeline: &Pipeline) -> Value {
+    json!({
+        "output_format": manifest::OUTPUT_FORMAT_VERSION,
+        "stages": pipeline
+            .stages
+            .iter()
+            .map(|s| json!({ "stage": s.kind, "algorithm": s.algorithm }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// The JSON of everything that determines the output bytes, and its SHA-256:
+/// the pipeline (without paths and speed settings), the inputs, the random
+/// number derivation and the [`versions`] of the code.
 #[must_use]
 pub fn fingerprint(pipeline: &Pipeline, inputs: &InputSet) -> (String, Value) {
     let mut spec = serde_json::to_value(&pipeline.spec).expect("spec serialises");
@@ -186,9 +206,65 @@ pub fn fingerprint(pipeline: &Pipeline, inputs: &InputSet) -> (String, Value) {
         "rng": RNG_DERIVATION,
         "pipeline": spec,
         "inputs": files,
+        "versions": versions(pipeline),
     });
-    let hash = npy::hex(&Sha256::digest(serde_json::to_vec(&v).expect("json")));
-    (hash, v)
+    (fingerprint_hash(&v), v)
+}
+
+fn fingerprint_hash(v: &Value) -> String {
+    npy::hex(&Sha256::digest(serde_json::to_vec(v).expect("json")))
+}
+
+/// The first version that differs between an output's recorded versions and
+/// this build's, as a sentence.
+fn version_difference(old: &Value, new: &Value) -> Option<String> {
+    let (o, n) = (&old["output_format"], &new["output_format"]);
+    if o != n {
+        return Some(format!(
+            "output format: version {o} in the output, {n} in this build"
+        ));
+    }
+    let empty = Vec::new();
+    let old_stages = old["stages"].as_array().unwrap_or(&empty);
+    let new_stages = new["stages"].as_array().unwrap_or(&empty);
+    for (i, (a, b)) in old_stages.iter().zip(new_stages).enumerate() {
+        let kind = b["stage"].as_str().unwrap_or("?");
+        if a["stage"] != b["stage"] {
+            return Some(format!(
+                "built stage {i}: {} in the output, {kind} in this build",
+                a["stage"]
+            ));
+        }
+        let (x, y) = (&a["algorithm"], &b["algorithm"]);
+        let keys: std::collections::BTreeSet<&String> = x
+            .as_object()
+            .into_iter()
+            .chain(y.as_object())
+            .flat_map(serde_json::Map::keys)
+            .collect();
+        for k in keys {
+            if x.get(k) != y.get(k) {
+                let show = |v: Option<&Value>| v.map_or_else(|| "none".into(), Value::to_string);
+                let what = if k == kind {
+                    "algorithm".to_string()
+                } else {
+                    format!("{k} algorithm")
+                };
+                return Some(format!(
+                    "{kind} (built stage {i}): {what} {} in the output, {} in this build",
+                    show(x.get(k)),
+                    show(y.get(k))
+                ));
+            }
+        }
+    }
+    (old_stages.len() != new_stages.len()).then(|| {
+        format!(
+            "{} built stages in the output, {} in this build",
+            old_stages.len(),
+            new_stages.len()
+        )
+    })
 }
 
 /// The first place two JSON values differ, as a dotted path with both values.
@@ -438,7 +514,15 @@ fn stage_record(i: usize, kind: &str, rec: Value) -> Value {
 
 /// Prepare the output directory for this run: a fresh directory gets its
 /// state; an earlier run of the same pipeline is resumed; anything else is refused.
-fn open_output(dir: &Path, fingerprint_hash: &str, fingerprint_value: &Value) -> Result<()> {
+///
+/// Returns whether the output recorded no algorithm versions and was accepted
+/// anyway (`accept_unversioned`).
+fn open_output(
+    dir: &Path,
+    fingerprint_hash: &str,
+    fingerprint_value: &Value,
+    accept_unversioned: bool,
+) -> Result<bool> {
     let state = dir.join(STATE_DIR);
     let run_json = state.join("run.json");
     if run_json.is_file() {
@@ -452,18 +536,40 @@ fn open_output(dir: &Path, fingerprint_hash: &str, fingerprint_value: &Value) ->
             ),
         })?;
         if old.get("fingerprint").and_then(Value::as_str) == Some(fingerprint_hash) {
-            return Ok(());
+            return Ok(false);
         }
-        let what = first_difference(
-            "",
-            old.get("determines_output").unwrap_or(&Value::Null),
-            fingerprint_value,
-        )
-        .unwrap_or_else(|| "the run fingerprint".into());
+        let old_value = old.get("determines_output").unwrap_or(&Value::Null);
+        // The pipeline and inputs first: a different pipeline is the bigger news.
+        let mut without_versions = fingerprint_value.clone();
+        let new_versions = without_versions
+            .as_object_mut()
+            .and_then(|o| o.remove("versions"))
+            .unwrap_or(Value::Null);
+        let mut old_rest = old_value.clone();
+        let old_versions = old_rest.as_object_mut().and_then(|o| o.remove("versions"));
+        if let Some(what) = first_difference("", &old_rest, &without_versions) {
+            return Err(Error::Resume {
+                dir: dir.to_path_buf(),
+                reason: format!(
+                    "holds a run of a different pipeline, so resuming would mix outputs ({what}); restore the old settings to resume, or choose a new output.dir"
+                ),
+            });
+        }
+        let Some(old_versions) = old_versions else {
+            if accept_unversioned {
+                return Ok(true);
+            }
+            return Err(Error::Resume {
+                dir: dir.to_path_buf(),
+                reason: "was written by a seispipe build that recorded no algorithm versions, so this build may compute different bytes for the shards still to come (simulate's outer edge changed, for one) and resuming would mix them; finish it with the build that started it, or choose a new output.dir — or pass --accept-unversioned to resume anyway, knowing that the output may then mix shards computed by different code (the manifest says so)".into(),
+            });
+        };
+        let what = version_difference(&old_versions, &new_versions)
+            .unwrap_or_else(|| "the run fingerprint".into());
         return Err(Error::Resume {
             dir: dir.to_path_buf(),
             reason: format!(
-                "holds a run of a different pipeline, so resuming would mix outputs ({what}); restore the old settings to resume, or choose a new output.dir"
+                "was written by other code: {what} — finish with the old build or start a new output"
             ),
         });
     }
@@ -486,7 +592,8 @@ fn open_output(dir: &Path, fingerprint_hash: &str, fingerprint_value: &Value) ->
         serde_json::to_string_pretty(&body)
             .expect("json")
             .as_bytes(),
-    )
+    )?;
+    Ok(false)
 }
 
 /// Relative path of shard `j` (0-based): data and label files.
@@ -513,7 +620,7 @@ pub fn run(
     let plan = Plan::new(pipeline, inputs);
     let out_dir = PathBuf::from(&pipeline.spec.output.dir);
     let (fp, fp_value) = fingerprint(pipeline, inputs);
-    open_output(&out_dir, &fp, &fp_value)?;
+    let unversioned = open_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
     for sub in ["data"]
         .iter()
         .chain(pipeline.out_labels.then_some(&"model"))
@@ -675,6 +782,10 @@ pub fn run(
         pipeline_file: pipeline.file.clone(),
         pipeline: serde_json::to_value(&pipeline.spec).expect("spec serialises"),
         fingerprint: fp,
+        versions: Some(versions(pipeline)),
+        unversioned_resume: unversioned.then(|| {
+            "resumed with --accept-unversioned over an output that recorded no algorithm versions: shards written before may come from code that computed different bytes".to_string()
+        }),
         seed: pipeline.spec.seed,
         rng: RNG_DERIVATION.into(),
         layout: "openfwi".into(),

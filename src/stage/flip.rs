@@ -30,6 +30,11 @@ use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]); with
+/// `exact = true` the simulator's own version is recorded too.
+/// 1: mirror of receivers, sources and the map's x axis.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "flip",
@@ -109,6 +114,7 @@ impl FlipSpec {
             out_shape: env.shape.clone(),
             out_labels: env.labels,
             info: None,
+            algorithm: super::algorithm("flip", ALGORITHM, exact.is_some()),
             runtime: Runtime::Sample(Box::new(Flip { p: self.p, exact })),
         })
     }

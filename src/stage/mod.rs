@@ -103,8 +103,27 @@ pub struct BuiltStage {
     pub out_labels: bool,
     /// Layout facts for the manifest (axis names, bin frequencies…), if any.
     pub info: Option<Value>,
+    /// The versions of the code that computes this stage's bytes (see
+    /// [`algorithm`]): part of the run fingerprint and of the manifest.
+    pub algorithm: Value,
     /// The runtime.
     pub runtime: Runtime,
+}
+
+/// The algorithm versions of a stage: `{"<kind>": version}`, plus
+/// `"physics": `[`crate::physics::ALGORITHM`] when the stage runs the wave
+/// simulator. A stage's version is bumped whenever the bytes it writes for the
+/// same inputs and parameters change, so that a resume (or a partition) never
+/// mixes shards computed by different code; `tests/integration/goldens.rs`
+/// fails when the bytes change and the version does not.
+#[must_use]
+pub fn algorithm(kind: &str, version: u32, simulates: bool) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(kind.into(), version.into());
+    if simulates {
+        m.insert("physics".into(), crate::physics::ALGORITHM.into());
+    }
+    Value::Object(m)
 }
 
 /// What `build` knows about the samples entering a stage.

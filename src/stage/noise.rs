@@ -16,6 +16,10 @@ use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]).
+/// 1: ziggurat normals on u32 draws from the sample's ChaCha stream.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "gaussian_noise",
@@ -99,6 +103,7 @@ impl GaussianNoiseSpec {
             out_shape: env.shape.clone(),
             out_labels: env.labels,
             info: None,
+            algorithm: super::algorithm("gaussian_noise", ALGORITHM, false),
             runtime: Runtime::Sample(Box::new(GaussianNoise { p: self.p, level })),
         })
     }

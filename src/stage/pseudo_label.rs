@@ -47,6 +47,12 @@ use crate::model::{
 };
 use crate::sample::Sample;
 
+/// Version of this stage's own arithmetic (see [`super::algorithm`]); the
+/// SHA-256 of every model file is recorded beside it, since a different model
+/// writes different labels.
+/// 1: batched TorchScript inference, weighted mean over models and TTA views.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "pseudo_label",
@@ -350,6 +356,11 @@ impl PseudoLabelSpec {
             out_shape: env.shape.clone(),
             out_labels: true,
             info: Some(info),
+            algorithm: {
+                let mut a = super::algorithm("pseudo_label", ALGORITHM, false);
+                a["model_sha256"] = Value::Array(stage.model_sha.clone());
+                a
+            },
             runtime: Runtime::Batch(Box::new(stage)),
         })
     }
@@ -945,6 +956,34 @@ mod tests {
             panic!("pseudo_label is a batch stage")
         };
         b.apply_batch(samples, &mut ctxs).unwrap()
+    }
+
+    include!("../../tests/goldens/check.rs");
+
+    /// pseudo_label's golden (see tests/goldens/check.rs): its arithmetic
+    /// (input scaling, TTA, weighted ensemble, output transform, clip) over
+    /// stand-in models, whose "SHA-256" is part of the versions it records.
+    #[test]
+    fn labels_match_the_golden_for_this_version() {
+        let s = spec(
+            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\ninput_transform = \"sign_log1p\"\noutput_transform = \"minmax\"\noutput_bounds = [1500.0, 4500.0]\nclip = [1500.0, 4500.0]\nbatch_size = 2",
+        );
+        let built = s.build_with(&env(), fakes_0_and_100()).unwrap();
+        let mut samples: Vec<Sample> = (0..3).map(sample).collect();
+        let records = run(&built, &mut samples);
+        let mut h = Sha256::new();
+        for (smp, rec) in samples.iter().zip(&records) {
+            for v in smp
+                .seismic
+                .iter()
+                .chain(smp.velocity.as_ref().unwrap().iter())
+            {
+                h.update(v.to_le_bytes());
+            }
+            h.update(rec.to_string().as_bytes());
+        }
+        let hash = crate::io::npy::hex(&h.finalize());
+        check_golden("pseudo_label_stand_in_models", &built.algorithm, &hash).unwrap();
     }
 
     #[test]

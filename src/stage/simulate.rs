@@ -16,6 +16,11 @@ use crate::error::StageError;
 use crate::physics::{self, NT, NX, SOURCE_X};
 use crate::sample::{Sample, SEISMIC_SHAPE};
 
+/// Version of this stage's own handling (see [`super::algorithm`]); the
+/// simulator's version ([`crate::physics::ALGORITHM`]) is recorded beside it.
+/// 1: validate (and optionally clip) the map, simulate every listed source.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "simulate",
@@ -97,6 +102,7 @@ impl SimulateSpec {
             out_shape: vec![self.source_positions.len(), NT, NX],
             out_labels: true,
             info: None,
+            algorithm: super::algorithm("simulate", ALGORITHM, true),
             runtime: Runtime::Sample(Box::new(Simulate {
                 sources: self.source_positions.clone(),
                 clip: self.clip,

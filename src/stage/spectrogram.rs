@@ -40,6 +40,10 @@ use crate::dsp::stft::{PadMode, StftConfig, StftPlan, StftScratch, WindowKind};
 use crate::error::StageError;
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]).
+/// 1: torch.stft conventions (Hann, centre with reflect padding).
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "spectrogram",
@@ -163,6 +167,7 @@ impl SpectrogramSpec {
             out_shape: stage.out_shape().to_vec(),
             out_labels: env.labels,
             info: Some(stage.info.clone()),
+            algorithm: super::algorithm("spectrogram", ALGORITHM, false),
             runtime: Runtime::Sample(Box::new(stage)),
         })
     }

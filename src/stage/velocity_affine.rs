@@ -24,6 +24,11 @@ use crate::error::StageError;
 use crate::physics::{CLIP_RANGE, NX, NZ, SOURCE_X};
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]); the
+/// simulator's version is recorded beside it.
+/// 1: bilinear crop-and-resize with rotation, clipped to 1500–4500 m/s.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_affine",
@@ -103,6 +108,7 @@ impl VelocityAffineSpec {
             out_shape: env.shape.clone(),
             out_labels: true,
             info: None,
+            algorithm: super::algorithm("velocity_affine", ALGORITHM, true),
             runtime: Runtime::Sample(Box::new(VelocityAffine { spec: self.clone() })),
         })
     }

@@ -22,6 +22,11 @@ use crate::io::layout::InputSet;
 use crate::physics::SOURCE_X;
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]); the
+/// simulator's version is recorded beside it.
+/// 1: α ~ U(alpha_min, alpha_max), partner drawn from the sample's stream.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_mixup",
@@ -109,6 +114,7 @@ impl VelocityMixupSpec {
             out_shape: env.shape.clone(),
             out_labels: true,
             info: None,
+            algorithm: super::algorithm("velocity_mixup", ALGORITHM, true),
             runtime: Runtime::Sample(Box::new(VelocityMixup { spec: self.clone() })),
         })
     }

@@ -20,6 +20,10 @@ use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
+/// Version of the bytes this stage writes (see [`super::algorithm`]).
+/// 1: sign·log1p and min-max scalings in f32.
+pub const ALGORITHM: u32 = 1;
+
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "waveform_transform",
@@ -90,6 +94,7 @@ impl WaveformTransformSpec {
             out_shape: env.shape.clone(),
             out_labels: env.labels,
             info: None,
+            algorithm: super::algorithm("waveform_transform", ALGORITHM, false),
             runtime: Runtime::Sample(Box::new(runtime)),
         })
     }

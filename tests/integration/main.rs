@@ -8,3 +8,4 @@ mod kaggle;
 mod physics;
 mod pseudo_label;
 mod spectrogram;
+mod versions;
