@@ -121,6 +121,11 @@ fn compare(
 
 #[test]
 fn scripted_model_matches_python_and_csv_parses_to_the_shards() {
+    if !crate::util::torch_binary(
+        "pseudo_label::scripted_model_matches_python_and_csv_parses_to_the_shards",
+    ) {
+        return;
+    }
     let Some(py) = python("pseudo_label scripted") else {
         return;
     };
@@ -156,6 +161,11 @@ fn scripted_model_matches_python_and_csv_parses_to_the_shards() {
 
 #[test]
 fn transforms_tta_and_weighted_ensemble_match_numpy_means() {
+    if !crate::util::torch_binary(
+        "pseudo_label::transforms_tta_and_weighted_ensemble_match_numpy_means",
+    ) {
+        return;
+    }
     let Some(py) = python("pseudo_label tta/ensemble") else {
         return;
     };
@@ -230,6 +240,11 @@ fn transforms_tta_and_weighted_ensemble_match_numpy_means() {
 
 #[test]
 fn project_traced_demo_model_round_trips_through_python() {
+    if !crate::util::torch_binary(
+        "pseudo_label::project_traced_demo_model_round_trips_through_python",
+    ) {
+        return;
+    }
     let Some(py) = python("pseudo_label demo model") else {
         return;
     };
@@ -270,6 +285,9 @@ fn project_traced_demo_model_round_trips_through_python() {
 
 #[test]
 fn bad_models_and_devices_are_refused_at_check() {
+    if !crate::util::torch_binary("pseudo_label::bad_models_and_devices_are_refused_at_check") {
+        return;
+    }
     let Some(py) = python("pseudo_label bad models") else {
         return;
     };
@@ -348,6 +366,11 @@ fn bad_models_and_devices_are_refused_at_check() {
 
 #[test]
 fn nan_predictions_and_bad_files_never_give_a_silently_short_submission() {
+    if !crate::util::torch_binary(
+        "pseudo_label::nan_predictions_and_bad_files_never_give_a_silently_short_submission",
+    ) {
+        return;
+    }
     let Some(py) = python("pseudo_label nan") else {
         return;
     };
@@ -417,6 +440,10 @@ fn nan_predictions_and_bad_files_never_give_a_silently_short_submission() {
 
 #[test]
 fn iterative_pseudo_labels_resimulate_the_prediction() {
+    if !crate::util::torch_binary("pseudo_label::iterative_pseudo_labels_resimulate_the_prediction")
+    {
+        return;
+    }
     let Some(py) = python("pseudo_label + simulate") else {
         return;
     };
@@ -516,13 +543,6 @@ fn seispipe_binary_has_no_libtorch_and_hands_models_over() {
             "seispipe links libtorch: {l}"
         );
     }
-    let torch = exe.with_file_name("seispipe-torch");
-    assert!(
-        torch.is_file(),
-        "{} is missing: build the workspace first (`cargo build --release --workspace`, as make test does)",
-        torch.display()
-    );
-
     // A copy of `seispipe` alone in a directory has no seispipe-torch beside it.
     let t = tempdir();
     let d = t.path();
@@ -539,6 +559,11 @@ fn seispipe_binary_has_no_libtorch_and_hands_models_over() {
     assert!(!d.join("m.pt").exists());
 
     // Beside it, the same command reaches libtorch (and fails on the data).
+    if !crate::util::torch_binary(
+        "pseudo_label::seispipe_binary_has_no_libtorch_and_hands_models_over",
+    ) {
+        return;
+    }
     let o = seispipe(d, &["make-demo-model", "m.pt", "--data", "nowhere"]);
     assert!(!o.status.success());
     let err = text(&o);

@@ -68,8 +68,36 @@ pub fn python(test: &str) -> Option<PathBuf> {
         std::env::var_os("CI").is_none(),
         "{msg} (a skip is a failure under CI)"
     );
-    eprintln!("{msg}");
+    skipped(&msg);
     None
+}
+
+/// Print a skip where it is seen: straight to stderr, past the test
+/// harness's capture of `eprintln!` (which hides a passing test's output).
+fn skipped(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// Whether `seispipe-torch` (the libtorch half, built by the `torch/` crate)
+/// is beside the `seispipe` under test. Missing (e.g. `cargo test -p
+/// seispipe` without the workspace built): panics under CI (`CI` set),
+/// otherwise prints why and returns false so the caller returns early.
+pub fn torch_binary(test: &str) -> bool {
+    let torch = Path::new(env!("CARGO_BIN_EXE_seispipe")).with_file_name("seispipe-torch");
+    if torch.is_file() {
+        return true;
+    }
+    let msg = format!(
+        "{test}: SKIPPED — {} is not built (`make build`, or `cargo build --release --workspace` with LIBTORCH set: `. scripts/env.sh`)",
+        torch.display()
+    );
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{msg} (a skip is a failure under CI)"
+    );
+    skipped(&msg);
+    false
 }
 
 /// Run a committed Python script from `tests/python/` with args; panics with
