@@ -2,6 +2,7 @@
 vs a plain NumPy implementation of the same scheme, on the same velocity maps.
 
 usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 1]
+                                  [--baseline-bin PATH] [--repeat 1]
        (run from the repository root after `cargo build --release --workspace`;
        use the venv python: $SEISPIPE_PYTHON, which has torch and deepwave)
 
@@ -10,8 +11,11 @@ usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 
    samples/s is the seispipe figure (map drawing and writing included).
 2. deepwave.scalar runs the same maps with torch.set_num_threads(--threads)
    (4th order, 20-cell PML, 1001 steps: the test's conventions).
-3. A NumPy port of OpenFWI's scheme (np.roll Laplacian, f32) runs the first
-   --numpy-samples maps; its output is also compared with seispipe's.
+3. A NumPy port of OpenFWI's scheme (np.roll Laplacian, f32:
+   tests/python/openfwi_roll_ref.py) runs the first --numpy-samples maps; its
+   output is also compared with seispipe's.
+4. With --baseline-bin, another seispipe binary (an earlier build) runs the
+   same synth right after, for a new/old ratio from the same run.
 
 Cell updates count the grid each code steps: 310 x 310 x 1000 x 5 per sample
 for seispipe and NumPy; deepwave's grid is (70 + 2*20)^2 x 1001 x 5 (its PML
@@ -33,56 +37,8 @@ SOURCES = [0, 17, 34, 52, 69]
 NBC, NX, NT, DX, DT = 120, 70, 1000, 10.0, 1e-3
 
 
-def ricker(nt):
-    k = np.arange(nt, dtype=np.float64)
-    b = ((73.0 - k) * 15.0 * DT * np.pi) ** 2
-    w = (1.0 - 2.0 * b) * np.exp(-b)
-    w[147:] = 0.0
-    return w.astype(np.float32)
-
-
-def damping(vp):
-    """OpenFWI's AbcCoef2D on the padded model."""
-    nzbc, nxbc = vp.shape
-    nz, nx = nzbc - 2 * NBC, nxbc - 2 * NBC
-    a = (NBC - 1) * DX
-    kappa = 3.0 * float(vp.min()) * np.log(1e7) / (2.0 * a)
-    d1 = kappa * ((np.arange(NBC) * DX / a) ** 2)
-    d = np.zeros((nzbc, nxbc))
-    for iz in range(nzbc):
-        d[iz, :NBC] = d1[::-1]
-        d[iz, nx + NBC:] = d1
-    for ix in range(NBC, NBC + nx):
-        d[:NBC, ix] = d1[::-1]
-        d[NBC + nz:, ix] = d1
-    return d
-
-
-def numpy_simulate(v):
-    """The OpenFWI 2-4 scheme in plain NumPy (f32 state): (5, 1000, 70)."""
-    vp = np.pad(v.astype(np.float64), NBC, mode="edge")
-    alpha = (vp * DT / DX) ** 2
-    kappa = damping(vp) * DT
-    c1, c2, c3 = -2.5, 4.0 / 3.0, -1.0 / 12.0
-    t1 = (2 + 2 * c1 * alpha - kappa).astype(np.float32)
-    t2 = (1 - kappa).astype(np.float32)
-    al = alpha.astype(np.float32)
-    c2, c3 = np.float32(c2), np.float32(c3)
-    w = ricker(NT)
-    out = np.zeros((len(SOURCES), NT, NX), dtype=np.float32)
-    z = 1 + NBC
-    for s, sx in enumerate(SOURCES):
-        beta = np.float32((float(v[1, sx]) * DT) ** 2)
-        p0 = np.zeros(vp.shape, np.float32)
-        p1 = np.zeros(vp.shape, np.float32)
-        for t in range(NT):
-            lap1 = np.roll(p1, 1, 1) + np.roll(p1, -1, 1) + np.roll(p1, 1, 0) + np.roll(p1, -1, 0)
-            lap2 = np.roll(p1, 2, 1) + np.roll(p1, -2, 1) + np.roll(p1, 2, 0) + np.roll(p1, -2, 0)
-            p = t1 * p1 - t2 * p0 + al * (c2 * lap1 + c3 * lap2)
-            p[z, NBC + sx] += beta * w[t]
-            out[s, t] = p[z, NBC:NBC + NX]
-            p0, p1 = p1, p
-    return out
+sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
+from openfwi_roll_ref import ricker, simulate as numpy_simulate  # noqa: E402
 
 
 def deepwave_simulate(vel, threads):
@@ -109,18 +65,29 @@ def main():
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--numpy-samples", type=int, default=1)
+    ap.add_argument("--baseline-bin", help="an earlier seispipe binary to compare with")
+    ap.add_argument("--repeat", type=int, default=1, help="seispipe runs (best of), alternating with the baseline")
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as d:
-        cmd = [BIN, "synth", d, "--family", "CurveFault_B", "--samples", str(a.samples),
-               "--seed", "7", "--threads", str(a.threads)]
-        t = time.perf_counter()
-        r = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        wall = time.perf_counter() - t
-        m = re.search(r"in ([0-9.]+) s \(([0-9.]+) samples/s.*kernel (\w+)", r.stderr)
-        sp_rate = float(m.group(2))
-        kernel = m.group(3)
-        vel = np.load(os.path.join(d, "CurveFault_B", "vel6_1_0.npy"))[:, 0].astype(np.float32)
-        ours = np.load(os.path.join(d, "CurveFault_B", "seis6_1_0.npy"))
+
+    def synth(binary):
+        with tempfile.TemporaryDirectory() as d:
+            cmd = [binary, "synth", d, "--family", "CurveFault_B", "--samples", str(a.samples),
+                   "--seed", "7", "--threads", str(a.threads)]
+            t = time.perf_counter()
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            wall = time.perf_counter() - t
+            m = re.search(r"in ([0-9.]+) s \(([0-9.]+) samples/s.*kernel (\w+)", r.stderr)
+            vel = np.load(os.path.join(d, "CurveFault_B", "vel6_1_0.npy"))[:, 0].astype(np.float32)
+            ours = np.load(os.path.join(d, "CurveFault_B", "seis6_1_0.npy"))
+        return float(m.group(2)), m.group(3), wall, vel, ours
+
+    # New and baseline alternate, best of --repeat each (the machine is shared).
+    sp_rate, base_rate = 0.0, None
+    for _ in range(a.repeat):
+        rate, kernel, wall, vel, ours = synth(BIN)
+        sp_rate = max(sp_rate, rate)
+        if a.baseline_bin:
+            base_rate = max(base_rate or 0.0, synth(a.baseline_bin)[0])
 
     cells_sp = 310 * 310 * NT * 5
     t = time.perf_counter()
@@ -145,7 +112,9 @@ def main():
     print(f"ratio samples/s   seispipe/deepwave {sp_rate / dw_rate:.2f}   seispipe/numpy {sp_rate / np_rate:.1f}")
     print(f"ratio cell-upd/s  seispipe/deepwave {sp_rate * cells_sp / (dw_rate * cells_dw):.2f}   "
           f"seispipe/numpy {sp_rate / np_rate:.1f}")
-    print(f"numpy port vs seispipe output: relative L2 {err:.2e} (np.roll wraps at the padded edge; seispipe uses zeros)")
+    if base_rate:
+        print(f"baseline {a.baseline_bin}: {base_rate:.3f} samples/s; ratio new/baseline {sp_rate / base_rate:.3f}")
+    print(f"numpy np.roll port vs seispipe output: relative L2 {err:.2e}")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 //! ([`fd`]), the 15 Hz Ricker of 147 samples peaking at index 73
 //! ([`wavelet`]), injection of `(v_src·dt)²·w[t]` right after the update of
 //! step `t`, and sample `t` recorded right after that injection at depth
-//! index 1 on all 70 receivers.
+//! index 1 on all 70 receivers. The Laplacian wraps periodically at the
+//! outer edge of the padded grid, as the generator's `np.roll` does.
 //!
 //! State is f32. One simulation allocates its fields once (per-thread scratch
 //! reused across simulations) and nothing per time step. [`simulate`] is
