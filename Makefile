@@ -66,7 +66,7 @@ test: venv
 	# make on a machine without the venv: one invocation must create it and build.
 	tests/setup/fresh_venv.sh
 	$(TORCH_ENV) cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
-	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "tests: " p - s " passed, " s " skipped, " f " failed" }' target/test.log
+	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test.log
 
 bench: build
 	$(PYTHON) benches/flip_noise.py
