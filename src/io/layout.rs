@@ -16,11 +16,56 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, ArrayD, IxDyn};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::npy::{self, NpyHeader};
-use crate::pipeline::spec::{InputSpec, LabelMode, Policy};
 use crate::sample::{Origin, Sample, SEISMIC_SHAPE, VELOCITY_SHAPE};
+
+/// `[input]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// A directory (searched recursively), a single `.npy` file, or a glob.
+    /// Relative paths are relative to the current directory.
+    pub path: String,
+    /// How velocity-map partners are handled.
+    #[serde(default)]
+    pub labels: LabelMode,
+    /// What to do with an input file that cannot be read (bad header, wrong
+    /// shape, missing partner): stop, or skip it and record it.
+    #[serde(default)]
+    pub on_bad_file: Policy,
+    /// What to do with a sample holding NaN or Inf: stop, or skip it and count it.
+    #[serde(default)]
+    pub on_nonfinite: Policy,
+}
+
+/// How labels are paired with seismic files.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelMode {
+    /// `data*`/`seis*` shards must have their `model*`/`vel*` partner; other
+    /// files (Kaggle test files) are unlabelled.
+    #[default]
+    Auto,
+    /// Every seismic file must have a partner.
+    Required,
+    /// Ignore velocity maps entirely.
+    None,
+}
+
+/// Stop or skip.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Stop the run with an error naming the file and sample.
+    #[default]
+    Error,
+    /// Skip it, count it, and record it in the manifest.
+    Skip,
+}
+
 
 /// One input file (with its label partner, if any).
 #[derive(Debug, Clone)]

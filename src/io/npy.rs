@@ -10,11 +10,23 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::io::sink::Sink;
-use crate::pipeline::spec::DType;
+
+/// Output element type.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DType {
+    /// `<f4`
+    #[default]
+    F32,
+    /// `<f2` (IEEE half; values beyond ±65504 become ±inf, so they are refused)
+    F16,
+}
+
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 

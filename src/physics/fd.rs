@@ -19,13 +19,9 @@
 
 use std::ops::Range;
 
-use super::sponge::{cap_row, Coefficients, C2, C3};
-use super::{NBC, NPAD, NX, NZ};
+use super::sponge::{cap_row, Coefficients};
+use super::{C2, C3, NBC, NPAD, NW, NX, NZ};
 
-/// Cells computed per row: the 310 padded columns plus 10 inert ones (α = 0,
-/// κ = 1, so `p⁺ = p` keeps them at exactly 0), making every row a whole
-/// number of 16-lane (and 8-lane) vectors with no scalar remainder loop.
-pub const NW: usize = 320;
 /// Row stride of a field: the computed row plus two ghost cells per side.
 pub const NS: usize = NW + 4;
 /// Values in one field: 310 rows plus two ghost rows per side.

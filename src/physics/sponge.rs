@@ -14,15 +14,8 @@
 //! [`Coefficients`] holds `α`, `t1` and `t2` per cell (computed in f64,
 //! rounded once to f32) in a compact form.
 
-use super::fd::NW;
-use super::{DT, DX, NBC, NPAD, NX, NZ};
+use super::{C1, DT, DX, NBC, NPAD, NW, NX, NZ};
 
-/// Laplacian centre coefficient (per axis).
-pub const C1: f64 = -5.0 / 2.0;
-/// Laplacian ±1 coefficient.
-pub const C2: f64 = 4.0 / 3.0;
-/// Laplacian ±2 coefficient.
-pub const C3: f64 = -1.0 / 12.0;
 
 /// The 1-D damping profile `damp1d[i]`, `i` counted outward from the model edge.
 #[must_use]

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 
 use crate::error::{Error, Result};
+pub use crate::io::layout::{InputSpec, LabelMode, Policy};
+pub use crate::io::npy::DType;
 use crate::stage::flip::FlipSpec;
 use crate::stage::noise::GaussianNoiseSpec;
 use crate::stage::pseudo_label::PseudoLabelSpec;
@@ -50,25 +52,6 @@ fn default_true() -> bool {
     true
 }
 
-/// `[input]`
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct InputSpec {
-    /// A directory (searched recursively), a single `.npy` file, or a glob.
-    /// Relative paths are relative to the current directory.
-    pub path: String,
-    /// How velocity-map partners are handled.
-    #[serde(default)]
-    pub labels: LabelMode,
-    /// What to do with an input file that cannot be read (bad header, wrong
-    /// shape, missing partner): stop, or skip it and record it.
-    #[serde(default)]
-    pub on_bad_file: Policy,
-    /// What to do with a sample holding NaN or Inf: stop, or skip it and count it.
-    #[serde(default)]
-    pub on_nonfinite: Policy,
-}
-
 /// `[output]`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -107,42 +90,6 @@ impl Default for RunSpec {
 
 fn default_chunk() -> usize {
     32
-}
-
-/// How labels are paired with seismic files.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum LabelMode {
-    /// `data*`/`seis*` shards must have their `model*`/`vel*` partner; other
-    /// files (Kaggle test files) are unlabelled.
-    #[default]
-    Auto,
-    /// Every seismic file must have a partner.
-    Required,
-    /// Ignore velocity maps entirely.
-    None,
-}
-
-/// Stop or skip.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// Stop the run with an error naming the file and sample.
-    #[default]
-    Error,
-    /// Skip it, count it, and record it in the manifest.
-    Skip,
-}
-
-/// Output element type.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum DType {
-    /// `<f4`
-    #[default]
-    F32,
-    /// `<f2` (IEEE half; values beyond ±65504 become ±inf, so they are refused)
-    F16,
 }
 
 /// The closed set of stage types.
