@@ -1,5 +1,5 @@
 //! Give the seispipe-torch binary an rpath to libtorch, which
-//! tch's own rpath does not reach (see README "libtorch"), and keep
+//! tch's own rpath does not reach (see docs/pseudo-labelling.md, "libtorch set-up"), and keep
 //! libtorch_cuda linked when it is complete so tch can see a GPU.
 
 fn main() {

@@ -2,7 +2,7 @@
 //! single samples out of them.
 //!
 //! * `…/data/dataN.npy` pairs with `…/model/modelN.npy`; flat `seisA_B_C.npy`
-//!   pairs with `velA_B_C.npy`. The rule (DOMAIN.md §2): label path = seismic
+//!   pairs with `velA_B_C.npy`. The rule (docs/domain.md, "Files on disk"): label path = seismic
 //!   path with `seis`→`vel` and `data`→`model`.
 //! * Any other `.npy` of shape (5, 1000, 70) is a one-sample unlabelled input
 //!   (the Kaggle `test/<oid>.npy`), whose id is its file stem.
@@ -65,7 +65,6 @@ pub enum Policy {
     /// Skip it, count it, and record it in the manifest.
     Skip,
 }
-
 
 /// One input file (with its label partner, if any).
 #[derive(Debug, Clone)]

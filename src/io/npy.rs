@@ -27,7 +27,6 @@ pub enum DType {
     F16,
 }
 
-
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
 /// A parsed `.npy` header.

@@ -1,4 +1,4 @@
-//! The OpenFWI acoustic simulator (DOMAIN.md §3), exact to the published
+//! The OpenFWI acoustic simulator (docs/domain.md, "The OpenFWI generator"), exact to the published
 //! scheme: 70 × 70 model at 10 m, padded by edge replication to 310 × 310
 //! with a 120-cell damping sponge ([`sponge`]), the 2-4 leapfrog at 1 ms
 //! ([`fd`]), the 15 Hz Ricker of 147 samples peaking at index 73

@@ -16,7 +16,6 @@
 
 use super::{C1, DT, DX, NBC, NPAD, NW, NX, NZ};
 
-
 /// The 1-D damping profile `damp1d[i]`, `i` counted outward from the model edge.
 #[must_use]
 pub fn damp_profile(vmin: f64) -> Vec<f64> {

@@ -1,5 +1,5 @@
 //! The OpenFWI source wavelet: a 15 Hz Ricker of 147 samples whose peak sits
-//! at 0-based index 73, zero after that (DOMAIN.md §3).
+//! at 0-based index 73, zero after that (docs/domain.md, "The OpenFWI generator").
 
 /// Samples in the OpenFWI wavelet.
 pub const RICKER_LEN: usize = 147;
@@ -40,7 +40,7 @@ mod tests {
         let w = openfwi_ricker(1000);
         assert_eq!(w.len(), 1000);
         assert!((w[RICKER_PEAK] - 1.0).abs() < 1e-7);
-        // DOMAIN.md: w[0] ≈ −1.6444e−4
+        // docs/domain.md: w[0] ≈ −1.6444e−4
         assert!((w[0] + 1.6444e-4).abs() < 1e-8, "{}", w[0]);
         assert!(w[RICKER_LEN..].iter().all(|&x| x == 0.0));
         for k in 0..RICKER_LEN {

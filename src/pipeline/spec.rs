@@ -75,7 +75,7 @@ fn default_samples_per_shard() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct RunSpec {
     /// Samples transformed together before being handed to the writer. Peak
-    /// memory is about `(4 + segments) × chunk_samples × sample bytes`.
+    /// memory is about `(2·segments + 3) × chunk_samples × (input + output sample bytes)`, segments = 1 + batch stages.
     #[serde(default = "default_chunk")]
     pub chunk_samples: usize,
 }

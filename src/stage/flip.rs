@@ -1,7 +1,7 @@
 //! `flip`: the mirror flip of a sample — reverse the receiver axis, reverse the
 //! source order, mirror the velocity map's x axis — with probability `p`.
 //!
-//! **The middle-source trap (DOMAIN.md §4).** The sources sit at x = 0, 17, 34,
+//! **The middle-source trap (docs/domain.md, "Augmentations and their traps").** The sources sit at x = 0, 17, 34,
 //! 52, 69, which are not mirror-symmetric on a 70-cell line: mirroring puts
 //! the middle source at x = 35, not 34. Channels 0, 1, 3 and 4 of a mirrored
 //! sample are exact (their mirrored positions 69, 52, 17, 0 are real source

@@ -114,7 +114,7 @@ pub struct BuiltStage {
 /// `"physics": `[`crate::physics::ALGORITHM`] when the stage runs the wave
 /// simulator. A stage's version is bumped whenever the bytes it writes for the
 /// same inputs and parameters change, so that a resume (or a partition) never
-/// mixes shards computed by different code; `tests/integration/goldens.rs`
+/// mixes shards computed by different code; `tests/integration/versions.rs`
 /// fails when the bytes change and the version does not.
 #[must_use]
 pub fn algorithm(kind: &str, version: u32, simulates: bool) -> Value {

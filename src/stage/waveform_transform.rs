@@ -1,5 +1,5 @@
 //! `waveform_transform`: the input scalings OpenFWI baselines apply to the
-//! seismic data (DOMAIN.md §4), element-wise on the seismic array (any shape;
+//! seismic data (docs/domain.md, "Augmentations and their traps"), element-wise on the seismic array (any shape;
 //! velocity maps are untouched):
 //!
 //! * `log1p`: `sign(x)·log1p(|k·x|)` — OpenFWI's `log_transform(data, k)`.

@@ -1,4 +1,4 @@
-// Shared by tests/integration/goldens.rs and the pseudo_label unit tests
+// Shared by tests/integration/versions.rs and the pseudo_label unit tests
 // (`include!`d, so it names no crate): the committed per-stage goldens in
 // tests/goldens/stages.json, each the SHA-256 of a stage's output bytes over a
 // fixed tiny input, stored with the algorithm versions it belongs to.

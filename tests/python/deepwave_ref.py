@@ -4,7 +4,7 @@ Usage: deepwave_ref.py VEL.npy OUT.npy [NT]
 
 VEL.npy holds (N, 70, 70) float32 velocity maps (z, x) in m/s; OUT.npy gets
 (N, 5, NT, 70) float32 data in OpenFWI's conventions. Adjustments to deepwave's
-conventions (DOMAIN.md §3): deepwave injects -v^2 dt^2 f, so it is given f = -w
+conventions (docs/domain.md, "deepwave"): deepwave injects -v^2 dt^2 f, so it is given f = -w
 (w = OpenFWI's 15 Hz Ricker, 147 samples, peak at index 73); it records before
 each step, so it runs NT + 1 steps and the first sample is dropped; a 20-cell
 C-PML tuned to 15 Hz replaces OpenFWI's 120-cell sponge; 4th-order accuracy;

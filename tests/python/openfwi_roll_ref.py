@@ -1,6 +1,6 @@
 """The OpenFWI generator's acoustic scheme as its published NumPy ports write
 it (np.roll Laplacian, so the padded grid wraps periodically at its outer
-edge), in float32 state, written from DOMAIN.md section 3 independently of
+edge), in float32 state, written from docs/domain.md ("The OpenFWI generator") independently of
 seispipe's kernel.
 
 Usage: openfwi_roll_ref.py VEL.npy OUT.npy [SOURCES] [--zero-edge]
