@@ -3,7 +3,7 @@
 //!
 //! `seispipe` is built without references to libtorch, so it starts in a few
 //! milliseconds; `seispipe-torch` is the same program with the libtorch
-//! backend installed ([`crate::model::install_torch`]). When `seispipe` is
+//! backend passed in ([`main_with`]). When `seispipe` is
 //! asked for something that needs a model (a pipeline with a `pseudo_label`
 //! stage, `make-demo-model`), it replaces itself with `seispipe-torch` from
 //! its own directory, same arguments, same process id, so signals and exit
@@ -17,17 +17,28 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 use crate::commands;
+use crate::model::Backend;
 
 /// The binary that carries libtorch, looked for beside the running one.
 pub const TORCH_BINARY: &str = "seispipe-torch";
 
-/// Run the program.
+/// Run the program without a model backend (the `seispipe` binary).
 #[must_use]
 pub fn main() -> ExitCode {
+    main_with(None)
+}
+
+/// Run the program with `models` as the model backend (the `seispipe-torch`
+/// binary passes libtorch's). Without one, a command that needs a model is
+/// handed over to `seispipe-torch` beside this binary.
+#[must_use]
+pub fn main_with(models: Option<Backend>) -> ExitCode {
     keep_freed_memory_mapped();
     let cli = Cli::parse();
-    if let Some(code) = hand_over_to_torch(&cli) {
-        return code;
+    if models.is_none() {
+        if let Some(code) = hand_over_to_torch(&cli) {
+            return code;
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -41,8 +52,8 @@ pub fn main() -> ExitCode {
         });
     }
     let outcome = match &cli.command {
-        Command::Run(args) => commands::run(args, stop).map(|_| commands::EXIT_OK),
-        Command::Check(args) => commands::check(args).map(|s| {
+        Command::Run(args) => commands::run(args, stop, models).map(|_| commands::EXIT_OK),
+        Command::Check(args) => commands::check(args, models).map(|s| {
             print!("{s}");
             commands::EXIT_OK
         }),
@@ -74,7 +85,7 @@ pub fn main() -> ExitCode {
             print!("{s}");
             commands::EXIT_OK
         }),
-        Command::MakeDemoModel(args) => commands::make_demo_model(args).map(|s| {
+        Command::MakeDemoModel(args) => commands::make_demo_model(args, models).map(|s| {
             eprint!("{s}");
             commands::EXIT_OK
         }),
@@ -124,7 +135,7 @@ fn needs_torch(cli: &Cli) -> bool {
 /// when the `exec` itself failed; `None` means carry on here (a missing
 /// `seispipe-torch` is then reported where the model would load).
 fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
-    if crate::model::torch_backend().is_some() || !needs_torch(cli) {
+    if !needs_torch(cli) {
         return None;
     }
     let exe = std::env::current_exe().ok()?;

@@ -9,6 +9,7 @@ use crate::cli::{PipelineArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::io::manifest;
 use crate::io::npy;
+use crate::model::Backend;
 use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
 use crate::progress::{human_bytes, Mode, Printer};
 use crate::settings;
@@ -39,8 +40,9 @@ pub fn exit_code(e: &Error) -> i32 {
 ///
 /// # Errors
 /// Any configuration or layout problem.
-pub fn check(args: &PipelineArgs) -> Result<String> {
-    let r = settings::resolve(&args.pipeline, &args.set)?;
+/// `models` is the libtorch backend when this process has one.
+pub fn check(args: &PipelineArgs, models: Option<Backend>) -> Result<String> {
+    let r = settings::resolve(&args.pipeline, &args.set, models)?;
     let plan = Plan::new(&r.pipeline, &r.inputs);
     let p = &r.pipeline;
     let mut s = String::new();
@@ -110,8 +112,9 @@ pub fn check(args: &PipelineArgs) -> Result<String> {
 ///
 /// # Errors
 /// Anything that stops the run; see [`exit_code`].
-pub fn run(args: &RunArgs, stop: Arc<AtomicBool>) -> Result<Summary> {
-    let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set)?;
+/// `models` is the libtorch backend when this process has one.
+pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Result<Summary> {
+    let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set, models)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
@@ -405,7 +408,22 @@ pub fn package(args: &crate::cli::PackageArgs) -> Result<String> {
 /// `seispipe make-demo-model`: what was written and how well it fits, as text.
 ///
 /// # Errors
-/// See [`crate::model::make_demo_model_cli`].
-pub fn make_demo_model(args: &crate::cli::DemoModelArgs) -> Result<String> {
-    crate::model::make_demo_model_cli(args)
+/// No labelled inputs, libtorch failures, or no libtorch in this process.
+pub fn make_demo_model(
+    args: &crate::cli::DemoModelArgs,
+    models: Option<Backend>,
+) -> Result<String> {
+    let Some(backend) = models else {
+        return Err(crate::Error::config(
+            args.out.display().to_string(),
+            crate::stage::pseudo_label::NEEDS_TORCH.replace("pseudo_label", "make-demo-model"),
+        ));
+    };
+    backend.0.make_demo_model(&crate::model::DemoModelRequest {
+        out: args.out.clone(),
+        data: args.data.clone(),
+        max_samples: args.max_samples,
+        steps: args.steps,
+        seed: args.seed,
+    })
 }

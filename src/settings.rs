@@ -20,11 +20,16 @@ pub struct Resolved {
 ///
 /// # Errors
 /// Any configuration or input-layout problem, before any sample is read.
-pub fn resolve(pipeline_file: &Path, overrides: &[String]) -> Result<Resolved> {
+/// `models` is the libtorch backend when this process has one.
+pub fn resolve(
+    pipeline_file: &Path,
+    overrides: &[String],
+    models: Option<crate::model::Backend>,
+) -> Result<Resolved> {
     let file = pipeline_file.display().to_string();
     let spec = spec::load(pipeline_file, overrides)?;
     build::check_top_level(&spec, &file)?;
     let inputs = InputSet::discover(&spec.input)?;
-    let pipeline = build::build(spec, &file, inputs.labelled)?;
+    let pipeline = build::build(spec, &file, inputs.labelled, models)?;
     Ok(Resolved { pipeline, inputs })
 }

@@ -147,50 +147,84 @@ pub fn combine_views(views: &[&[f32]], weights: &[f64]) -> (Vec<f32>, f64) {
     (mean, dis)
 }
 
+/// What a backend needs to load a pseudo_label stage's models: resolved
+/// paths and plain settings (built by the stage, see
+/// [`crate::stage::pseudo_label`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadRequest {
+    /// The model files, in order, with the SHA-256 each is pinned to (if any).
+    pub models: Vec<ModelFile>,
+    /// `"auto"`, `"cpu"` or `"cuda:N"`.
+    pub device: String,
+    /// float16 inference (CUDA only).
+    pub half: bool,
+    /// libtorch intra-op threads (None: libtorch's default).
+    pub torch_threads: Option<usize>,
+    /// Scaling applied to the seismic data before the model.
+    pub input_transform: InputTransform,
+    /// Bounds of the min-max input transforms.
+    pub input_bounds: [f32; 2],
+    /// Mapping of the model's output to m/s.
+    pub output_transform: OutputTransform,
+    /// m/s range of the min-max output transform.
+    pub output_bounds: [f32; 2],
+    /// m/s scale of the sigmoid output transform.
+    pub output_scale: f32,
+    /// Shape of one input sample.
+    pub sample_shape: Vec<usize>,
+}
+
+/// One model file of a [`LoadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelFile {
+    /// Path, resolved against the pipeline file's directory.
+    pub path: std::path::PathBuf,
+    /// SHA-256 the file must have, when pinned.
+    pub sha256: Option<String>,
+}
+
+/// What `seispipe make-demo-model` asks of a backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoModelRequest {
+    /// Where to write the TorchScript model.
+    pub out: std::path::PathBuf,
+    /// Labelled shards to fit on (directory, file or glob).
+    pub data: String,
+    /// At most this many samples.
+    pub max_samples: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Seed of the weights and batch order.
+    pub seed: u64,
+}
+
 /// The libtorch half of seispipe, which lives in the `seispipe-torch` crate
 /// (`torch/`) so that this library never links libtorch. The
-/// `seispipe-torch` binary installs it ([`install_torch_backend`]) first
-/// thing; the `seispipe` binary has none, starts without loading libtorch
-/// (0.4 s, most of a small run) and hands a command that needs a model over
-/// to `seispipe-torch` (see [`crate::app`]).
-pub struct TorchBackend {
-    /// Load a pseudo_label stage's models.
-    pub load_models: LoadModels,
-    /// `seispipe make-demo-model`.
-    pub make_demo_model: fn(&crate::cli::DemoModelArgs) -> crate::Result<String>,
+/// `seispipe-torch` binary passes it to [`crate::app::main_with`]; the
+/// `seispipe` binary has none, starts without loading libtorch (0.4 s, most of
+/// a small run) and hands a command that needs a model over to
+/// `seispipe-torch` (see [`crate::app`]).
+pub trait ModelBackend: Send + Sync {
+    /// Load the models of a pseudo_label stage.
+    ///
+    /// # Errors
+    /// A bad device, a missing or corrupt model, a pinned SHA-256 that differs.
+    fn load_models(&self, request: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String>;
+
+    /// Fit and save the demo model; returns the line to print.
+    ///
+    /// # Errors
+    /// No labelled inputs, or a libtorch failure.
+    fn make_demo_model(&self, request: &DemoModelRequest) -> crate::Result<String>;
 }
 
-/// How a [`TorchBackend`] loads a pseudo_label stage's models.
-pub type LoadModels = fn(
-    &crate::stage::pseudo_label::PseudoLabelSpec,
-    &crate::stage::BuildEnv,
-) -> Result<Vec<Box<dyn Model>>, String>;
+/// A shared handle on a [`ModelBackend`], carried by the build environment.
+#[derive(Clone)]
+pub struct Backend(pub std::sync::Arc<dyn ModelBackend>);
 
-static TORCH: std::sync::OnceLock<TorchBackend> = std::sync::OnceLock::new();
-
-/// The installed libtorch backend, if this process has one.
-#[must_use]
-pub fn torch_backend() -> Option<&'static TorchBackend> {
-    TORCH.get()
-}
-
-/// Install the libtorch backend in this process (once; later calls are
-/// ignored).
-pub fn install_torch_backend(backend: TorchBackend) {
-    let _ = TORCH.set(backend);
-}
-
-/// `seispipe make-demo-model` (fitting needs libtorch: see [`TorchBackend`]).
-///
-/// # Errors
-/// No labelled inputs, libtorch failures, or no libtorch in this process.
-pub fn make_demo_model_cli(args: &crate::cli::DemoModelArgs) -> crate::Result<String> {
-    match torch_backend() {
-        Some(b) => (b.make_demo_model)(args),
-        None => Err(crate::Error::config(
-            args.out.display().to_string(),
-            crate::stage::pseudo_label::NEEDS_TORCH.replace("pseudo_label", "make-demo-model"),
-        )),
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backend(..)")
     }
 }
 

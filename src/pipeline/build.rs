@@ -61,7 +61,12 @@ pub fn check_top_level(spec: &PipelineSpec, file: &str) -> Result<()> {
 ///
 /// # Errors
 /// A [`Error::Config`] naming the file, `stages[i]` with its type, and the problem.
-pub fn build(spec: PipelineSpec, file: &str, labelled: bool) -> Result<Pipeline> {
+pub fn build(
+    spec: PipelineSpec,
+    file: &str,
+    labelled: bool,
+    models: Option<crate::model::Backend>,
+) -> Result<Pipeline> {
     check_top_level(&spec, file)?;
     let pipeline_dir = std::path::Path::new(file)
         .parent()
@@ -72,6 +77,7 @@ pub fn build(spec: PipelineSpec, file: &str, labelled: bool) -> Result<Pipeline>
         labels: labelled,
         stage_index: 0,
         pipeline_dir,
+        models,
     };
     let mut stages = Vec::with_capacity(spec.stages.len());
     for (i, s) in spec.stages.iter().enumerate() {

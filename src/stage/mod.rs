@@ -137,6 +137,8 @@ pub struct BuildEnv {
     pub stage_index: usize,
     /// Directory of the pipeline file (for stage files such as models).
     pub pipeline_dir: std::path::PathBuf,
+    /// The model backend (libtorch) when this process has one.
+    pub models: Option<crate::model::Backend>,
 }
 
 /// What `seispipe stages` prints about a stage type.

@@ -274,7 +274,7 @@ impl PseudoLabelSpec {
     /// # Errors
     /// Any bad value, a missing or corrupt model, a model with the wrong
     /// output shape, CUDA asked for where none is — or a process without the
-    /// libtorch backend (see [`crate::model::TorchBackend`]).
+    /// libtorch backend (see [`crate::model::ModelBackend`]).
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
         self.validate(env)?;
         let models = self.load_models(env)?;
@@ -282,9 +282,34 @@ impl PseudoLabelSpec {
     }
 
     fn load_models(&self, env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
-        match crate::model::torch_backend() {
-            Some(b) => (b.load_models)(self, env),
+        match &env.models {
+            Some(b) => b.0.load_models(&self.load_request(env)),
             None => Err(NEEDS_TORCH.into()),
+        }
+    }
+
+    /// What the backend needs to load this stage's models: paths resolved
+    /// against the pipeline file's directory, and the transforms.
+    #[must_use]
+    pub fn load_request(&self, env: &BuildEnv) -> crate::model::LoadRequest {
+        crate::model::LoadRequest {
+            models: self
+                .models
+                .iter()
+                .map(|m| crate::model::ModelFile {
+                    path: resolve_path(&env.pipeline_dir, &m.path),
+                    sha256: m.sha256.clone(),
+                })
+                .collect(),
+            device: self.device.clone(),
+            half: self.half,
+            torch_threads: self.torch_threads,
+            input_transform: self.input_transform,
+            input_bounds: self.input_bounds.unwrap_or([-1.0, 1.0]),
+            output_transform: self.output_transform,
+            output_bounds: self.output_bounds,
+            output_scale: self.output_scale.unwrap_or(1.0),
+            sample_shape: env.shape.clone(),
         }
     }
 
@@ -916,6 +941,7 @@ mod tests {
             labels: false,
             stage_index: 0,
             pipeline_dir: PathBuf::new(),
+            models: None,
         }
     }
 

@@ -530,6 +530,7 @@ mod tests {
             labels: false,
             stage_index: 0,
             pipeline_dir: std::path::PathBuf::new(),
+            models: None,
         }
     }
 

@@ -209,6 +209,7 @@ mod tests {
             labels: true,
             stage_index: 0,
             pipeline_dir: std::path::PathBuf::new(),
+            models: None,
         })
     }
 

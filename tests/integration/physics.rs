@@ -285,6 +285,7 @@ fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_jso
         labels: true,
         stage_index: 0,
         pipeline_dir: ".".into(),
+        models: None,
     };
     let built = spec.build(&env).unwrap();
     let inputs = empty_inputs();

@@ -1,39 +1,48 @@
 //! The libtorch half of seispipe: TorchScript models ([`torchscript`]), the
-//! demo model ([`demo`]) and the backend the `seispipe-torch` binary installs
-//! into the `seispipe` library ([`install`]). It is a crate of its own so
-//! that the `seispipe` binary never links libtorch and starts in
-//! milliseconds; see `seispipe::app` for the hand-over.
+//! demo model ([`demo`]) and [`Torch`], the model backend the
+//! `seispipe-torch` binary passes to `seispipe::app::main_with`. It is a
+//! crate of its own so that the `seispipe` binary never links libtorch and
+//! starts in milliseconds; see `seispipe::app` for the hand-over.
 
 pub mod demo;
 pub mod torchscript;
 
-use seispipe::cli::DemoModelArgs;
-use seispipe::model::{Model, TorchBackend};
-use seispipe::stage::pseudo_label::{resolve_path, PseudoLabelSpec};
-use seispipe::stage::BuildEnv;
+use std::sync::Arc;
+
+use seispipe::model::{Backend, DemoModelRequest, LoadRequest, Model, ModelBackend};
 
 use torchscript::{resolve_device, LoadOptions, TorchScriptModel};
 
-/// Install the libtorch backend into this process's `seispipe` library.
-pub fn install() {
-    seispipe::model::install_torch_backend(TorchBackend {
-        load_models,
-        make_demo_model,
-    });
+/// The libtorch model backend.
+pub struct Torch;
+
+/// The backend, ready for `seispipe::app::main_with`.
+#[must_use]
+pub fn backend() -> Backend {
+    Backend(Arc::new(Torch))
 }
 
-/// Load every model through libtorch (installed as
-/// [`seispipe::model::TorchBackend::load_models`]).
+impl ModelBackend for Torch {
+    fn load_models(&self, req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String> {
+        load_models(req)
+    }
+
+    fn make_demo_model(&self, req: &DemoModelRequest) -> seispipe::Result<String> {
+        make_demo_model(req)
+    }
+}
+
+/// Load every model of a pseudo_label stage through libtorch.
 ///
 /// # Errors
 /// A bad device, a missing or corrupt model, a pinned SHA-256 that differs.
-pub fn load_models(spec: &PseudoLabelSpec, env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
-    let device = resolve_device(&spec.device)?;
-    if let Some(t) = spec.torch_threads {
+pub fn load_models(req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String> {
+    let device = resolve_device(&req.device)?;
+    if let Some(t) = req.torch_threads {
         tch::set_num_threads(i32::try_from(t).unwrap_or(i32::MAX));
     }
-    let half = spec.half && device != tch::Device::Cpu;
-    if spec.half && spec.device != "auto" && !half {
+    let half = req.half && device != tch::Device::Cpu;
+    if req.half && req.device != "auto" && !half {
         return Err(
             "half = true needs a CUDA device; set half = false or device = \"cuda:N\"".into(),
         );
@@ -41,23 +50,22 @@ pub fn load_models(spec: &PseudoLabelSpec, env: &BuildEnv) -> Result<Vec<Box<dyn
     let opts = LoadOptions {
         device,
         half,
-        input: spec.input_transform,
-        input_bounds: spec.input_bounds.unwrap_or([-1.0, 1.0]),
-        output: spec.output_transform,
-        output_bounds: spec.output_bounds,
-        output_scale: spec.output_scale.unwrap_or(1.0),
-        sample_shape: env.shape.clone(),
+        input: req.input_transform,
+        input_bounds: req.input_bounds,
+        output: req.output_transform,
+        output_bounds: req.output_bounds,
+        output_scale: req.output_scale,
+        sample_shape: req.sample_shape.clone(),
     };
     let mut out: Vec<Box<dyn Model>> = Vec::new();
-    for (i, m) in spec.models.iter().enumerate() {
-        let path = resolve_path(&env.pipeline_dir, &m.path);
-        let model =
-            TorchScriptModel::load(&path, opts.clone()).map_err(|e| format!("models[{i}]: {e}"))?;
+    for (i, m) in req.models.iter().enumerate() {
+        let model = TorchScriptModel::load(&m.path, opts.clone())
+            .map_err(|e| format!("models[{i}]: {e}"))?;
         if let Some(want) = &m.sha256 {
             if !want.eq_ignore_ascii_case(model.sha256()) {
                 return Err(format!(
                     "models[{i}]: {} has SHA-256 {}, but the pipeline pins {want}",
-                    path.display(),
+                    m.path.display(),
                     model.sha256()
                 ));
             }
@@ -71,14 +79,14 @@ pub fn load_models(spec: &PseudoLabelSpec, env: &BuildEnv) -> Result<Vec<Box<dyn
 ///
 /// # Errors
 /// No labelled inputs, or a libtorch failure.
-pub fn make_demo_model(args: &DemoModelArgs) -> seispipe::Result<String> {
+pub fn make_demo_model(req: &DemoModelRequest) -> seispipe::Result<String> {
     let r = demo::make_demo_model(
-        &args.out,
+        &req.out,
         &demo::DemoOptions {
-            data: args.data.clone(),
-            max_samples: args.max_samples,
-            steps: args.steps,
-            seed: args.seed,
+            data: req.data.clone(),
+            max_samples: req.max_samples,
+            steps: req.steps,
+            seed: req.seed,
         },
     )?;
     Ok(format!(
