@@ -1,5 +1,7 @@
 //! One function per subcommand; `main` only dispatches and maps errors to exit codes.
 
+mod kaggle;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -97,7 +99,7 @@ pub fn check(args: &PipelineArgs, models: Option<Backend>) -> Result<String> {
     for (i, st) in p.stages.iter().enumerate() {
         let _ = writeln!(s, "  [{i}] {} {}", st.kind, st.params);
     }
-    if let Some(k) = crate::kaggle::pack::check_text(p, &plan)? {
+    if let Some(k) = kaggle::check_text(p, &plan)? {
         s.push_str(&k);
     }
     let _ = writeln!(
@@ -128,13 +130,13 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
         accept_unversioned: args.accept_unversioned,
     };
     // A [kaggle] section is validated before the run and packages the output after it.
-    let kaggle = crate::kaggle::pack::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
+    let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
     let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
     }
     if let Some(k) = kaggle {
-        let out = crate::kaggle::pack::after_run(&r.pipeline, &k)?;
+        let out = kaggle::after_run(&r.pipeline, &k)?;
         if !args.quiet {
             eprint!("{}", out.text);
         }
@@ -402,7 +404,7 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
 /// # Errors
 /// See [`crate::kaggle::package`].
 pub fn package(args: &crate::cli::PackageArgs) -> Result<String> {
-    crate::kaggle::pack::package_cli(args)
+    kaggle::package(args)
 }
 
 /// `seispipe make-demo-model`: what was written and how well it fits, as text.

@@ -1,12 +1,18 @@
 //! Getting a finished output onto Kaggle: the `[kaggle]` section of a pipeline
 //! file and the `seispipe package` settings ([`KaggleSpec`] → [`Settings`]),
-//! the packing of shards into upload-sized parts ([`plan`]), Kaggle's metadata
-//! rules ([`metadata`]) and the folders, manifests and upload plan written to
-//! disk ([`pack`]). seispipe never handles Kaggle credentials and never uploads.
+//! the packing of shards into upload-sized parts ([`plan`], [`parts`]),
+//! Kaggle's metadata rules ([`metadata`]) and the folders, manifests and upload
+//! plan written to disk ([`pack`], with `place` and `render`). This module takes
+//! plain data (an output folder, its manifest, [`Settings`], a
+//! [`PlannedOutput`]); the commands turn pipelines, plans and flags into it.
+//! seispipe never handles Kaggle credentials and never uploads.
 
 pub mod metadata;
 pub mod pack;
+pub mod parts;
+mod place;
 pub mod plan;
+mod render;
 
 use std::path::{Path, PathBuf};
 
@@ -14,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use pack::{package, predict, PackOptions, PackOutcome};
+pub use pack::{package, PackOptions, PackOutcome, PartSummary};
+pub use parts::{predict, PlannedOutput, PlannedShard};
 
 /// Default byte cap of one part: 100 GB (10¹¹ bytes). Kaggle's per-dataset cap
 /// is commonly quoted as 200 GB (unverified) and the private-dataset quota as
@@ -121,32 +128,6 @@ impl KaggleSpec {
             after_run: over.after_run.or(self.after_run),
         }
     }
-
-    /// The `--owner … --slug …` settings of `seispipe package`.
-    #[must_use]
-    pub fn from_cli(a: &crate::cli::PackageArgs) -> KaggleSpec {
-        let mode = if a.copy {
-            Some(LinkMode::Copy)
-        } else if a.r#move {
-            Some(LinkMode::Move)
-        } else if a.link {
-            Some(LinkMode::Link)
-        } else {
-            None
-        };
-        KaggleSpec {
-            into: a.into.as_ref().map(|p| p.display().to_string()),
-            owner: a.owner.clone(),
-            slug: a.slug.clone(),
-            title: a.title.clone(),
-            subtitle: a.subtitle.clone(),
-            license: (!a.license.is_empty()).then(|| Licenses::Many(a.license.clone())),
-            max_dataset_bytes: a.max_dataset_bytes.clone().map(ByteSize::Text),
-            max_files: a.max_files,
-            mode,
-            after_run: None,
-        }
-    }
 }
 
 /// Resolved packaging settings that the rest of the module trusts.
@@ -224,6 +205,26 @@ impl Settings {
             max_files: spec.max_files.unwrap_or(DEFAULT_MAX_FILES),
             mode: spec.mode.unwrap_or_default(),
         })
+    }
+
+    /// Resolve a pipeline's `[kaggle]` section for `seispipe check` and
+    /// `seispipe run`: the settings, and whether the run packages its output
+    /// when it succeeds. `origin` is the pipeline file; `out_dir` its output.
+    ///
+    /// # Errors
+    /// See [`Settings::resolve`]; also `mode = "move"` with `after_run`.
+    pub fn for_run(spec: &KaggleSpec, origin: &str, out_dir: &Path) -> Result<(Settings, bool)> {
+        let s = Settings::resolve(spec, origin, out_dir)?;
+        let after_run = spec.after_run.unwrap_or(true);
+        if after_run && s.mode == LinkMode::Move {
+            // A rerun of the pipeline would find the moved shards missing and
+            // compute them again; links already cost no disk.
+            return Err(Error::config(
+                origin,
+                "kaggle.mode = \"move\" cannot be used with after_run = true (a rerun would regenerate the moved shards); use \"link\" (no extra disk), or set after_run = false and run `seispipe package --move` yourself",
+            ));
+        }
+        Ok((s, after_run))
     }
 
     /// Every problem Kaggle would have with these settings for `parts` parts
