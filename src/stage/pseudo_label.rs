@@ -817,7 +817,7 @@ pub fn write_outputs(
                 let rel = format!("predictions/{}.npy", file_safe(&id));
                 let mut f = npy::write_array(
                     &out_dir.join(&rel),
-                    crate::pipeline::spec::DType::F32,
+                    crate::io::npy::DType::F32,
                     &[70, 70],
                     &map,
                 )?;
