@@ -92,6 +92,15 @@ pub struct RunArgs {
     pub accept_unversioned: bool,
 }
 
+/// An element type on the command line (`--dtype f32|f16`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DTypeArg {
+    /// `<f4`
+    F32,
+    /// `<f2`
+    F16,
+}
+
 /// `seispipe synth`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
@@ -109,9 +118,9 @@ pub struct SynthArgs {
     /// Seed of the velocity maps.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Element type written: f32 or f16.
-    #[arg(long, default_value = "f32")]
-    pub dtype: String,
+    /// Element type written.
+    #[arg(long, value_enum, default_value_t = DTypeArg::F32)]
+    pub dtype: DTypeArg,
     /// Write one-sample (5, 1000, 70) files named by 10 hex digits, without labels.
     #[arg(long)]
     pub unlabelled: bool,

@@ -345,20 +345,14 @@ pub fn stages() -> String {
 /// `seispipe synth`: the files written, one line each.
 ///
 /// # Errors
-/// A bad family or dtype (configuration errors), simulation or I/O failures.
+/// A bad family (a configuration error), simulation or I/O failures.
 pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
     use crate::pipeline::spec::DType;
     let family =
         crate::synth::Family::parse(&args.family).map_err(|r| Error::config("--family", r))?;
-    let dtype = match args.dtype.as_str() {
-        "f32" => DType::F32,
-        "f16" => DType::F16,
-        other => {
-            return Err(Error::config(
-                "--dtype",
-                format!("`{other}` is not a dtype; expected f32 or f16"),
-            ))
-        }
+    let dtype = match args.dtype {
+        crate::cli::DTypeArg::F32 => DType::F32,
+        crate::cli::DTypeArg::F16 => DType::F16,
     };
     let opts = crate::synth::SynthOptions {
         out: args.out.clone(),

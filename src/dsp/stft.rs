@@ -22,11 +22,16 @@ use std::sync::Arc;
 
 use rustfft::num_complex::Complex;
 use rustfft::{Fft, FftPlanner};
+use serde::{Deserialize, Serialize};
 
 /// Window functions (all periodic, as `torch.*_window(periodic=True)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Pipeline files name them in snake case (`"hann"`); serde rejects any
+/// other name with the allowed ones listed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WindowKind {
     /// `0.5 − 0.5·cos(2πn/N)`
+    #[default]
     Hann,
     /// `0.54 − 0.46·cos(2πn/N)`
     Hamming,
@@ -34,44 +39,16 @@ pub enum WindowKind {
     Rectangular,
 }
 
-impl WindowKind {
-    /// The names accepted in pipeline files, in order.
-    pub const NAMES: &'static [&'static str] = &["hann", "hamming", "rectangular"];
-
-    /// Parse a pipeline-file name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "hann" => Some(Self::Hann),
-            "hamming" => Some(Self::Hamming),
-            "rectangular" => Some(Self::Rectangular),
-            _ => None,
-        }
-    }
-}
-
-/// How `center = true` pads the signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `center = true` pads the signal (`"reflect"` or `"constant"` in
+/// pipeline files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PadMode {
     /// Mirror without repeating the edge sample (numpy / torch `reflect`).
+    #[default]
     Reflect,
     /// Zeros.
     Constant,
-}
-
-impl PadMode {
-    /// The names accepted in pipeline files, in order.
-    pub const NAMES: &'static [&'static str] = &["reflect", "constant"];
-
-    /// Parse a pipeline-file name.
-    #[must_use]
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "reflect" => Some(Self::Reflect),
-            "constant" => Some(Self::Constant),
-            _ => None,
-        }
-    }
 }
 
 /// STFT parameters (already defaulted).

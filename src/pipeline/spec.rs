@@ -155,15 +155,52 @@ pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpe
     }
     // serde_path_to_error names the key an error is about (`stages[1].p`),
     // which plain toml errors lose once overrides have rewritten the table.
-    serde_path_to_error::deserialize::<_, PipelineSpec>(toml::Value::Table(value)).map_err(|e| {
+    let whole = toml::Value::Table(value);
+    serde_path_to_error::deserialize::<_, PipelineSpec>(whole.clone()).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().message().to_string();
         if path == "." || path.is_empty() {
-            Error::config(file, inner)
-        } else {
-            Error::config(file, format!("in {path}: {inner}"))
+            return Error::config(file, inner);
         }
+        // A stage is an internally tagged enum, so the path stops at
+        // `stages[i]`; deserialising that entry as its own type names the key.
+        let (path, inner) = stage_key_error(&whole, &path).unwrap_or((path, inner));
+        Error::config(file, format!("in {path}: {inner}"))
     })
+}
+
+/// For an error at `stages[i]`, the same error with the key inside the stage
+/// named (`stages[0].window`), found by deserialising the entry as its type.
+fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> {
+    let i: usize = path
+        .strip_prefix("stages[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()?;
+    let mut entry = whole.get("stages")?.get(i)?.as_table()?.clone();
+    let kind = entry.remove("type")?;
+    let entry = toml::Value::Table(entry);
+    fn named<T: serde::de::DeserializeOwned>(v: toml::Value, at: &str) -> Option<(String, String)> {
+        let e = serde_path_to_error::deserialize::<_, T>(v).err()?;
+        let key = e.path().to_string();
+        let msg = e.into_inner().message().to_string();
+        Some(if key == "." || key.is_empty() {
+            (at.to_string(), msg)
+        } else {
+            (format!("{at}.{key}"), msg)
+        })
+    }
+    match kind.as_str()? {
+        "flip" => named::<FlipSpec>(entry, path),
+        "gaussian_noise" => named::<GaussianNoiseSpec>(entry, path),
+        "simulate" => named::<SimulateSpec>(entry, path),
+        "velocity_mixup" => named::<VelocityMixupSpec>(entry, path),
+        "velocity_affine" => named::<VelocityAffineSpec>(entry, path),
+        "spectrogram" => named::<SpectrogramSpec>(entry, path),
+        "waveform_transform" => named::<WaveformTransformSpec>(entry, path),
+        "pseudo_label" => named::<PseudoLabelSpec>(entry, path),
+        _ => None,
+    }
 }
 
 /// Apply one `key=value` override. Keys are dotted paths; array elements are

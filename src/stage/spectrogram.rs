@@ -83,14 +83,14 @@ pub struct SpectrogramSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub win_length: Option<usize>,
     /// `hann`, `hamming` or `rectangular`.
-    #[serde(default = "default_window")]
-    pub window: String,
+    #[serde(default)]
+    pub window: WindowKind,
     /// Centre frames on `t·hop` by padding `n_fft / 2` on both sides.
     #[serde(default = "default_true")]
     pub center: bool,
     /// `reflect` or `constant`.
-    #[serde(default = "default_pad_mode")]
-    pub pad_mode: String,
+    #[serde(default)]
+    pub pad_mode: PadMode,
     /// Multiply by `n_fft^-1/2`.
     #[serde(default)]
     pub normalized: bool,
@@ -98,8 +98,8 @@ pub struct SpectrogramSpec {
     #[serde(default = "default_true")]
     pub onesided: bool,
     /// `magnitude`, `power`, `log_magnitude`, `db` or `real_imag`.
-    #[serde(default = "default_output")]
-    pub output: String,
+    #[serde(default)]
+    pub output: Output,
     /// `log_magnitude`: ln(|S| + eps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eps: Option<f64>,
@@ -117,14 +117,21 @@ pub struct SpectrogramSpec {
     pub bin_range: Option<[usize; 2]>,
 }
 
-fn default_window() -> String {
-    "hann".into()
-}
-fn default_pad_mode() -> String {
-    "reflect".into()
-}
-fn default_output() -> String {
-    "magnitude".into()
+/// What the stage writes (`output = "…"` in pipeline files).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Output {
+    /// |S|
+    #[default]
+    Magnitude,
+    /// |S|²
+    Power,
+    /// ln(|S| + eps)
+    LogMagnitude,
+    /// 10·log10(max(|S|², amin))
+    Db,
+    /// Re S, Im S as channels 2s, 2s+1.
+    RealImag,
 }
 fn default_true() -> bool {
     true
@@ -147,8 +154,6 @@ pub enum OutputKind {
     /// Re S, Im S as channels 2s, 2s+1.
     RealImag,
 }
-
-const OUTPUT_NAMES: &str = "magnitude, power, log_magnitude, db, real_imag";
 
 impl SpectrogramSpec {
     /// Validate and build.
@@ -178,20 +183,7 @@ impl SpectrogramSpec {
     /// # Errors
     /// See [`Self::build`].
     pub fn runtime(&self, shape: &[usize]) -> Result<Spectrogram, String> {
-        let window = WindowKind::parse(&self.window).ok_or_else(|| {
-            format!(
-                "window = {:?} is not a known window; expected one of {}",
-                self.window,
-                WindowKind::NAMES.join(", ")
-            )
-        })?;
-        let pad_mode = PadMode::parse(&self.pad_mode).ok_or_else(|| {
-            format!(
-                "pad_mode = {:?} is not known; expected one of {}",
-                self.pad_mode,
-                PadMode::NAMES.join(", ")
-            )
-        })?;
+        let (window, pad_mode) = (self.window, self.pad_mode);
         let kind = self.output_kind()?;
         if !(self.sample_rate_hz.is_finite() && self.sample_rate_hz > 0.0) {
             return Err(format!(
@@ -286,28 +278,25 @@ impl SpectrogramSpec {
                 ))
             }
         };
-        let kind = match self.output.as_str() {
-            "magnitude" => OutputKind::Magnitude,
-            "power" => OutputKind::Power,
-            "log_magnitude" => OutputKind::LogMagnitude(positive("eps", self.eps.unwrap_or(1e-6))?),
-            "db" => OutputKind::Db(positive("amin", self.amin.unwrap_or(1e-10))?),
-            "real_imag" => OutputKind::RealImag,
-            other => {
-                return Err(format!(
-                    "output = {other:?} is not known; expected one of {OUTPUT_NAMES}"
-                ))
+        let kind = match self.output {
+            Output::Magnitude => OutputKind::Magnitude,
+            Output::Power => OutputKind::Power,
+            Output::LogMagnitude => {
+                OutputKind::LogMagnitude(positive("eps", self.eps.unwrap_or(1e-6))?)
             }
+            Output::Db => OutputKind::Db(positive("amin", self.amin.unwrap_or(1e-10))?),
+            Output::RealImag => OutputKind::RealImag,
         };
         if self.eps.is_some() && !matches!(kind, OutputKind::LogMagnitude(_)) {
             return Err(format!(
-                "eps is only used by output = \"log_magnitude\" (output here is {:?}); remove it",
-                self.output
+                "eps is only used by output = \"log_magnitude\" (output here is {}); remove it",
+                serde_json::to_value(self.output).expect("serialises")
             ));
         }
         if self.amin.is_some() && !matches!(kind, OutputKind::Db(_)) {
             return Err(format!(
-                "amin is only used by output = \"db\" (output here is {:?}); remove it",
-                self.output
+                "amin is only used by output = \"db\" (output here is {}); remove it",
+                serde_json::to_value(self.output).expect("serialises")
             ));
         }
         Ok(kind)
@@ -547,7 +536,7 @@ mod tests {
         // bins 1000/256 ≈ 3.906 Hz apart: 0..=11 (42.97 Hz) kept
         assert_eq!(s.build(&env(&[5, 1000, 70])).unwrap().out_shape[1], 12);
         let mut s = spec(64);
-        s.output = "real_imag".into();
+        s.output = Output::RealImag;
         s.bin_range = Some([2, 10]);
         s.center = false;
         s.hop_length = Some(10);
@@ -564,21 +553,25 @@ mod tests {
             f(&mut s);
             s.build(&env(&[5, 1000, 70])).err().expect("must fail")
         };
-        let m = e(&|s| s.window = "hanning".into());
-        assert!(
-            m.contains("window = \"hanning\"") && m.contains("hann, hamming, rectangular"),
-            "{m}"
-        );
-        let m = e(&|s| s.pad_mode = "edge".into());
-        assert!(
-            m.contains("pad_mode = \"edge\"") && m.contains("reflect, constant"),
-            "{m}"
-        );
-        let m = e(&|s| s.output = "abs".into());
-        assert!(
-            m.contains("output = \"abs\"") && m.contains("real_imag"),
-            "{m}"
-        );
+        // Names are serde enums: a typo is refused by the parser, which lists
+        // the allowed values.
+        for (key, bad, allowed) in [
+            ("window", "hanning", "`hann`, `hamming`, `rectangular`"),
+            ("pad_mode", "edge", "`reflect` or `constant`"),
+            (
+                "output",
+                "abs",
+                "`magnitude`, `power`, `log_magnitude`, `db`, `real_imag`",
+            ),
+        ] {
+            let m = toml::from_str::<SpectrogramSpec>(&format!("n_fft = 128\n{key} = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                m.contains(&format!("unknown variant `{bad}`")) && m.contains(allowed),
+                "{m}"
+            );
+        }
         let m = e(&|s| s.hop_length = Some(0));
         assert!(m.contains("hop_length = 0"), "{m}");
         let m = e(&|s| s.win_length = Some(200));
@@ -601,7 +594,7 @@ mod tests {
         assert!(m.contains("n_fft = 2048") && m.contains("1000"), "{m}");
         let m = e(&|s| {
             s.n_fft = 2048;
-            s.pad_mode = "constant".into();
+            s.pad_mode = PadMode::Constant;
             s.center = false;
         });
         assert!(m.contains("n_fft = 2048") && m.contains("1000"), "{m}");

@@ -53,8 +53,8 @@ pub const DOC: super::StageDoc = super::StageDoc {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WaveformTransformSpec {
-    /// `log1p`, `minmax` or `log1p_minmax`.
-    pub transform: String,
+    /// Which scaling.
+    pub transform: Transform,
     /// Scale inside the log: `sign(x)·log1p(|k·x|)`.
     #[serde(default = "default_k")]
     pub k: f64,
@@ -73,7 +73,17 @@ fn default_k() -> f64 {
     1.0
 }
 
-const TRANSFORMS: &str = "log1p, minmax, log1p_minmax";
+/// The scalings (`transform = "…"` in pipeline files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// `sign(x)·log1p(|k·x|)`
+    Log1p,
+    /// `2·(x − min)/(max − min) − 1`
+    Minmax,
+    /// `log1p`, then `minmax` with both bounds put through the same `log1p`.
+    Log1pMinmax,
+}
 
 /// `sign(x)·log1p(|k·x|)` in f64.
 #[must_use]
@@ -104,15 +114,10 @@ impl WaveformTransformSpec {
     /// # Errors
     /// See [`Self::build`].
     pub fn runtime(&self) -> Result<WaveformTransform, String> {
-        let (log, minmax) = match self.transform.as_str() {
-            "log1p" => (true, false),
-            "minmax" => (false, true),
-            "log1p_minmax" => (true, true),
-            other => {
-                return Err(format!(
-                    "transform = {other:?} is not known; expected one of {TRANSFORMS}"
-                ))
-            }
+        let (log, minmax) = match self.transform {
+            Transform::Log1p => (true, false),
+            Transform::Minmax => (false, true),
+            Transform::Log1pMinmax => (true, true),
         };
         if !(self.k.is_finite() && self.k > 0.0) {
             return Err(format!(
@@ -123,8 +128,8 @@ impl WaveformTransformSpec {
         let bounds = if minmax {
             let (Some(lo), Some(hi)) = (self.min, self.max) else {
                 return Err(format!(
-                    "transform = {:?} needs both min and max (raw data units)",
-                    self.transform
+                    "transform = {} needs both min and max (raw data units)",
+                    serde_json::to_value(self.transform).expect("serialises")
                 ));
             };
             if !(lo.is_finite() && hi.is_finite() && hi > lo) {
@@ -239,9 +244,11 @@ mod tests {
     #[test]
     fn rejects_bad_parameters_by_name() {
         let e = |v: Value| build(v).err().expect("must fail");
-        let m = e(json!({"transform": "log"}));
+        let m = serde_json::from_value::<WaveformTransformSpec>(json!({"transform": "log"}))
+            .unwrap_err()
+            .to_string();
         assert!(
-            m.contains("transform = \"log\"") && m.contains(TRANSFORMS),
+            m.contains("unknown variant `log`") && m.contains("`log1p`, `minmax`, `log1p_minmax`"),
             "{m}"
         );
         let m = e(json!({"transform": "minmax", "min": 1.0}));
