@@ -358,7 +358,7 @@ fn sigint_stops_cleanly_and_resume_completes() {
     let input = t.path().join("train");
     write_train_pair(&input, "Style_A", 1, 12, DType::F32, 21);
     let stages =
-        "[[stages]]\ntype = \"simulate\"\n\n[[stages]]\ntype = \"gaussian_noise\"\nstd = 0.25\n";
+        "[[stages]]\ntype = \"simulate\"\nsource_positions = [17, 52]\n\n[[stages]]\ntype = \"gaussian_noise\"\nstd = 0.25\n";
     let reference = t.path().join("reference");
     let p = pipeline(
         t.path(),
