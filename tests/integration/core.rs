@@ -364,7 +364,7 @@ fn sigint_stops_cleanly_and_resume_completes() {
         t.path(),
         &input,
         &reference,
-        "copies = 2",
+        "copies = 2\nkeep_original = false",
         stages,
         "samples_per_shard = 2",
     );
@@ -374,7 +374,7 @@ fn sigint_stops_cleanly_and_resume_completes() {
         t.path(),
         &input,
         &out,
-        "copies = 2",
+        "copies = 2\nkeep_original = false",
         stages,
         "samples_per_shard = 2",
     );
