@@ -198,10 +198,25 @@ impl Model for TorchScriptModel {
         if self.opts.half {
             x = x.to_kind(Kind::Half);
         }
+        // The model may write into its input: it must never see the sample
+        // memory the view above borrows (one pointer comparison, always on;
+        // debug builds also check the samples' bits after the call).
+        assert_ne!(
+            x.data_ptr().cast::<f32>().cast_const(),
+            seismic.as_ptr(),
+            "the model input aliases the borrowed sample memory"
+        );
+        #[cfg(debug_assertions)]
+        let before: Vec<u32> = seismic.iter().map(|v| v.to_bits()).collect();
         let y = self
             .module
             .forward_ts(&[x])
             .map_err(|e| format!("the model failed: {}", first_line(&e.to_string())))?;
+        #[cfg(debug_assertions)]
+        debug_assert!(
+            seismic.iter().map(|v| v.to_bits()).eq(before),
+            "the model wrote into the borrowed sample memory"
+        );
         let size = y.size();
         let b = shape[0];
         let ok = size == [b, 1, 70, 70] || size == [b, 70, 70];
@@ -227,5 +242,94 @@ impl Model for TorchScriptModel {
             "device": format!("{:?}", self.opts.device),
             "half": self.opts.half,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A traced model that adds 1 to its input in place and returns it:
+    /// input (b, 1, 70, 70), output the same.
+    fn writes_into_its_input(name: &str) -> PathBuf {
+        let example = Tensor::zeros([1, 1, 70, 70], (Kind::Float, Device::Cpu));
+        let m = CModule::create_by_tracing("WritesIn", "forward", &[example], &mut |t| {
+            let mut x = t[0].shallow_clone();
+            let _ = x.g_add_scalar_(1.0);
+            vec![x]
+        })
+        .unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "seispipe-torch-test-{}-{name}.pt",
+            std::process::id()
+        ));
+        m.save(&path).unwrap();
+        path
+    }
+
+    fn opts(input: InputTransform) -> LoadOptions {
+        LoadOptions {
+            device: Device::Cpu,
+            half: false,
+            input,
+            input_bounds: [-2.0, 2.0],
+            output: OutputTransform::Identity,
+            output_bounds: [1500.0, 4500.0],
+            output_scale: 1.0,
+            sample_shape: vec![1, 70, 70],
+        }
+    }
+
+    /// Whatever the input transform (a copy, or a view of the sample that the
+    /// transform replaces), a model that writes into its input leaves the
+    /// caller's samples untouched and sees the transformed values.
+    #[test]
+    fn a_model_writing_into_its_input_never_touches_the_samples() {
+        let path = writes_into_its_input("samples");
+        let seismic: Vec<f32> = (0..2 * 4900)
+            .map(|i| (i % 97) as f32 * 0.01 - 0.5)
+            .collect();
+        for (input, f) in [
+            (InputTransform::None, (|x: f32| x) as fn(f32) -> f32),
+            (InputTransform::Minmax, |x: f32| 2.0 * (x + 2.0) / 4.0 - 1.0),
+        ] {
+            let m = TorchScriptModel::load(&path, opts(input)).unwrap();
+            let original = seismic.clone();
+            let out = m.predict(&seismic, 2).unwrap();
+            assert_eq!(seismic, original, "{input:?}: the samples changed");
+            for (o, &x) in out.iter().zip(&seismic) {
+                assert!(
+                    (o - (f(x) + 1.0)).abs() < 1e-5,
+                    "{input:?}: {o} vs {}",
+                    f(x) + 1.0
+                );
+            }
+        }
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn bad_batches_and_devices_are_named() {
+        let path = writes_into_its_input("errors");
+        let m = TorchScriptModel::load(&path, opts(InputTransform::None)).unwrap();
+        let e = m.predict(&[0.0; 10], 1).unwrap_err();
+        assert!(
+            e.contains("10 values") && e.contains("[1, 1, 70, 70]"),
+            "{e}"
+        );
+        assert!(resolve_device("gpu")
+            .unwrap_err()
+            .contains("\"auto\", \"cpu\" or \"cuda:N\""));
+        assert_eq!(resolve_device("cpu").unwrap(), Device::Cpu);
+        let mut half = opts(InputTransform::None);
+        half.half = true;
+        assert!(TorchScriptModel::load(&path, half)
+            .err()
+            .unwrap()
+            .contains("CUDA"));
+        let missing =
+            TorchScriptModel::load(Path::new("/nonexistent/m.pt"), opts(InputTransform::None));
+        assert!(missing.err().unwrap().contains("does not exist"));
+        std::fs::remove_file(path).unwrap();
     }
 }
