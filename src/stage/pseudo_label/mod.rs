@@ -239,9 +239,6 @@ impl PseudoLabelSpec {
                 env.shape
             ));
         }
-        if self.tta && env.shape.len() < 2 {
-            return Err("tta needs samples with a source and a receiver axis".into());
-        }
         Ok(())
     }
 
