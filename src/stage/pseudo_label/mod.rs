@@ -1,0 +1,419 @@
+//! `pseudo_label`: run one or more trained TorchScript models over the
+//! samples and make their prediction the sample's velocity map, so
+//! unlabelled inputs (the Kaggle test files) become labelled training shards;
+//! after the run, write the Kaggle submission CSV from the finished shards.
+//! This file is the pipeline-file side of the stage: [`PseudoLabelSpec`] and
+//! its validation, the model load request for the backend, and building the
+//! runtime stage; `runtime.rs` holds the batch stage (inference, TTA,
+//! ensemble, disagreement filter), `submission.rs` the submission CSV and the
+//! per-id arrays written after the run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{BuildEnv, BuiltStage, Runtime};
+use crate::model::{InputTransform, Model, OutputTransform};
+
+mod runtime;
+mod submission;
+
+pub use runtime::PseudoLabel;
+pub use submission::{submission_header, write_outputs};
+
+/// Version of this stage's own arithmetic (see [`super::algorithm`]); the
+/// SHA-256 of every model file is recorded beside it, since a different model
+/// writes different labels.
+/// 1: batched TorchScript inference, weighted mean over models and TTA views.
+pub const ALGORITHM: u32 = 1;
+
+/// `seispipe stages` entry.
+pub const DOC: super::StageDoc = super::StageDoc {
+    name: "pseudo_label",
+    summary: "label samples with trained TorchScript model(s) (TTA, weighted ensembles, confidence filter); writes a Kaggle submission CSV (needs libtorch: the `seispipe-torch` binary)",
+    params: &[
+        ("models", "(required)", "list of { path = \"m.pt\", weight = 1.0, sha256 = \"…\" (optional pin) }; paths relative to the pipeline file"),
+        ("device", "\"auto\"", "\"auto\" (cuda:0 if libtorch sees a GPU, else cpu), \"cpu\" or \"cuda:N\""),
+        ("half", "false", "float16 inference (CUDA only)"),
+        ("batch_size", "0", "model batch; 0 = the whole chunk (run.chunk_samples); chunks are never merged"),
+        ("input_transform", "\"none\"", "none | sign_log1p | minmax | sign_log1p_minmax"),
+        ("input_bounds", "(none)", "[lo, hi] mapped to [−1, 1] by the minmax input transforms"),
+        ("output_transform", "\"identity\"", "identity (m/s) | minmax ([−1, 1] → output_bounds) | sigmoid (sigmoid·output_scale)"),
+        ("output_bounds", "[1500, 4500]", "m/s range of the minmax output transform"),
+        ("output_scale", "(none)", "m/s scale of the sigmoid output transform"),
+        ("clip", "[1500, 4500]", "final clip of the prediction, m/s"),
+        ("tta", "false", "also predict the mirror-flipped sample and average (mirrored back)"),
+        ("max_disagreement", "(none)", "drop samples whose views disagree by more than this (mean abs. deviation, m/s)"),
+        ("submission", "\"submission.csv\"", "Kaggle CSV in the output directory; \"\" = none"),
+        ("fallback_velocity", "(none)", "m/s written for ids without a prediction; unset = no CSV when any id lacks one"),
+        ("per_id_npy", "false", "also write predictions/{id}.npy, (70, 70) f32"),
+        ("resimulate", "false", "replace the input by the simulation of the predicted velocity (a simulate stage after this one)"),
+        ("torch_threads", "(libtorch default)", "libtorch intra-op threads"),
+    ],
+};
+
+/// One model of the ensemble.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// TorchScript file; relative paths are relative to the pipeline file.
+    pub path: String,
+    /// Weight in the ensemble mean (> 0).
+    #[serde(default = "one")]
+    pub weight: f64,
+    /// Expected SHA-256 of the file (refused if different).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_device() -> String {
+    "auto".into()
+}
+fn default_bounds() -> [f32; 2] {
+    [1500.0, 4500.0]
+}
+fn default_submission() -> String {
+    "submission.csv".into()
+}
+
+/// `type = "pseudo_label"`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PseudoLabelSpec {
+    /// The ensemble (one entry for a single model).
+    pub models: Vec<ModelEntry>,
+    /// `auto`, `cpu` or `cuda:N`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// float16 inference on CUDA.
+    #[serde(default)]
+    pub half: bool,
+    /// Model batch size; 0 = the whole chunk.
+    #[serde(default)]
+    pub batch_size: usize,
+    /// Input transform.
+    #[serde(default)]
+    pub input_transform: InputTransform,
+    /// Bounds of the min-max input transforms.
+    #[serde(default)]
+    pub input_bounds: Option<[f32; 2]>,
+    /// Output transform.
+    #[serde(default)]
+    pub output_transform: OutputTransform,
+    /// Bounds of the min-max output transform (m/s).
+    #[serde(default = "default_bounds")]
+    pub output_bounds: [f32; 2],
+    /// Scale of the sigmoid output transform (m/s).
+    #[serde(default)]
+    pub output_scale: Option<f32>,
+    /// Final clip (m/s).
+    #[serde(default = "default_bounds")]
+    pub clip: [f32; 2],
+    /// Test-time augmentation with the mirror flip.
+    #[serde(default)]
+    pub tta: bool,
+    /// Drop samples whose views disagree more than this (m/s).
+    #[serde(default)]
+    pub max_disagreement: Option<f64>,
+    /// Submission CSV name in the output directory; empty = none.
+    #[serde(default = "default_submission")]
+    pub submission: String,
+    /// m/s for ids without a prediction.
+    #[serde(default)]
+    pub fallback_velocity: Option<f32>,
+    /// Also write `predictions/{id}.npy`.
+    #[serde(default)]
+    pub per_id_npy: bool,
+    /// Iterative pseudo-labelling: replace each input by the simulation of
+    /// its predicted velocity, so the pair is physically consistent. The
+    /// pipeline builder runs it as a `simulate` stage right after this one
+    /// (in parallel on every worker; the inference thread stays free).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resimulate: bool,
+    /// libtorch intra-op threads.
+    #[serde(default)]
+    pub torch_threads: Option<usize>,
+}
+
+/// How to rebuild when the binary lacks libtorch.
+pub const NEEDS_TORCH: &str = "pseudo_label needs libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe`";
+
+impl PseudoLabelSpec {
+    /// Check the values that need no libtorch.
+    ///
+    /// # Errors
+    /// A message naming the key, the value and what is allowed.
+    pub fn validate(&self, env: &BuildEnv) -> Result<(), String> {
+        if self.models.is_empty() {
+            return Err("models is empty; give at least one { path = \"model.pt\" }".into());
+        }
+        for (i, m) in self.models.iter().enumerate() {
+            if !(m.weight.is_finite() && m.weight > 0.0) {
+                return Err(format!(
+                    "models[{i}].weight = {} is out of range; expected a finite weight > 0",
+                    m.weight
+                ));
+            }
+            if let Some(h) = &m.sha256 {
+                if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "models[{i}].sha256 = \"{h}\" is not a SHA-256 (64 hex digits)"
+                    ));
+                }
+            }
+        }
+        if self.input_transform.needs_bounds() {
+            match self.input_bounds {
+                None => {
+                    return Err(format!(
+                        "input_transform = \"{}\" needs input_bounds = [lo, hi]",
+                        enum_name(&self.input_transform)
+                    ))
+                }
+                Some([lo, hi]) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
+                    return Err(format!(
+                        "input_bounds = [{lo}, {hi}] is out of range; expected finite lo < hi"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let [lo, hi] = self.output_bounds;
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return Err(format!(
+                "output_bounds = [{lo}, {hi}] is out of range; expected finite lo < hi (m/s)"
+            ));
+        }
+        if self.output_transform == OutputTransform::Sigmoid {
+            match self.output_scale {
+                Some(s) if s.is_finite() && s > 0.0 => {}
+                Some(s) => {
+                    return Err(format!(
+                        "output_scale = {s} is out of range; expected a finite scale > 0 (m/s)"
+                    ))
+                }
+                None => {
+                    return Err("output_transform = \"sigmoid\" needs output_scale (m/s)".into())
+                }
+            }
+        }
+        let [lo, hi] = self.clip;
+        if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
+            return Err(format!(
+                "clip = [{lo}, {hi}] is out of range; expected finite lo ≤ hi (m/s)"
+            ));
+        }
+        if let Some(d) = self.max_disagreement {
+            if !(d.is_finite() && d >= 0.0) {
+                return Err(format!(
+                    "max_disagreement = {d} is out of range; expected a finite value ≥ 0 (m/s)"
+                ));
+            }
+        }
+        if let Some(f) = self.fallback_velocity {
+            if !f.is_finite() {
+                return Err(format!(
+                    "fallback_velocity = {f} is not a finite velocity (m/s)"
+                ));
+            }
+        }
+        if self.submission.contains('/') || self.submission.starts_with('.') {
+            return Err(format!(
+                "submission = \"{}\" must be a plain file name in the output directory (or \"\" for none)",
+                self.submission
+            ));
+        }
+        if self.torch_threads == Some(0) {
+            return Err(
+                "torch_threads = 0 is out of range; expected at least 1 (or leave it out)".into(),
+            );
+        }
+        if env.shape.len() < 2 {
+            return Err(format!(
+                "pseudo_label needs (source, …, receiver) samples for its models; samples here have shape {:?}",
+                env.shape
+            ));
+        }
+        Ok(())
+    }
+
+    /// Validate, load every model (checked on a probe batch) and build.
+    ///
+    /// # Errors
+    /// Any bad value, a missing or corrupt model, a model with the wrong
+    /// output shape, CUDA asked for where none is — or a process without the
+    /// libtorch backend (see [`crate::model::ModelBackend`]).
+    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        self.validate(env)?;
+        let models = self.load_models(env)?;
+        self.build_with(env, models)
+    }
+
+    fn load_models(&self, env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
+        match &env.models {
+            Some(b) => b.0.load_models(&self.load_request(env)),
+            None => Err(NEEDS_TORCH.into()),
+        }
+    }
+
+    /// What the backend needs to load this stage's models: paths resolved
+    /// against the pipeline file's directory, and the transforms.
+    #[must_use]
+    pub fn load_request(&self, env: &BuildEnv) -> crate::model::LoadRequest {
+        crate::model::LoadRequest {
+            models: self
+                .models
+                .iter()
+                .map(|m| crate::model::ModelFile {
+                    path: resolve_path(&env.pipeline_dir, &m.path),
+                    sha256: m.sha256.clone(),
+                })
+                .collect(),
+            device: self.device.clone(),
+            half: self.half,
+            torch_threads: self.torch_threads,
+            input_transform: self.input_transform,
+            input_bounds: self.input_bounds.unwrap_or([-1.0, 1.0]),
+            output_transform: self.output_transform,
+            output_bounds: self.output_bounds,
+            output_scale: self.output_scale.unwrap_or(1.0),
+            sample_shape: env.shape.clone(),
+        }
+    }
+
+    /// Build with already loaded models (tests use stand-in models).
+    ///
+    /// # Errors
+    /// Bad values (see [`PseudoLabelSpec::validate`]) or a model count that
+    /// differs from `models`.
+    pub fn build_with(
+        &self,
+        env: &BuildEnv,
+        models: Vec<Box<dyn Model>>,
+    ) -> Result<BuiltStage, String> {
+        self.validate(env)?;
+        if models.len() != self.models.len() {
+            return Err(format!(
+                "{} models loaded for {} entries",
+                models.len(),
+                self.models.len()
+            ));
+        }
+        let described: Vec<Value> = models
+            .iter()
+            .zip(&self.models)
+            .map(|(m, e)| {
+                let mut d = m.describe();
+                if let Some(o) = d.as_object_mut() {
+                    o.insert("weight".into(), json!(e.weight));
+                }
+                d
+            })
+            .collect();
+        let sha: Vec<Value> = described
+            .iter()
+            .map(|d| d.get("sha256").cloned().unwrap_or(Value::Null))
+            .collect();
+        let info = json!({
+            "pseudo_label": {
+                "models": described,
+                "input_transform": self.input_transform,
+                "input_bounds": self.input_bounds,
+                "output_transform": self.output_transform,
+                "output_bounds": self.output_bounds,
+                "output_scale": self.output_scale,
+                "clip": self.clip,
+                "tta": self.tta,
+                "tta_flip": if self.tta { json!("mirror: sources and receivers reversed, prediction mirrored back in x (middle source approximate, see flip)") } else { Value::Null },
+                "disagreement": "weighted mean over views of mean |view − combined| (m/s), before clip",
+                "max_disagreement": self.max_disagreement,
+            }
+        });
+        let stage = PseudoLabel {
+            weights: self.models.iter().map(|m| m.weight).collect(),
+            models,
+            model_sha: sha,
+            sample_values: env.shape.iter().product(),
+            batch_size: self.batch_size,
+            tta: self.tta,
+            clip: self.clip,
+            max_disagreement: self.max_disagreement,
+            submission: (!self.submission.is_empty()).then(|| self.submission.clone()),
+            fallback_velocity: self.fallback_velocity,
+            per_id_npy: self.per_id_npy,
+            skipped: Mutex::new(None),
+        };
+        Ok(BuiltStage {
+            kind: "pseudo_label",
+            params: serde_json::to_value(self).expect("spec serialises"),
+            out_shape: env.shape.clone(),
+            out_labels: true,
+            info: Some(info),
+            algorithm: {
+                let mut a = super::algorithm("pseudo_label", ALGORITHM, false);
+                a["model_sha256"] = Value::Array(stage.model_sha.clone());
+                a
+            },
+            runtime: Runtime::Batch(Box::new(stage)),
+        })
+    }
+}
+
+fn enum_name<T: Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A model path: absolute as is, relative to the pipeline file's directory otherwise.
+#[must_use]
+pub fn resolve_path(pipeline_dir: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        pipeline_dir.join(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(super) fn spec(toml_text: &str) -> PseudoLabelSpec {
+        toml::from_str(toml_text).unwrap()
+    }
+
+    pub(super) fn env() -> BuildEnv {
+        BuildEnv {
+            shape: vec![5, 2, 70],
+            labels: false,
+            stage_index: 0,
+            pipeline_dir: PathBuf::new(),
+            models: None,
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = |t: &str| spec(t).validate(&env()).unwrap_err();
+        assert!(e("models = [{ path = \"a\", weight = 0.0 }]").contains("models[0].weight = 0"));
+        assert!(
+            e("models = [{ path = \"a\" }]\noutput_transform = \"sigmoid\"")
+                .contains("needs output_scale")
+        );
+        assert!(e("models = [{ path = \"a\" }]\nclip = [5.0, 1.0]").contains("clip = [5, 1]"));
+        assert!(
+            e("models = [{ path = \"a\" }]\nsubmission = \"../x.csv\"").contains("plain file name")
+        );
+        assert!(
+            e("models = [{ path = \"a\" }]\nmax_disagreement = -1.0").contains("max_disagreement")
+        );
+    }
+}
