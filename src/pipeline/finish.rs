@@ -1,0 +1,123 @@
+//! The end of a run whose shards are all done: let each batch stage write its
+//! extra files, assemble the manifest (pipeline, fingerprint, versions, layout,
+//! inputs and every shard with its provenance) and write it atomically.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::io::layout::InputSet;
+use crate::io::manifest::{self, Manifest, ShardRecord, MANIFEST_NAME};
+use crate::io::npy;
+use crate::pipeline::build::Pipeline;
+use crate::pipeline::executor::Summary;
+use crate::pipeline::resume::versions;
+use crate::rng::RNG_DERIVATION;
+use crate::sample::VELOCITY_SHAPE;
+use crate::stage::Runtime;
+
+/// The note a manifest carries when the run resumed an unversioned output.
+const UNVERSIONED_RESUME: &str = "resumed with --accept-unversioned over an output that recorded no algorithm versions: shards written before may come from code that computed different bytes";
+
+/// One input file as the manifest lists it.
+#[derive(Serialize)]
+struct InputEntry<'a> {
+    /// Relative to the input root.
+    path: &'a str,
+    /// The label file, relative to the input root, if labelled.
+    label: Option<String>,
+    samples: usize,
+    /// numpy descr of the input data.
+    dtype: &'static str,
+}
+
+/// What the run determined, for the manifest.
+pub(super) struct Outcome<'a> {
+    /// The run fingerprint (see [`super::resume::fingerprint`]).
+    pub fingerprint: String,
+    /// Whether the run resumed an output that recorded no algorithm versions.
+    pub unversioned: bool,
+    /// The counts of the run, over all shards.
+    pub summary: &'a Summary,
+    /// Every shard of the output, in order.
+    pub shards: Vec<ShardRecord>,
+    /// The output directory.
+    pub out_dir: &'a Path,
+}
+
+/// Let the batch stages finish, then write `manifest.json`.
+pub(super) fn write_manifest(
+    pipeline: &Pipeline,
+    inputs: &InputSet,
+    outcome: Outcome<'_>,
+) -> Result<()> {
+    let out_dir = outcome.out_dir;
+    let shards = outcome.shards;
+    let mut extra_files = Vec::new();
+    for (i, st) in pipeline.stages.iter().enumerate() {
+        if let Runtime::Batch(b) = &st.runtime {
+            extra_files.extend(b.finish(out_dir, &shards).map_err(|e| Error::Layout {
+                path: out_dir.to_path_buf(),
+                reason: format!("stage {i} ({}) could not finish: {e}", st.kind),
+            })?);
+        }
+    }
+    let m = Manifest {
+        format: manifest::MANIFEST_FORMAT.into(),
+        seispipe_version: env!("CARGO_PKG_VERSION").into(),
+        pipeline_file: pipeline.file.clone(),
+        pipeline: serde_json::to_value(&pipeline.spec).expect("spec serialises"),
+        fingerprint: outcome.fingerprint,
+        versions: Some(versions(pipeline)),
+        unversioned_resume: outcome.unversioned.then(|| UNVERSIONED_RESUME.to_string()),
+        seed: pipeline.spec.seed,
+        rng: RNG_DERIVATION.into(),
+        layout: "openfwi".into(),
+        sample_shape: pipeline.out_shape.clone(),
+        label_shape: pipeline.out_labels.then(|| VELOCITY_SHAPE.to_vec()),
+        dtype: npy::descr(pipeline.spec.output.dtype).into(),
+        stage_info: pipeline
+            .stages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.info.clone().map(|v| (i.to_string(), v)))
+            .collect(),
+        input_root: inputs.root.display().to_string(),
+        inputs: input_entries(inputs),
+        skipped_files: inputs.skipped.clone(),
+        samples_in: outcome.summary.samples_in,
+        samples_out: outcome.summary.samples_out,
+        samples_dropped: outcome.summary.samples_dropped,
+        shards,
+        extra_files,
+    };
+    manifest::write_atomic(
+        &out_dir.join(MANIFEST_NAME),
+        serde_json::to_string_pretty(&m)
+            .expect("manifest serialises")
+            .as_bytes(),
+    )
+}
+
+/// The manifest's list of input files.
+fn input_entries(inputs: &InputSet) -> Vec<serde_json::Value> {
+    inputs
+        .files
+        .iter()
+        .map(|f| {
+            let entry = InputEntry {
+                path: &f.rel,
+                label: f.label.as_ref().map(|l| {
+                    l.strip_prefix(&inputs.root)
+                        .unwrap_or(l)
+                        .display()
+                        .to_string()
+                }),
+                samples: f.samples,
+                dtype: npy::descr(f.data_header.dtype),
+            };
+            serde_json::to_value(entry).expect("input entries serialise")
+        })
+        .collect()
+}

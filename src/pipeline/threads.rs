@@ -1,0 +1,389 @@
+//! The threads of a run and the channels that join them: the producer (on the
+//! calling thread; rayon reads samples and applies the first per-sample
+//! stages), one thread per batch stage (with the per-sample stages after it),
+//! the hash thread (output checks, f16 encoding, SHA-256) and the writer (npy
+//! files, fsync, rename, journal). Each channel holds one chunk. A thread that
+//! fails sets a shared flag and closes its channels, so its neighbours stop
+//! quietly and only the cause is reported.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread::{Scope, ScopedJoinHandle};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+use rayon::prelude::*;
+use rayon::ThreadPool;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::io::manifest::{Journal, ShardRecord};
+use crate::io::npy::{self, NpyWriter};
+use crate::pipeline::plan::shard_paths;
+use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
+use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
+use crate::progress::Printer;
+use crate::stage::Stage;
+
+/// Where the writer puts a run's shards and records them.
+pub(super) struct Sink<'a> {
+    /// The output directory.
+    pub dir: &'a Path,
+    /// Its journal of finished shards.
+    pub journal: &'a Journal,
+    /// Progress, counted per chunk and per shard.
+    pub printer: &'a Printer,
+}
+
+/// Run the chain of threads over the `pending` shards (0-based), until done,
+/// a failure, or `stop`. Returns the shards written, in the order written, and
+/// the error that stopped the run, if any.
+pub(super) fn run_chain(
+    ctx: &Ctx<'_>,
+    pool: &ThreadPool,
+    pending: &[usize],
+    sink: &Sink<'_>,
+    stop: &AtomicBool,
+) -> (Vec<ShardRecord>, Option<Error>) {
+    let groups = segments(ctx.pipeline);
+    let failed = AtomicBool::new(false);
+    let written = Mutex::new(Vec::new());
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let (failed, written) = (&failed, &written);
+        let mut handles = Vec::new();
+        let (tx0, mut rx) = bounded::<Chunk>(1);
+        // Middle groups: a batch stage and the per-sample stages after it.
+        for group in groups.iter().skip(1) {
+            let (in_rx, tx) = link(&mut rx);
+            handles.push(spawn_linked(scope, failed, move || {
+                middle_thread(ctx, pool, group, &in_rx, &tx)
+            }));
+        }
+        // Hash thread: output checks, f16 encoding, SHA-256.
+        let (in_rx, tx) = link(&mut rx);
+        handles.push(spawn_linked(scope, failed, move || {
+            hash_thread(ctx, &in_rx, &tx)
+        }));
+        // Writer, at the end of the chain.
+        handles.push(spawn_linked(scope, failed, move || {
+            writer_thread(ctx, sink, &rx, written)
+        }));
+        // Producer, on this thread.
+        let first: Vec<(usize, &dyn Stage)> = match groups[0].first() {
+            Some(Segment::Samples(v)) => v.clone(),
+            _ => Vec::new(),
+        };
+        let produced = linked(
+            failed,
+            producer(ctx, pool, pending, &first, &tx0, stop, failed),
+        );
+        drop(tx0);
+        let mut all = vec![produced];
+        all.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("pipeline thread panicked")),
+        );
+        all
+    });
+    // A thread whose neighbour failed stops quietly (a closed channel or the
+    // `failed` flag), so the only errors here are causes; report the first.
+    let cause = results.into_iter().find_map(Result::err);
+    (written.into_inner().expect("records lock"), cause)
+}
+
+/// Extend the chain by one channel: `end` becomes the new channel's receiver;
+/// returns the old end (for the new thread to read) and the new sender (for
+/// it to write).
+fn link(end: &mut Receiver<Chunk>) -> (Receiver<Chunk>, Sender<Chunk>) {
+    let (tx, next) = bounded::<Chunk>(1);
+    (std::mem::replace(end, next), tx)
+}
+
+/// Run `body` on a thread of `scope`; if it fails, set `failed` so that the
+/// other threads stop.
+fn spawn_linked<'scope>(
+    scope: &'scope Scope<'scope, '_>,
+    failed: &'scope AtomicBool,
+    body: impl FnOnce() -> Result<()> + Send + 'scope,
+) -> ScopedJoinHandle<'scope, Result<()>> {
+    scope.spawn(move || linked(failed, body()))
+}
+
+/// A thread's result, with `failed` set when it is an error.
+fn linked(failed: &AtomicBool, r: Result<()>) -> Result<()> {
+    if r.is_err() {
+        failed.store(true, Ordering::SeqCst);
+    }
+    r
+}
+
+/// Read the `pending` shards chunk by chunk (rayon over the samples of a
+/// chunk), apply the `first` per-sample stages, and send the chunks in order.
+fn producer(
+    ctx: &Ctx<'_>,
+    pool: &ThreadPool,
+    pending: &[usize],
+    first: &[(usize, &dyn Stage)],
+    tx: &Sender<Chunk>,
+    stop: &AtomicBool,
+    failed: &AtomicBool,
+) -> Result<()> {
+    let chunk_len = ctx.pipeline.spec.run.chunk_samples;
+    for &j in pending {
+        let range = ctx.plan.shard_range(j);
+        let mut start = range.start;
+        while start < range.end {
+            if stop.load(Ordering::SeqCst) {
+                return Err(Error::Interrupted);
+            }
+            if failed.load(Ordering::SeqCst) {
+                return Ok(()); // a later thread failed and reports why
+            }
+            let end = (start + chunk_len).min(range.end);
+            let items: Result<Vec<Item>> = pool.install(|| {
+                (start..end)
+                    .into_par_iter()
+                    .map(|o| ctx.produce(o, first))
+                    .collect()
+            });
+            let chunk = Chunk {
+                shard: j,
+                first_of_shard: start == range.start,
+                last_of_shard: end == range.end,
+                items: items?,
+                digests: None,
+            };
+            if tx.send(chunk).is_err() {
+                return Ok(()); // the next thread failed and reports why
+            }
+            start = end;
+        }
+    }
+    Ok(())
+}
+
+/// A batch stage and the per-sample stages after it (rayon), chunk by chunk.
+fn middle_thread(
+    ctx: &Ctx<'_>,
+    pool: &ThreadPool,
+    group: &[Segment<'_>],
+    rx: &Receiver<Chunk>,
+    tx: &Sender<Chunk>,
+) -> Result<()> {
+    for mut chunk in rx {
+        for seg in group {
+            match seg {
+                Segment::Batch(i, b) => ctx.run_batch(&mut chunk, *i, *b)?,
+                Segment::Samples(stages) => pool.install(|| {
+                    chunk
+                        .items
+                        .par_iter_mut()
+                        .try_for_each(|it| ctx.run_samples(it, stages))
+                })?,
+            }
+        }
+        if tx.send(chunk).is_err() {
+            return Ok(()); // the next thread failed and reports why
+        }
+    }
+    Ok(())
+}
+
+/// Between the stages and the writer: check every output sample (finite
+/// values, the f16 range), encode f16, and hash each file's bytes (header as
+/// planned, then every sample kept) so that the writer only writes. SHA-256
+/// runs at ~2 GB/s, the write copy at several; on one thread together they
+/// were the slowest link of flip + noise.
+fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
+    let dtype = ctx.pipeline.spec.output.dtype;
+    let mut hashers: Option<(Sha256, Option<Sha256>)> = None;
+    for mut chunk in rx {
+        if chunk.first_of_shard {
+            let (dshape, lshape) = ctx.shard_shapes(chunk.shard);
+            let data = Sha256::new_with_prefix(npy::header_bytes(dtype, &dshape));
+            let label = ctx
+                .pipeline
+                .out_labels
+                .then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &lshape)));
+            hashers = Some((data, label));
+        }
+        let (dh, lh) = hashers.as_mut().expect("a shard is open");
+        for item in &mut chunk.items {
+            if item.sample.dropped.is_none() {
+                if let Err(e) = check_output(ctx, &item.sample, dtype) {
+                    ctx.drop_or_fail(item, e)?;
+                }
+            }
+            if item.sample.dropped.is_some() {
+                continue;
+            }
+            let s = &mut item.sample;
+            if !s.seismic.is_standard_layout() {
+                s.seismic = s.seismic.as_standard_layout().into_owned();
+            }
+            if let Some(v) = s.velocity.as_mut() {
+                if !v.is_standard_layout() {
+                    *v = v.as_standard_layout().into_owned();
+                }
+            }
+            if lh.is_some() && s.velocity.is_none() {
+                return Err(Error::Sample {
+                    path: ctx.inputs.files[s.origin.input].data.clone(),
+                    index: s.origin.index,
+                    reason: "a stage removed the velocity map of a labelled sample".into(),
+                });
+            }
+            let mut data_buf = Vec::new();
+            dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
+            let mut label_buf = Vec::new();
+            if let (Some(lh), Some(v)) = (lh.as_mut(), s.velocity.as_ref()) {
+                lh.update(npy::item_bytes(
+                    v.as_slice().expect("standard layout"),
+                    dtype,
+                    &mut label_buf,
+                ));
+            }
+            if !data_buf.is_empty() {
+                item.encoded = Some((data_buf, lh.is_some().then_some(label_buf)));
+            }
+        }
+        if chunk.last_of_shard {
+            let (dh, lh) = hashers.take().expect("a shard is open");
+            chunk.digests = Some((
+                npy::hex(&dh.finalize()),
+                lh.map(|h| npy::hex(&h.finalize())),
+            ));
+        }
+        if tx.send(chunk).is_err() {
+            return Ok(()); // the writer failed and reports why
+        }
+    }
+    Ok(())
+}
+
+/// The shard being written: its two files and its records so far.
+struct OpenShard {
+    index: usize,
+    data: NpyWriter,
+    label: Option<NpyWriter>,
+    provenance: Vec<Value>,
+    dropped: Vec<Value>,
+}
+
+impl OpenShard {
+    /// Start shard `shard` (0-based) under temporary names in `dir`.
+    fn create(ctx: &Ctx<'_>, dir: &Path, shard: usize) -> Result<OpenShard> {
+        let dtype = ctx.pipeline.spec.output.dtype;
+        let (dp, lp) = shard_paths(shard);
+        let (dshape, lshape) = ctx.shard_shapes(shard);
+        Ok(OpenShard {
+            index: shard + 1,
+            data: NpyWriter::create_unhashed(&dir.join(&dp), &dp, dtype, &dshape)?,
+            label: if ctx.pipeline.out_labels {
+                Some(NpyWriter::create_unhashed(
+                    &dir.join(&lp),
+                    &lp,
+                    dtype,
+                    &lshape,
+                )?)
+            } else {
+                None
+            },
+            provenance: Vec::with_capacity(dshape[0]),
+            dropped: Vec::new(),
+        })
+    }
+
+    /// Write `item`, or record why it was dropped; returns the sample bytes written.
+    fn write(&mut self, ctx: &Ctx<'_>, mut item: Item) -> Result<u64> {
+        let dtype = ctx.pipeline.spec.output.dtype;
+        let input = &ctx.inputs.files[item.sample.origin.input].rel;
+        if let Some(reason) = item.sample.dropped.take() {
+            self.dropped.push(records::to_value(&Dropped {
+                sample: SampleRef::of(&item, input),
+                reason: &reason,
+            }));
+            return Ok(0);
+        }
+        // The hash thread made both arrays standard and checked the label.
+        let (data_bytes, label_bytes) = match item.encoded.take() {
+            Some((d, l)) => (Some(d), l),
+            None => (None, None),
+        };
+        let mut bytes = 0u64;
+        match &data_bytes {
+            Some(b) => self.data.write_encoded_item(b)?,
+            None => self.data.write_item(standard(&item.sample.seismic))?,
+        }
+        bytes += (item.sample.seismic.len() * npy::itemsize(dtype)) as u64;
+        if let (Some(lw), Some(v)) = (self.label.as_mut(), item.sample.velocity.as_ref()) {
+            match &label_bytes {
+                Some(b) => lw.write_encoded_item(b)?,
+                None => lw.write_item(v.as_slice().expect("standard layout"))?,
+            }
+            bytes += (v.len() * npy::itemsize(dtype)) as u64;
+        }
+        self.provenance.push(records::to_value(&Provenance {
+            sample: SampleRef::of(&item, input),
+            stages: &item.records,
+        }));
+        Ok(bytes)
+    }
+
+    /// Finish both files (fsync, rename) with the hash thread's `digests`.
+    fn finish(self, digests: Option<(String, Option<String>)>) -> Result<ShardRecord> {
+        let (data_sha, label_sha) = match digests {
+            Some((d, l)) => (Some(d), l),
+            None => (None, None),
+        };
+        let mut files = vec![self.data.finish_with(data_sha)?];
+        if let Some(l) = self.label {
+            files.push(l.finish_with(label_sha)?);
+        }
+        Ok(ShardRecord {
+            index: self.index,
+            samples: self.provenance.len(),
+            dropped: self.dropped,
+            files,
+            provenance: self.provenance,
+        })
+    }
+}
+
+/// Write the chunks into shard files; journal each finished shard and add
+/// its record to `written`.
+fn writer_thread(
+    ctx: &Ctx<'_>,
+    sink: &Sink<'_>,
+    rx: &Receiver<Chunk>,
+    written: &Mutex<Vec<ShardRecord>>,
+) -> Result<()> {
+    let mut open: Option<OpenShard> = None;
+    for chunk in rx {
+        if chunk.first_of_shard {
+            open = Some(OpenShard::create(ctx, sink.dir, chunk.shard)?);
+        }
+        let sh = open.as_mut().expect("a shard is open");
+        let mut bytes = 0u64;
+        let n_items = chunk.items.len();
+        for item in chunk.items {
+            bytes += sh.write(ctx, item)?;
+        }
+        sink.printer.samples_done(n_items, bytes);
+        if chunk.last_of_shard {
+            let rec = open
+                .take()
+                .expect("a shard is open")
+                .finish(chunk.digests)?;
+            sink.journal.append(&rec)?;
+            sink.printer.shard_done();
+            written.lock().expect("records lock").push(rec);
+        }
+    }
+    // A shard still open here was cut short (error or Ctrl-C upstream): its
+    // writers are dropped, which deletes their temporary files.
+    drop(open);
+    Ok(())
+}
