@@ -27,7 +27,8 @@ use crate::sample::{Origin, Sample, SEISMIC_SHAPE, VELOCITY_SHAPE};
 #[serde(deny_unknown_fields)]
 pub struct InputSpec {
     /// A directory (searched recursively), a single `.npy` file, or a glob.
-    /// Relative paths are relative to the current directory.
+    /// Relative paths in a pipeline file are relative to the file's directory
+    /// (with `--set`, to the current directory).
     pub path: String,
     /// How velocity-map partners are handled.
     #[serde(default)]

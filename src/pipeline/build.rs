@@ -68,15 +68,10 @@ pub fn build(
     models: Option<crate::model::Backend>,
 ) -> Result<Pipeline> {
     check_top_level(&spec, file)?;
-    let pipeline_dir = std::path::Path::new(file)
-        .parent()
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
     let mut env = BuildEnv {
         shape: SEISMIC_SHAPE.to_vec(),
         labels: labelled,
         stage_index: 0,
-        pipeline_dir,
         models,
     };
     let mut stages = Vec::with_capacity(spec.stages.len());

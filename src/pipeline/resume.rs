@@ -92,6 +92,25 @@ pub fn fingerprint(pipeline: &Pipeline, inputs: &InputSet) -> (String, Value) {
         if let Some(inp) = o.get_mut("input").and_then(Value::as_object_mut) {
             inp.remove("path");
         }
+        // Model files are identified by their SHA-256 (in the versions), not
+        // by where they are.
+        for stage in o
+            .get_mut("stages")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for m in stage
+                .get_mut("models")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = m.as_object_mut() {
+                    m.remove("path");
+                }
+            }
+        }
     }
     let determines = Determines {
         format: 1,

@@ -3,7 +3,7 @@
 //! value ranges are checked by [`crate::pipeline::build`].
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use crate::io::layout::{InputSpec, LabelMode, Policy};
@@ -149,6 +149,11 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<PipelineSpec> {
 pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpec> {
     let mut value: toml::Table =
         toml::from_str(text).map_err(|e| Error::config(file, format!("not valid TOML: {e}")))?;
+    // Paths written in the file are relative to the file's directory; paths
+    // given with --set are relative to the current directory, like any other
+    // command-line path, so they are applied after this.
+    let base = Path::new(file).parent().unwrap_or(Path::new(""));
+    resolve_file_paths(&mut value, base);
     for o in overrides {
         apply_override(&mut value, o)
             .map_err(|r| Error::config(file, format!("--set {o}: {r}")))?;
@@ -201,6 +206,68 @@ fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> 
         "pseudo_label" => named::<PseudoLabelSpec>(entry, path),
         _ => None,
     }
+}
+
+/// Every key of a pipeline file that holds a path: `input.path` (a glob
+/// too), `output.dir`, `kaggle.into`, and `stages[*].models[*].path`.
+pub const PATH_KEYS: &[&str] = &[
+    "input.path",
+    "output.dir",
+    "kaggle.into",
+    "stages[*].models[*].path",
+];
+
+/// Make the relative paths of [`PATH_KEYS`] relative to `base` (the pipeline
+/// file's directory) instead; absolute paths and non-strings are left alone
+/// (the parser reports a wrong type).
+fn resolve_file_paths(root: &mut toml::Table, base: &Path) {
+    let fix = |v: &mut toml::Value| {
+        if let toml::Value::String(s) = v {
+            if !Path::new(s.as_str()).is_absolute() {
+                *s = normalize(&base.join(s.as_str())).display().to_string();
+            }
+        }
+    };
+    for (table, key) in [("input", "path"), ("output", "dir"), ("kaggle", "into")] {
+        if let Some(v) = root.get_mut(table).and_then(|t| t.get_mut(key)) {
+            fix(v);
+        }
+    }
+    if let Some(toml::Value::Array(stages)) = root.get_mut("stages") {
+        for stage in stages {
+            if let Some(toml::Value::Array(models)) = stage.get_mut("models") {
+                for m in models {
+                    if let Some(v) = m.get_mut("path") {
+                        fix(v);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a/./b/../c` → `a/c`, lexically (no file system access, so globs and
+/// paths that do not exist yet keep their meaning); leading `..` stay.
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if matches!(out.components().next_back(), Some(Component::Normal(_))) {
+                    out.pop();
+                } else {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
 }
 
 /// Apply one `key=value` override. Keys are dotted paths; array elements are
@@ -344,6 +411,61 @@ p = 0.5
         assert!(
             e.contains("samples_per_shrd") && e.contains("samples_per_shard"),
             "{e}"
+        );
+    }
+
+    /// One rule for every path key: relative to the pipeline file's
+    /// directory when written in the file, to the current directory when
+    /// given with --set; absolute paths as they are.
+    #[test]
+    fn paths_in_the_file_are_relative_to_it_and_set_paths_to_the_cwd() {
+        let text = r#"
+seed = 1
+[input]
+path = "../data/**/*.npy"
+[output]
+dir = "./out/../runs/a"
+[kaggle]
+into = "/abs/kaggle"
+[[stages]]
+type = "pseudo_label"
+models = [{ path = "m.pt" }, { path = "../models/n.pt" }]
+"#;
+        let s = parse(text, "pipelines/p.toml", &[]).unwrap();
+        assert_eq!(s.input.path, "data/**/*.npy");
+        assert_eq!(s.output.dir, "pipelines/runs/a");
+        assert_eq!(
+            s.kaggle.as_ref().unwrap().into.as_deref(),
+            Some("/abs/kaggle")
+        );
+        let StageSpec::PseudoLabel(pl) = &s.stages[0] else {
+            panic!("pseudo_label")
+        };
+        assert_eq!(pl.models[0].path, "pipelines/m.pt");
+        assert_eq!(pl.models[1].path, "models/n.pt");
+
+        let s = parse(
+            text,
+            "/etc/seispipe/p.toml",
+            &[
+                "output.dir=here".into(),
+                "stages.0.models.0.path=x.pt".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.input.path, "/etc/data/**/*.npy");
+        assert_eq!(s.output.dir, "here");
+        let StageSpec::PseudoLabel(pl) = &s.stages[0] else {
+            panic!("pseudo_label")
+        };
+        assert_eq!(pl.models[0].path, "x.pt");
+        assert_eq!(pl.models[1].path, "/etc/models/n.pt");
+
+        // A file in the current directory: paths stay as written.
+        let s = parse(BASE, "p.toml", &[]).unwrap();
+        assert_eq!(
+            (s.input.path.as_str(), s.output.dir.as_str()),
+            ("data/train", "out")
         );
     }
 }

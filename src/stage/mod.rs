@@ -135,8 +135,6 @@ pub struct BuildEnv {
     pub labels: bool,
     /// Index of the stage in the pipeline.
     pub stage_index: usize,
-    /// Directory of the pipeline file (for stage files such as models).
-    pub pipeline_dir: std::path::PathBuf,
     /// The model backend (libtorch) when this process has one.
     pub models: Option<crate::model::Backend>,
 }

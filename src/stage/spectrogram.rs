@@ -518,7 +518,6 @@ mod tests {
             shape: shape.to_vec(),
             labels: false,
             stage_index: 0,
-            pipeline_dir: std::path::PathBuf::new(),
             models: None,
         }
     }

@@ -213,7 +213,6 @@ mod tests {
             shape: vec![5, 1000, 70],
             labels: true,
             stage_index: 0,
-            pipeline_dir: std::path::PathBuf::new(),
             models: None,
         })
     }

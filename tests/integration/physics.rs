@@ -284,7 +284,6 @@ fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_jso
         shape: vec![5, 1000, 70],
         labels: true,
         stage_index: 0,
-        pipeline_dir: ".".into(),
         models: None,
     };
     let built = spec.build(&env).unwrap();

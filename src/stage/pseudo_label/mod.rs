@@ -8,7 +8,7 @@
 //! ensemble, disagreement filter), `submission.rs` the submission CSV and the
 //! per-id arrays written after the run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
@@ -34,7 +34,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
     name: "pseudo_label",
     summary: "label samples with trained TorchScript model(s) (TTA, weighted ensembles, confidence filter); writes a Kaggle submission CSV (needs libtorch: the `seispipe-torch` binary)",
     params: &[
-        ("models", "(required)", "list of { path = \"m.pt\", weight = 1.0, sha256 = \"…\" (optional pin) }; paths relative to the pipeline file"),
+        ("models", "(required)", "list of { path = \"m.pt\", weight = 1.0, sha256 = \"…\" (optional pin) }; paths relative to the pipeline file (with --set: to the current directory)"),
         ("device", "\"auto\"", "\"auto\" (cuda:0 if libtorch sees a GPU, else cpu), \"cpu\" or \"cuda:N\""),
         ("half", "false", "float16 inference (CUDA only)"),
         ("batch_size", "0", "model batch; 0 = the whole chunk (run.chunk_samples); chunks are never merged"),
@@ -270,7 +270,7 @@ impl PseudoLabelSpec {
                 .models
                 .iter()
                 .map(|m| crate::model::ModelFile {
-                    path: resolve_path(&env.pipeline_dir, &m.path),
+                    path: PathBuf::from(&m.path),
                     sha256: m.sha256.clone(),
                 })
                 .collect(),
@@ -371,17 +371,6 @@ fn enum_name<T: Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// A model path: absolute as is, relative to the pipeline file's directory otherwise.
-#[must_use]
-pub fn resolve_path(pipeline_dir: &Path, p: &str) -> PathBuf {
-    let p = Path::new(p);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        pipeline_dir.join(p)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,7 +384,6 @@ mod tests {
             shape: vec![5, 2, 70],
             labels: false,
             stage_index: 0,
-            pipeline_dir: PathBuf::new(),
             models: None,
         }
     }
