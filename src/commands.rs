@@ -335,7 +335,10 @@ pub fn stages() -> String {
     let mut s = String::new();
     for d in crate::stage::catalog() {
         let _ = writeln!(s, "{}\n  {}", d.name, d.summary);
-        for (k, def, doc) in d.params {
+        for (k, def, doc) in d
+            .listing()
+            .expect("every stage's documented required keys parse")
+        {
             let _ = writeln!(s, "    {k:<16} default {def:<10} {doc}");
         }
     }

@@ -39,11 +39,12 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "flip",
     summary: "mirror flip: receivers reversed, source order reversed, velocity x mirrored (middle source approximate: lands at x=35, not 34)",
+    required: "",
     params: &[
-        ("p", "0.5", "probability of flipping each copy, 0 ≤ p ≤ 1"),
+        ("p", "", "probability of flipping each copy, 0 ≤ p ≤ 1"),
         (
             "exact",
-            "false",
+            "",
             "mirror the velocity map and re-simulate (needs labels): the middle source is exact",
         ),
         (
@@ -62,7 +63,7 @@ pub struct FlipSpec {
     #[serde(default = "default_p")]
     pub p: f64,
     /// Mirror the velocity map and re-simulate (exact middle source).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default)]
     pub exact: bool,
     /// With `exact`: which channels to simulate.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -139,14 +139,74 @@ pub struct BuildEnv {
     pub models: Option<crate::model::Backend>,
 }
 
-/// What `seispipe stages` prints about a stage type.
+/// What `seispipe stages` prints about a stage type. Defaults are not
+/// written here: they are read from the spec itself ([`StageDoc::defaults`]),
+/// so the listing cannot drift from what the parser does.
 pub struct StageDoc {
     /// The `type` value.
     pub name: &'static str,
     /// One line on what it does.
     pub summary: &'static str,
-    /// (parameter, default, meaning).
+    /// The keys a stage table must have, with example values (TOML lines);
+    /// `seispipe stages` lists them as required.
+    pub required: &'static str,
+    /// (parameter, what leaving it unset means — only for parameters without
+    /// a default value, e.g. "n_fft / 4"; empty: "none" —, meaning).
     pub params: &'static [(&'static str, &'static str, &'static str)],
+}
+
+impl StageDoc {
+    /// Every parameter's value in a stage table holding only the
+    /// [`StageDoc::required`] keys, as the parser fills it in (JSON).
+    ///
+    /// # Errors
+    /// The required keys do not parse (a defect in the stage's `DOC`).
+    pub fn defaults(&self) -> Result<serde_json::Map<String, Value>, String> {
+        let text = format!("type = \"{}\"\n{}", self.name, self.required);
+        let spec: crate::pipeline::spec::StageSpec =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", self.name))?;
+        match serde_json::to_value(spec) {
+            Ok(Value::Object(mut m)) => {
+                m.remove("type");
+                Ok(m)
+            }
+            other => Err(format!("{}: serialised as {other:?}", self.name)),
+        }
+    }
+
+    /// The keys listed in [`StageDoc::required`].
+    #[must_use]
+    pub fn required_keys(&self) -> Vec<&'static str> {
+        self.required
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, _)| k.trim()))
+            .collect()
+    }
+
+    /// (parameter, default as shown, meaning) for `seispipe stages`.
+    ///
+    /// # Errors
+    /// See [`StageDoc::defaults`].
+    pub fn listing(&self) -> Result<Vec<(&'static str, String, &'static str)>, String> {
+        let defaults = self.defaults()?;
+        let required = self.required_keys();
+        Ok(self
+            .params
+            .iter()
+            .map(|&(key, unset, meaning)| {
+                let shown = if required.contains(&key) {
+                    "(required)".to_string()
+                } else {
+                    match defaults.get(key) {
+                        Some(v) if !v.is_null() => v.to_string(),
+                        _ if unset.is_empty() => "(none)".to_string(),
+                        _ => unset.to_string(),
+                    }
+                };
+                (key, shown, meaning)
+            })
+            .collect())
+    }
 }
 
 /// Every stage type, in the order `seispipe stages` lists them.
@@ -174,5 +234,81 @@ pub fn draw_apply(p: f64, rng: &mut StageRng) -> bool {
         false
     } else {
         rng.random::<f64>() < p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A JSON value as TOML (nulls, which TOML lacks, left out).
+    fn toml_of(v: &Value) -> String {
+        fn strip(v: &Value) -> Value {
+            match v {
+                Value::Object(m) => Value::Object(
+                    m.iter()
+                        .filter(|(_, x)| !x.is_null())
+                        .map(|(k, x)| (k.clone(), strip(x)))
+                        .collect(),
+                ),
+                Value::Array(a) => Value::Array(a.iter().map(strip).collect()),
+                other => other.clone(),
+            }
+        }
+        toml::Value::try_from(strip(v)).map_or_else(|_| v.to_string(), |t| t.to_string())
+    }
+
+    /// `seispipe stages` shows the parser's own defaults: every field the
+    /// parser fills in is documented, every documented key is a field, no
+    /// documented key carries a hand-written default where the spec has one,
+    /// and writing every shown default out explicitly parses to the same spec.
+    #[test]
+    fn documented_defaults_are_the_parsed_defaults() {
+        for doc in catalog() {
+            let defaults = doc.defaults().unwrap();
+            let keys: Vec<&str> = doc.params.iter().map(|p| p.0).collect();
+            for k in defaults.keys() {
+                assert!(
+                    keys.contains(&k.as_str()),
+                    "{}: field {k} is not documented",
+                    doc.name
+                );
+            }
+            for &(key, unset, _) in doc.params {
+                let probe = format!(
+                    "type = \"{}\"\n{}\n{key} = \"__probe__\"",
+                    doc.name, doc.required
+                );
+                let e = toml::from_str::<crate::pipeline::spec::StageSpec>(&probe).err();
+                let unknown = e.is_some_and(|e| e.to_string().contains("unknown field"));
+                assert!(
+                    !unknown,
+                    "{}: documented key {key} is not a field",
+                    doc.name
+                );
+                let has_default = defaults.get(key).is_some_and(|v| !v.is_null());
+                assert!(
+                    !has_default || unset.is_empty(),
+                    "{}: {key} has a default in the spec; its note {unset:?} would only repeat it",
+                    doc.name
+                );
+            }
+            let mut explicit = format!("type = \"{}\"\n", doc.name);
+            for (k, v) in &defaults {
+                if !v.is_null() {
+                    explicit.push_str(&format!("{k} = {}\n", toml_of(v)));
+                }
+            }
+            let a: crate::pipeline::spec::StageSpec =
+                toml::from_str(&format!("type = \"{}\"\n{}", doc.name, doc.required)).unwrap();
+            let b: crate::pipeline::spec::StageSpec = toml::from_str(&explicit)
+                .unwrap_or_else(|e| panic!("{}: {explicit}\n{e}", doc.name));
+            assert_eq!(
+                a, b,
+                "{}: the shown defaults parse to another spec",
+                doc.name
+            );
+            assert_eq!(doc.listing().unwrap().len(), doc.params.len());
+        }
     }
 }

@@ -24,20 +24,21 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "gaussian_noise",
     summary: "additive white Gaussian noise, by absolute std or by SNR over the whole sample",
+    required: "",
     params: &[
         (
             "p",
-            "1.0",
+            "",
             "probability of adding noise to each copy, 0 ≤ p ≤ 1",
         ),
         (
             "std",
-            "(none)",
+            "",
             "absolute standard deviation, ≥ 0 (give std or snr_db)",
         ),
         (
             "snr_db",
-            "(none)",
+            "",
             "SNR in dB: noise power = mean(x²) / 10^(snr_db/10)",
         ),
     ],

@@ -25,15 +25,16 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "simulate",
     summary: "replace the seismic data by the OpenFWI-exact acoustic simulation of the velocity map (needs labels)",
+    required: "",
     params: &[
         (
             "source_positions",
-            "[0,17,34,52,69]",
+            "",
             "source x indices (0..=69), at depth index 1; output has one channel per source",
         ),
         (
             "clip",
-            "false",
+            "",
             "clip velocities into 1500–4500 m/s instead of refusing values outside 1000–6000",
         ),
     ],

@@ -33,10 +33,11 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_affine",
     summary: "random crop-and-resize + small rotation of the velocity map (bilinear), clipped to 1500–4500, then re-simulate (needs labels)",
+    required: "",
     params: &[
-        ("p", "1.0", "probability of warping each copy, 0 ≤ p ≤ 1"),
-        ("crop_min", "0.8", "smallest crop side as a fraction of the map, 0 < crop_min ≤ 1"),
-        ("max_rotate_deg", "5.0", "rotation θ ~ U(−max, max) degrees, 0 ≤ max ≤ 45"),
+        ("p", "", "probability of warping each copy, 0 ≤ p ≤ 1"),
+        ("crop_min", "", "smallest crop side as a fraction of the map, 0 < crop_min ≤ 1"),
+        ("max_rotate_deg", "", "rotation θ ~ U(−max, max) degrees, 0 ≤ max ≤ 45"),
     ],
 };
 

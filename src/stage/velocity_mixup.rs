@@ -31,21 +31,22 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_mixup",
     summary: "α·v1 + (1−α)·v2 of two velocity maps, then re-simulate (needs labels)",
+    required: "",
     params: &[
-        ("p", "1.0", "probability of mixing each copy, 0 ≤ p ≤ 1"),
+        ("p", "", "probability of mixing each copy, 0 ≤ p ≤ 1"),
         (
             "alpha_min",
-            "0.3",
+            "",
             "lower bound of α ~ U(alpha_min, alpha_max), in [0, 1]",
         ),
         (
             "alpha_max",
-            "0.7",
+            "",
             "upper bound of α, alpha_min ≤ alpha_max ≤ 1",
         ),
         (
             "group",
-            "\"family\"",
+            "",
             "where the partner comes from: \"file\", \"family\" (top-level directory) or \"any\"",
         ),
     ],

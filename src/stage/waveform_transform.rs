@@ -28,24 +28,25 @@ pub const ALGORITHM: u32 = 1;
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "waveform_transform",
     summary: "baseline input scalings: sign(x)·log1p(|k·x|), min-max to [−1, 1], or both (OpenFWI)",
+    required: "transform = \"log1p\"",
     params: &[
         (
             "transform",
-            "(required)",
+            "",
             "log1p | minmax | log1p_minmax (log1p, then min-max with log1p'd bounds)",
         ),
-        ("k", "1.0", "log1p scale: sign(x)·log1p(|k·x|), k > 0"),
+        ("k", "", "log1p scale: sign(x)·log1p(|k·x|), k > 0"),
         (
             "min",
-            "(none)",
+            "",
             "minmax kinds: raw-data value mapped to −1 (required)",
         ),
         (
             "max",
-            "(none)",
+            "",
             "minmax kinds: raw-data value mapped to +1 (required, > min)",
         ),
-        ("clip", "false", "clip the min-max result to [−1, 1]"),
+        ("clip", "", "clip the min-max result to [−1, 1]"),
     ],
 };
 
