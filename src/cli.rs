@@ -132,6 +132,7 @@ pub struct SynthArgs {
 /// `seispipe package`: flags override the output's `[kaggle]` section.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("mode").args(["link", "copy", "move"])))]
+#[allow(clippy::struct_excessive_bools)] // command-line flags, as the user types them
 pub struct PackageArgs {
     /// The finished output directory (holds manifest.json).
     pub out_dir: PathBuf,

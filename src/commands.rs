@@ -295,7 +295,7 @@ fn versions_line(m: &manifest::Manifest) -> String {
         }
     );
     if let Some(note) = &m.unversioned_resume {
-        line.push_str(&format!("\nwarning: {note}"));
+        let _ = write!(line, "\nwarning: {note}");
     }
     line
 }

@@ -21,6 +21,7 @@ fn cuda_libs_complete(so: &std::path::Path) -> bool {
     std::process::Command::new("ldd")
         .arg(so)
         .output()
-        .map(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("not found"))
-        .unwrap_or(false)
+        .is_ok_and(|o| {
+            o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("not found")
+        })
 }

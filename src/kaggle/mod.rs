@@ -185,9 +185,10 @@ impl Settings {
                 Error::config(origin, format!("kaggle.max_dataset_bytes `{t}`: {r}"))
             })?,
         };
-        let into = match &spec.into {
-            Some(p) => PathBuf::from(p),
-            None => {
+        let into = if let Some(p) = &spec.into {
+            PathBuf::from(p)
+        } else {
+            {
                 let name = out_dir
                     .file_name()
                     .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());

@@ -53,6 +53,9 @@ pub fn wrap_edges(field: &mut [f32], rows: Range<usize>) {
 /// One step: `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` for the padded
 /// rows `rows` (rows outside it must be zero in `cur` and `next`, so they stay
 /// zero); `next` holds `p⁻` on entry.
+// Always inlined: the AVX-512 and AVX2 wrappers below get their own copy
+// compiled with their target features only if this body is inlined into them.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
     #[allow(clippy::cast_possible_truncation)]

@@ -175,12 +175,12 @@ impl Medium {
         SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (a, b) = &mut *s;
-            if a.len() != FIELD_LEN {
-                *a = vec![0.0; FIELD_LEN];
-                *b = vec![0.0; FIELD_LEN];
-            } else {
+            if a.len() == FIELD_LEN {
                 a.fill(0.0);
                 b.fill(0.0);
+            } else {
+                *a = vec![0.0; FIELD_LEN];
+                *b = vec![0.0; FIELD_LEN];
             }
             self.run(sx, a, b, out, true);
         });

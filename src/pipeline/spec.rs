@@ -174,6 +174,18 @@ pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpe
     })
 }
 
+/// Deserialise one stage table as `T`; its error with the key named below `at`.
+fn named<T: serde::de::DeserializeOwned>(v: toml::Value, at: &str) -> Option<(String, String)> {
+    let e = serde_path_to_error::deserialize::<_, T>(v).err()?;
+    let key = e.path().to_string();
+    let msg = e.into_inner().message().to_string();
+    Some(if key == "." || key.is_empty() {
+        (at.to_string(), msg)
+    } else {
+        (format!("{at}.{key}"), msg)
+    })
+}
+
 /// For an error at `stages[i]`, the same error with the key inside the stage
 /// named (`stages[0].window`), found by deserialising the entry as its type.
 fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> {
@@ -185,16 +197,6 @@ fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> 
     let mut entry = whole.get("stages")?.get(i)?.as_table()?.clone();
     let kind = entry.remove("type")?;
     let entry = toml::Value::Table(entry);
-    fn named<T: serde::de::DeserializeOwned>(v: toml::Value, at: &str) -> Option<(String, String)> {
-        let e = serde_path_to_error::deserialize::<_, T>(v).err()?;
-        let key = e.path().to_string();
-        let msg = e.into_inner().message().to_string();
-        Some(if key == "." || key.is_empty() {
-            (at.to_string(), msg)
-        } else {
-            (format!("{at}.{key}"), msg)
-        })
-    }
     match kind.as_str()? {
         "flip" => named::<FlipSpec>(entry, path),
         "gaussian_noise" => named::<GaussianNoiseSpec>(entry, path),

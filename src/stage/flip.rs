@@ -176,7 +176,7 @@ pub fn exact_after_mirror(sample: &mut Sample, mode: Resimulate) -> Result<(), S
         .ok_or_else(|| StageError::new("flip with exact = true needs a velocity map"))?;
     match mode {
         Resimulate::All => {
-            super::simulate::resimulate(sample, vel, &crate::physics::SOURCE_X, false)
+            super::simulate::resimulate(sample, &vel, &crate::physics::SOURCE_X, false)
         }
         Resimulate::Middle => {
             let v = vel.as_standard_layout();

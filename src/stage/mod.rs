@@ -240,6 +240,7 @@ pub fn draw_apply(p: f64, rng: &mut StageRng) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt::Write as _;
 
     /// A JSON value as TOML (nulls, which TOML lacks, left out).
     fn toml_of(v: &Value) -> String {
@@ -296,7 +297,7 @@ mod tests {
             let mut explicit = format!("type = \"{}\"\n", doc.name);
             for (k, v) in &defaults {
                 if !v.is_null() {
-                    explicit.push_str(&format!("{k} = {}\n", toml_of(v)));
+                    writeln!(explicit, "{k} = {}", toml_of(v)).unwrap();
                 }
             }
             let a: crate::pipeline::spec::StageSpec =

@@ -93,6 +93,9 @@ pub struct Normals<'r, G: RngCore> {
 
 /// The fast pass over one block: `vals[j]` = the rectangle draw of `us[j]`;
 /// returns how many were rejected, their positions in `rejected`.
+// Always inlined into the AVX-512 / AVX2 copies, which compile it with
+// their target features.
+#[allow(clippy::inline_always)]
 #[inline(always)]
 fn fast_pass(t: &Tables, us: &[u32], vals: &mut [f32], rejected: &mut [u16; BLOCK]) -> usize {
     let mut n_rej = 0usize;

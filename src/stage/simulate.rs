@@ -123,7 +123,7 @@ impl Stage for Simulate {
         let vel = sample.velocity.take().ok_or_else(|| {
             StageError::new("simulate needs a velocity map; this sample has none")
         })?;
-        let r = resimulate(sample, vel, &self.sources, self.clip);
+        let r = resimulate(sample, &vel, &self.sources, self.clip);
         r.map(|()| json!({ "applied": true }))
     }
 }
@@ -135,7 +135,7 @@ impl Stage for Simulate {
 /// A bad velocity map (non-finite, out of range, CFL), with the cell named.
 pub fn resimulate(
     sample: &mut Sample,
-    vel: Array3<f32>,
+    vel: &Array3<f32>,
     sources: &[usize],
     clip: bool,
 ) -> Result<(), StageError> {

@@ -194,8 +194,7 @@ impl SpectrogramSpec {
         }
         if shape.len() != 3 {
             return Err(format!(
-                "spectrogram needs (source, time, receiver) samples; samples here have shape {:?}",
-                shape
+                "spectrogram needs (source, time, receiver) samples; samples here have shape {shape:?}"
             ));
         }
         let (sources, len, receivers) = (shape[0], shape[1], shape[2]);

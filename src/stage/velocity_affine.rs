@@ -208,7 +208,7 @@ impl Stage for VelocityAffine {
         let v = vel.as_standard_layout();
         let warped = warp_map(v.as_slice().expect("standard layout"), &w);
         let arr = ndarray::Array3::from_shape_vec((1, NZ, NX), warped).expect("shape");
-        resimulate(sample, arr, &SOURCE_X, false)?;
+        resimulate(sample, &arr, &SOURCE_X, false)?;
         Ok(json!({ "applied": true, "warp": w }))
     }
 }

@@ -186,7 +186,7 @@ impl Stage for VelocityMixup {
         let mixed = ndarray::Zip::from(&v1)
             .and(&v2)
             .map_collect(|&x, &y| a * x + b * y);
-        resimulate(sample, mixed, &SOURCE_X, false).map_err(|e| {
+        resimulate(sample, &mixed, &SOURCE_X, false).map_err(|e| {
             StageError::new(format!(
                 "mixup with partner {partner_id} (α = {alpha}): {e}"
             ))

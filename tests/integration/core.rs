@@ -255,9 +255,7 @@ fn output_bytes_do_not_depend_on_threads() {
 }
 
 fn journal_lines(out: &Path) -> usize {
-    std::fs::read_to_string(out.join(".seispipe/journal.jsonl"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0)
+    std::fs::read_to_string(out.join(".seispipe/journal.jsonl")).map_or(0, |s| s.lines().count())
 }
 
 #[test]

@@ -399,9 +399,9 @@ fn bad_velocity_maps_are_refused() {
     // clip = true turns it into 4500 m/s and simulates.
     physics::simulate(&v, &[0], true, &mut out).unwrap();
     // 6000 m/s is in the accepted range but unstable in the sponge.
-    let e = physics::simulate(&[6000.0; 4900], &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&vec![6000.0; 4900], &[0], false, &mut out).unwrap_err();
     assert!(e.contains("CFL"), "{e}");
-    let e = physics::simulate(&[2000.0; 4899], &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&vec![2000.0; 4899], &[0], false, &mut out).unwrap_err();
     assert!(e.contains("4900"), "{e}");
     // A batch names the sample.
     let mut two = vec![2000.0f32; 2 * 4900];

@@ -129,13 +129,13 @@ pub fn read_npy(path: &Path) -> (Vec<usize>, Vec<f32>) {
 /// Deterministic pseudo-random values (an LCG; fixtures only).
 pub fn pseudo_random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+        .wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407);
     (0..n)
         .map(|_| {
             s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
             #[allow(clippy::cast_precision_loss)]
             let u = ((s >> 40) as f32) / ((1u64 << 24) as f32);
             (u * 2.0 - 1.0) * scale

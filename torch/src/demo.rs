@@ -59,7 +59,7 @@ fn net(vs: &nn::Path) -> impl Module {
         .add_fn(|x| x.adaptive_avg_pool2d([70, 70]))
         .add(nn::conv2d(vs / "c2", 16, 16, 3, c))
         .add_fn(Tensor::relu)
-        .add(nn::conv2d(vs / "c3", 16, 1, 1, Default::default()))
+        .add(nn::conv2d(vs / "c3", 16, 1, 1, nn::ConvConfig::default()))
         .add_fn(Tensor::tanh)
 }
 

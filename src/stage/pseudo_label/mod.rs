@@ -85,6 +85,7 @@ fn default_submission() -> String {
 /// `type = "pseudo_label"`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+#[allow(clippy::struct_excessive_bools)] // pipeline-file switches, as users write them
 pub struct PseudoLabelSpec {
     /// The ensemble (one entry for a single model).
     pub models: Vec<ModelEntry>,

@@ -378,7 +378,7 @@ mod tests {
             let b = f64::from(s.seismic[[4, 0, 69]]);
             let want = 75.0 + (69.0 + a + b) / 2.0;
             let v = s.velocity.as_ref().unwrap();
-            for &x in v.iter() {
+            for &x in v {
                 assert!((f64::from(x) - want).abs() < 1e-3, "{x} vs {want}");
             }
             // Disagreement: Σ w_k · mean_x |view_k − want| / Σ w.

@@ -130,6 +130,7 @@ fn file_safe(id: &str) -> String {
 ///
 /// # Errors
 /// Unreadable label shards, an id a CSV cannot hold, duplicate ids, I/O.
+#[allow(clippy::too_many_lines)] // one pass over the shards feeding three outputs
 pub fn write_outputs(
     out_dir: &Path,
     shards: &[ShardRecord],
@@ -161,8 +162,7 @@ pub fn write_outputs(
     for s in skipped {
         let stem = Path::new(&s.path)
             .file_stem()
-            .map(|x| x.to_string_lossy().into_owned())
-            .unwrap_or_else(|| s.path.clone());
+            .map_or_else(|| s.path.clone(), |x| x.to_string_lossy().into_owned());
         missing.push((stem, format!("input file skipped: {}", s.reason)));
     }
     let bad_id = |id: &str| id.is_empty() || id.contains([',', '"', '\n', '\r']);
