@@ -120,33 +120,6 @@ impl Manifest {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary name, fsync, rename, fsync dir).
-///
-/// # Errors
-/// I/O failures, named with the path.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename into place", e))?;
-        if let Some(d) = path.parent() {
-            npy::sync_dir(d)?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
 /// The append-only record of finished shards, one JSON line each, fsynced.
 pub struct Journal {
     path: PathBuf,
