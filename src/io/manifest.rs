@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::io::layout::SkippedFile;
 use crate::io::npy::{self, WrittenFile};
+use crate::io::walk;
 
 /// Version of the output encoding: npy headers and data layout, f16 rounding,
 /// the manifest and provenance format. Recorded in the run fingerprint beside
@@ -223,38 +224,13 @@ pub fn verify_files(
             },
         }
     }
-    let mut present = Vec::new();
-    list_files(dir, dir, &mut present)?;
-    for p in present {
+    for p in walk::files(dir, |name| name == STATE_DIR)? {
+        let p = walk::rel_path(dir, &p);
         if !listed.contains(p.as_str()) && !allowed_extra.contains(&p.as_str()) {
             rep.extra.push(p);
         }
     }
     Ok(rep)
-}
-
-fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list directory", e))?;
-    let mut entries: Vec<_> = rd.filter_map(std::result::Result::ok).collect();
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == STATE_DIR) {
-            continue;
-        }
-        if p.is_dir() {
-            list_files(root, &p, out)?;
-        } else {
-            let rel = p.strip_prefix(root).unwrap_or(&p);
-            out.push(
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Verify an output directory against its `manifest.json`.
