@@ -11,7 +11,6 @@
 //! root (`data2` before `data10`), so the order, and every seed derived from
 //! it, is the same on every machine.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, ArrayD, IxDyn};
@@ -20,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::npy::{self, NpyHeader};
 use crate::io::walk::{self, natural_cmp};
-use crate::sample::{Origin, Sample, SEISMIC_SHAPE, VELOCITY_SHAPE};
+use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
 
 /// `[input]`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -441,52 +440,6 @@ impl InputSet {
         Ok(Some(
             Array3::from_shape_vec(VELOCITY_SHAPE, v).expect("shape matches length"),
         ))
-    }
-
-    /// Read one whole sample by global index, checking values are finite.
-    ///
-    /// # Errors
-    /// I/O failures, or NaN/Inf values (reported with file and sample index).
-    pub fn read_sample(&self, global: usize, copy: u64) -> Result<Sample> {
-        let (file, index) = self.locate(global);
-        let seismic = self.read_seismic(file, index)?;
-        let velocity = self.read_velocity(file, index)?;
-        let f = &self.files[file];
-        check_finite(
-            seismic.as_slice().expect("standard layout"),
-            &f.data,
-            index,
-            "seismic",
-        )?;
-        if let (Some(v), Some(lp)) = (&velocity, &f.label) {
-            check_finite(
-                v.as_slice().expect("standard layout"),
-                lp,
-                index,
-                "velocity",
-            )?;
-        }
-        Ok(Sample {
-            id: self.sample_id(file, index),
-            origin: Origin {
-                input: file,
-                index,
-                global,
-                copy,
-            },
-            seismic,
-            velocity,
-            dropped: None,
-        })
-    }
-
-    /// An open handle (for repeated reads from one file).
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn open(&self, file: usize) -> Result<File> {
-        let p = &self.files[file].data;
-        File::open(p).map_err(|e| Error::io(p, "open", e))
     }
 }
 
