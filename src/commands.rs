@@ -3,7 +3,7 @@
 mod kaggle;
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use crate::cli::{PipelineArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::io::manifest;
 use crate::io::npy;
+use crate::io::walk;
 use crate::model::Backend;
 use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
 use crate::progress::{human_bytes, Mode, Printer};
@@ -169,14 +170,16 @@ pub fn summary_text(s: &Summary, dir: &str) -> String {
 /// # Errors
 /// The path does not exist or cannot be listed (per-file problems are lines of the report).
 pub fn inspect(path: &Path) -> Result<String> {
-    let mut files = Vec::new();
-    if path.is_dir() {
-        collect(path, &mut files)?;
+    let files = if path.is_dir() {
+        // Every `.npy`, hidden ones included: `inspect` shows what is there.
+        let mut files = walk::files(path, |_| false)?;
+        files.retain(|p| p.extension().is_some_and(|x| x == "npy"));
+        files
     } else if path.exists() {
-        files.push(path.to_path_buf());
+        vec![path.to_path_buf()]
     } else {
         return Err(Error::NoInputs(path.display().to_string()));
-    }
+    };
     let mut s = String::new();
     for f in files {
         match inspect_file(&f) {
@@ -189,23 +192,6 @@ pub fn inspect(path: &Path) -> Result<String> {
         }
     }
     Ok(s)
-}
-
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, "list directory", e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries
-        .sort_by(|a, b| crate::io::layout::natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
-    for p in entries {
-        if p.is_dir() {
-            collect(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "npy") {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 fn inspect_file(p: &Path) -> Result<String> {

@@ -11,8 +11,6 @@
 //! root (`data2` before `data10`), so the order, and every seed derived from
 //! it, is the same on every machine.
 
-use std::cmp::Ordering;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array3, ArrayD, IxDyn};
@@ -20,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::npy::{self, NpyHeader};
-use crate::sample::{Origin, Sample, SEISMIC_SHAPE, VELOCITY_SHAPE};
+use crate::io::walk::{self, natural_cmp};
+use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
 
 /// `[input]`
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -111,48 +110,6 @@ pub struct InputSet {
     pub labelled: bool,
 }
 
-/// Compare two paths naturally: digit runs compare as numbers.
-#[must_use]
-pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
-    loop {
-        match (a.first(), b.first()) {
-            (None, None) => return Ordering::Equal,
-            (None, _) => return Ordering::Less,
-            (_, None) => return Ordering::Greater,
-            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
-                let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
-                let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
-                let (da, db) = (&a[..na], &b[..nb]);
-                let ta = trim_zeros(da);
-                let tb = trim_zeros(db);
-                let ord = ta
-                    .len()
-                    .cmp(&tb.len())
-                    .then_with(|| ta.cmp(tb))
-                    .then(na.cmp(&nb));
-                if ord != Ordering::Equal {
-                    return ord;
-                }
-                a = &a[na..];
-                b = &b[nb..];
-            }
-            (Some(x), Some(y)) => {
-                if x != y {
-                    return x.cmp(y);
-                }
-                a = &a[1..];
-                b = &b[1..];
-            }
-        }
-    }
-}
-
-fn trim_zeros(d: &[u8]) -> &[u8] {
-    let z = d.iter().take_while(|&&c| c == b'0').count();
-    &d[z.min(d.len().saturating_sub(1))..]
-}
-
 /// Find the `.npy` files named by `path`: a file, a directory (recursive), or a glob.
 fn list_npy(path: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
     let p = Path::new(path);
@@ -163,9 +120,7 @@ fn list_npy(path: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
         return Ok((root, vec![p.to_path_buf()]));
     }
     if p.is_dir() {
-        let mut out = Vec::new();
-        walk(p, &mut out)?;
-        return Ok((p.to_path_buf(), out));
+        return Ok((p.to_path_buf(), npy_files_under(p)?));
     }
     if path.contains(['*', '?', '[']) {
         let entries =
@@ -174,7 +129,7 @@ fn list_npy(path: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
         for e in entries {
             let e = e.map_err(|e| Error::io(e.path().to_path_buf(), "read", e.into()))?;
             if e.is_dir() {
-                walk(&e, &mut out)?;
+                out.extend(npy_files_under(&e)?);
             } else if e.extension().is_some_and(|x| x == "npy") {
                 out.push(e);
             }
@@ -198,31 +153,12 @@ fn list_npy(path: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
     )))
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list directory", e))?;
-    for entry in rd {
-        let entry = entry.map_err(|e| Error::io(dir, "list directory", e))?;
-        let p = entry.path();
-        let name = entry.file_name();
-        if name.to_string_lossy().starts_with('.') {
-            continue; // hidden files, our own .partial temporaries, state dirs
-        }
-        let ft = entry.file_type().map_err(|e| Error::io(&p, "stat", e))?;
-        if ft.is_dir() {
-            walk(&p, out)?;
-        } else if p.extension().is_some_and(|x| x == "npy") {
-            out.push(p);
-        }
-    }
-    Ok(())
-}
-
-fn rel_of(root: &Path, p: &Path) -> String {
-    let r = p.strip_prefix(root).unwrap_or(p);
-    r.components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join("/")
+/// The `.npy` files under `dir`, leaving out hidden names (dot files, the
+/// writers' `.NAME.partial` temporaries, the `.seispipe` state directory).
+fn npy_files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = walk::files(dir, walk::is_hidden)?;
+    files.retain(|p| p.extension().is_some_and(|x| x == "npy"));
+    Ok(files)
 }
 
 /// Whether a file name marks a label (velocity) file.
@@ -285,7 +221,7 @@ impl InputSet {
     /// (under `on_bad_file = "error"`), or a mix of labelled and unlabelled inputs.
     pub fn discover(spec: &InputSpec) -> Result<InputSet> {
         let (root, mut paths) = list_npy(&spec.path)?;
-        paths.sort_by(|a, b| natural_cmp(&rel_of(&root, a), &rel_of(&root, b)));
+        paths.sort_by(|a, b| natural_cmp(&walk::rel_path(&root, a), &walk::rel_path(&root, b)));
         paths.dedup();
         if paths.is_empty() {
             return Err(Error::NoInputs(spec.path.clone()));
@@ -443,7 +379,7 @@ impl InputSet {
             LabelMode::Auto => (None, None),
         };
         Ok(InputFile {
-            rel: rel_of(root, p),
+            rel: walk::rel_path(root, p),
             data: p.to_path_buf(),
             data_header: h,
             label,
@@ -506,52 +442,6 @@ impl InputSet {
             Array3::from_shape_vec(VELOCITY_SHAPE, v).expect("shape matches length"),
         ))
     }
-
-    /// Read one whole sample by global index, checking values are finite.
-    ///
-    /// # Errors
-    /// I/O failures, or NaN/Inf values (reported with file and sample index).
-    pub fn read_sample(&self, global: usize, copy: u64) -> Result<Sample> {
-        let (file, index) = self.locate(global);
-        let seismic = self.read_seismic(file, index)?;
-        let velocity = self.read_velocity(file, index)?;
-        let f = &self.files[file];
-        check_finite(
-            seismic.as_slice().expect("standard layout"),
-            &f.data,
-            index,
-            "seismic",
-        )?;
-        if let (Some(v), Some(lp)) = (&velocity, &f.label) {
-            check_finite(
-                v.as_slice().expect("standard layout"),
-                lp,
-                index,
-                "velocity",
-            )?;
-        }
-        Ok(Sample {
-            id: self.sample_id(file, index),
-            origin: Origin {
-                input: file,
-                index,
-                global,
-                copy,
-            },
-            seismic,
-            velocity,
-            dropped: None,
-        })
-    }
-
-    /// An open handle (for repeated reads from one file).
-    ///
-    /// # Errors
-    /// The file cannot be opened.
-    pub fn open(&self, file: usize) -> Result<File> {
-        let p = &self.files[file].data;
-        File::open(p).map_err(|e| Error::io(p, "open", e))
-    }
 }
 
 /// Whether every value is finite: a branch-free reduction that vectorises
@@ -586,13 +476,6 @@ pub fn check_finite(values: &[f32], path: &Path, index: usize, what: &str) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn natural_order() {
-        let mut v = vec!["data10.npy", "data2.npy", "data1.npy", "a/data3.npy"];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["a/data3.npy", "data1.npy", "data2.npy", "data10.npy"]);
-    }
 
     #[test]
     fn partner_rule() {

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::io::layout::SkippedFile;
 use crate::io::npy::{self, WrittenFile};
+use crate::io::walk;
 
 /// Version of the output encoding: npy headers and data layout, f16 rounding,
 /// the manifest and provenance format. Recorded in the run fingerprint beside
@@ -120,33 +121,6 @@ impl Manifest {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary name, fsync, rename, fsync dir).
-///
-/// # Errors
-/// I/O failures, named with the path.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.partial"));
-    let res = (|| {
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
-        f.write_all(bytes)
-            .map_err(|e| Error::io(&tmp, "write", e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, "fsync", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "rename into place", e))?;
-        if let Some(d) = path.parent() {
-            npy::sync_dir(d)?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
 /// The append-only record of finished shards, one JSON line each, fsynced.
 pub struct Journal {
     path: PathBuf,
@@ -250,38 +224,13 @@ pub fn verify_files(
             },
         }
     }
-    let mut present = Vec::new();
-    list_files(dir, dir, &mut present)?;
-    for p in present {
+    for p in walk::files(dir, |name| name == STATE_DIR)? {
+        let p = walk::rel_path(dir, &p);
         if !listed.contains(p.as_str()) && !allowed_extra.contains(&p.as_str()) {
             rep.extra.push(p);
         }
     }
     Ok(rep)
-}
-
-fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, "list directory", e))?;
-    let mut entries: Vec<_> = rd.filter_map(std::result::Result::ok).collect();
-    entries.sort_by_key(std::fs::DirEntry::file_name);
-    for e in entries {
-        let p = e.path();
-        if p.file_name().is_some_and(|n| n == STATE_DIR) {
-            continue;
-        }
-        if p.is_dir() {
-            list_files(root, &p, out)?;
-        } else {
-            let rel = p.strip_prefix(root).unwrap_or(&p);
-            out.push(
-                rel.components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/"),
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Verify an output directory against its `manifest.json`.

@@ -1,8 +1,11 @@
-//! Files: `.npy` reading and atomic writing ([`npy`]), input discovery and
-//! pairing ([`layout`]), the output manifest ([`manifest`]), and the
-//! direct-I/O file sink behind the writer ([`sink`]).
+//! Files: `.npy` reading and writing ([`npy`]), input discovery and pairing
+//! ([`layout`]), the output manifest ([`manifest`]), the direct-I/O file sink
+//! behind the writer ([`sink`]), atomic replacement of a file ([`atomic`]),
+//! and the one sorted directory walk ([`walk`]).
 
+pub mod atomic;
 pub mod layout;
 pub mod manifest;
 pub mod npy;
 pub mod sink;
+pub mod walk;

@@ -21,6 +21,7 @@ use super::plan::Strategy;
 use super::render::summary_text;
 use super::{LinkMode, Settings};
 use crate::error::{Error, Result};
+use crate::io::atomic::sync_parent;
 use crate::io::manifest::{Manifest, MANIFEST_NAME};
 use crate::io::npy;
 
@@ -307,15 +308,13 @@ pub fn package(
         // An empty folder (checked above): make way for the rename.
         std::fs::remove_dir(&s.into).map_err(|e| Error::io(&s.into, "replace empty folder", e))?;
     }
+    // A directory, so not `atomic::Partial`: the staging folder is filled by
+    // many writes (each file fsynced, then the folder), is recognised and
+    // cleared by its marker on a rerun rather than removed on drop, and may
+    // have to replace an empty folder. Only the last step is shared: rename,
+    // then fsync the parent.
     std::fs::rename(&staging, &s.into).map_err(|e| Error::io(&s.into, "rename into place", e))?;
-    if let Some(parent) = s.into.parent() {
-        let parent = if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        };
-        npy::sync_dir(parent)?;
-    }
+    sync_parent(&s.into)?;
     if s.mode == LinkMode::Move {
         remove_sources(&units)?;
     }

@@ -16,7 +16,8 @@ use super::plan::Strategy;
 use super::render::{plan_markdown, upload_script};
 use super::{LinkMode, Settings};
 use crate::error::{Error, Result};
-use crate::io::manifest::{write_atomic, Manifest, ShardRecord, MANIFEST_NAME};
+use crate::io::atomic::{sync_dir, temp_path_for, write_atomic};
+use crate::io::manifest::{Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy::{self, WrittenFile};
 
 /// Marker of a staging folder (safe to delete: it holds only links or copies).
@@ -161,12 +162,17 @@ fn copy(src: &Path, dst: &Path) -> Result<()> {
         .map_err(|e| Error::io(dst, "fsync", e))
 }
 
-/// The hidden folder beside `into` where a packaging is built.
+/// The hidden folder beside `into` where a packaging is built: the name a
+/// file would be written under ([`temp_path_for`]), but a folder, filled and
+/// renamed by `pack` itself (see there why not through `atomic::Partial`).
 pub(super) fn staging_path(into: &Path) -> Result<PathBuf> {
-    let name = into
-        .file_name()
-        .ok_or_else(|| config(into, "the target folder needs a name (not `.` or `/`)"))?;
-    Ok(into.with_file_name(format!(".{}.partial", name.to_string_lossy())))
+    if into.file_name().is_none() {
+        return Err(config(
+            into,
+            "the target folder needs a name (not `.` or `/`)",
+        ));
+    }
+    Ok(temp_path_for(into))
 }
 
 /// Remove the output's files that went into the parts (`--move`).
@@ -207,7 +213,7 @@ pub(super) fn write_staging(
         }
         write_atomic(&dir.join(MANIFEST_NAME), &p.manifest)?;
         write_atomic(&dir.join(METADATA_NAME), &p.metadata)?;
-        npy::sync_dir(&dir)?;
+        sync_dir(&dir)?;
         marker_parts.push(json!({
             "slug": p.slug,
             "shards": p.summary.shards,
@@ -244,5 +250,5 @@ pub(super) fn write_staging(
     )?;
     std::fs::remove_file(staging.join(STAGING_MARK))
         .map_err(|e| Error::io(staging, "finish staging", e))?;
-    npy::sync_dir(staging)
+    sync_dir(staging)
 }

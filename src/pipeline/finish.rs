@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::io::atomic;
 use crate::io::layout::InputSet;
 use crate::io::manifest::{self, Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy;
@@ -92,7 +93,7 @@ pub(super) fn write_manifest(
         shards,
         extra_files,
     };
-    manifest::write_atomic(
+    atomic::write_atomic(
         &out_dir.join(MANIFEST_NAME),
         serde_json::to_string_pretty(&m)
             .expect("manifest serialises")

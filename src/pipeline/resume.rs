@@ -12,6 +12,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::io::atomic;
 use crate::io::layout::InputSet;
 use crate::io::manifest::{self, Journal, ShardRecord, STATE_DIR};
 use crate::io::npy;
@@ -261,7 +262,7 @@ pub(super) fn open_output(
         fingerprint: fingerprint_hash,
         determines_output: fingerprint_value,
     };
-    manifest::write_atomic(
+    atomic::write_atomic(
         &run_json,
         serde_json::to_string_pretty(&body)
             .expect("json")

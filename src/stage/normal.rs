@@ -368,10 +368,11 @@ impl<'r, G: RngCore> Normals<'r, G> {
     }
 }
 
+/// The draws' buffer as the bytes the generator fills: same size, and any bit
+/// pattern is valid for both (`Pod`); `bytemuck` checks the sizes and the
+/// alignment, constants that fold away.
 fn bytes_of(v: &mut [u32; BLOCK]) -> &mut [u8; BLOCK * 4] {
-    // SAFETY: [u32; BLOCK] and [u8; BLOCK * 4] have the same size, u8 has
-    // alignment 1 and every bit pattern is valid for both.
-    unsafe { &mut *v.as_mut_ptr().cast::<[u8; BLOCK * 4]>() }
+    bytemuck::cast_mut(v)
 }
 
 #[cfg(test)]

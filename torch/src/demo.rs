@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use tch::nn::{self, Module, OptimizerConfig};
 use tch::{CModule, Device, Kind, Tensor};
 
+use seispipe::io::atomic::Partial;
 use seispipe::io::layout::InputSet;
 use seispipe::pipeline::spec::{InputSpec, LabelMode, Policy};
 use seispipe::sample::SEISMIC_SHAPE;
@@ -68,7 +69,7 @@ fn sign_log1p(x: &Tensor) -> Tensor {
 }
 
 /// Fit the demo net on labelled shards under `opts.data` and save it, traced,
-/// to `out` (atomically: written under a temporary name, then renamed).
+/// to `out` (atomically: written under a temporary name, fsynced, then renamed).
 ///
 /// # Errors
 /// No labelled inputs, unreadable inputs, or libtorch failures.
@@ -135,18 +136,18 @@ pub fn make_demo_model(out: &Path, opts: &DemoOptions) -> seispipe::Result<DemoR
         vec![model.forward(&t[0])]
     })
     .map_err(|e| fail(format!("tracing the demo model: {e}")))?;
-    let name = out
-        .file_name()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = out.with_file_name(format!(".{name}.partial"));
     if let Some(d) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).map_err(|e| seispipe::Error::io(d, "create directory", e))?;
     }
+    // libtorch writes the file itself, by name: save under the temporary
+    // name, then reopen it only to fsync it before the rename.
+    let partial = Partial::new(out);
     traced
-        .save(&tmp)
+        .save(partial.tmp())
         .map_err(|e| fail(format!("saving the traced model: {e}")))?;
-    std::fs::rename(&tmp, out).map_err(|e| seispipe::Error::io(out, "rename into place", e))?;
+    let saved = std::fs::File::open(partial.tmp())
+        .map_err(|e| seispipe::Error::io(partial.tmp(), "open", e))?;
+    partial.commit(saved)?;
     Ok(DemoReport {
         path: out.to_path_buf(),
         samples: n,

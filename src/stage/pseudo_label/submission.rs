@@ -13,11 +13,12 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::io::atomic::{write_atomic, Partial};
 use crate::io::layout::SkippedFile;
 use crate::io::manifest::ShardRecord;
 use crate::io::npy::{self, WrittenFile};
@@ -33,27 +34,25 @@ pub fn submission_header() -> String {
     h
 }
 
-/// A streaming, hashed writer of a text file under a temporary name.
+/// A streaming, hashed writer of a text file under a temporary name
+/// (removed if the writer is dropped unfinished).
 struct TextWriter {
-    final_path: PathBuf,
-    tmp: PathBuf,
-    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// Declared before `partial`: the file is closed before an unfinished
+    /// temporary is removed.
+    file: std::io::BufWriter<std::fs::File>,
+    partial: Partial,
     hasher: Sha256,
     bytes: u64,
 }
 
 impl TextWriter {
-    fn create(final_path: PathBuf) -> crate::Result<Self> {
-        let name = final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = final_path.with_file_name(format!(".{name}.partial"));
-        let f = std::fs::File::create(&tmp).map_err(|e| crate::Error::io(&tmp, "create", e))?;
+    fn create(final_path: &Path) -> crate::Result<Self> {
+        let partial = Partial::new(final_path);
+        let f = std::fs::File::create(partial.tmp())
+            .map_err(|e| crate::Error::io(partial.tmp(), "create", e))?;
         Ok(TextWriter {
-            final_path,
-            tmp,
-            file: Some(std::io::BufWriter::with_capacity(1 << 20, f)),
+            file: std::io::BufWriter::with_capacity(1 << 20, f),
+            partial,
             hasher: Sha256::new(),
             bytes: 0,
         })
@@ -61,43 +60,26 @@ impl TextWriter {
 
     fn put(&mut self, s: &str) -> crate::Result<()> {
         self.file
-            .as_mut()
-            .expect("open")
             .write_all(s.as_bytes())
-            .map_err(|e| crate::Error::io(&self.tmp, "write", e))?;
+            .map_err(|e| crate::Error::io(self.partial.tmp(), "write", e))?;
         self.hasher.update(s.as_bytes());
         self.bytes += s.len() as u64;
         Ok(())
     }
 
-    fn finish(mut self, rel: &str, shape: Vec<usize>) -> crate::Result<WrittenFile> {
-        let f = self.file.take().expect("open");
-        let f = f
+    fn finish(self, rel: &str, shape: Vec<usize>) -> crate::Result<WrittenFile> {
+        let f = self
+            .file
             .into_inner()
-            .map_err(|e| crate::Error::io(&self.tmp, "write", e.into_error()))?;
-        f.sync_all()
-            .map_err(|e| crate::Error::io(&self.tmp, "fsync", e))?;
-        std::fs::rename(&self.tmp, &self.final_path)
-            .map_err(|e| crate::Error::io(&self.final_path, "rename into place", e))?;
-        if let Some(d) = self.final_path.parent() {
-            npy::sync_dir(d)?;
-        }
+            .map_err(|e| crate::Error::io(self.partial.tmp(), "write", e.into_error()))?;
+        self.partial.commit(f)?;
         Ok(WrittenFile {
             path: rel.to_string(),
             shape,
             dtype: "text".into(),
             bytes: self.bytes,
-            sha256: npy::hex(&std::mem::take(&mut self.hasher).finalize()),
+            sha256: npy::hex(&self.hasher.finalize()),
         })
-    }
-}
-
-impl Drop for TextWriter {
-    fn drop(&mut self) {
-        if self.file.is_some() {
-            self.file = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
@@ -173,7 +155,7 @@ pub fn write_outputs(
     }
     let write_csv = submission.is_some() && (missing.is_empty() || fallback.is_some());
     let mut csv = match submission {
-        Some(name) if write_csv => Some(TextWriter::create(out_dir.join(name))?),
+        Some(name) if write_csv => Some(TextWriter::create(&out_dir.join(name))?),
         _ => None,
     };
     if let Some(w) = csv.as_mut() {
@@ -285,7 +267,7 @@ pub fn write_outputs(
 }
 
 fn write_text(path: &Path, rel: &str, body: &str, lines: usize) -> crate::Result<WrittenFile> {
-    crate::io::manifest::write_atomic(path, body.as_bytes())?;
+    write_atomic(path, body.as_bytes())?;
     Ok(WrittenFile {
         path: rel.to_string(),
         shape: vec![lines],
