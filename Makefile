@@ -58,6 +58,7 @@ demo: build
 test: venv
 	cargo fmt --all -- --check
 	$(TORCH_ENV) cargo clippy $(CARGO_FLAGS) --all-targets -- -D warnings
+	$(TORCH_ENV) RUSTDOCFLAGS="-D warnings" cargo doc --release --no-deps --workspace
 	# The seispipe crate must build with no libtorch anywhere in sight.
 	env -u LIBTORCH cargo check --release -p seispipe --all-targets
 	# Integration tests run target/release/seispipe, which hands pseudo_label

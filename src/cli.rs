@@ -104,7 +104,7 @@ pub enum DTypeArg {
 /// `seispipe synth`.
 #[derive(Debug, Args)]
 pub struct SynthArgs {
-    /// Output directory (labelled families go to OUT/<family>/…; unlabelled files to OUT/<id>.npy).
+    /// Output directory (labelled families go to `OUT/<family>/…`; unlabelled files to `OUT/<id>.npy`).
     pub out: PathBuf,
     /// Velocity family: FlatVel_A|B, CurveVel_A|B, FlatFault_A|B, CurveFault_A|B.
     #[arg(long)]

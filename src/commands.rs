@@ -149,7 +149,6 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
 #[must_use]
 pub fn summary_text(s: &Summary, dir: &str) -> String {
     let secs = s.elapsed.as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
     let rate = s.bytes_written as f64 / secs.max(1e-9) / 1e6;
     format!(
         "done: {} samples in → {} samples out ({} dropped) in {} shards ({} written now, {} kept from an earlier run), {} in {dir}; wrote {} in {secs:.1} s ({rate:.0} MB/s); {} input files skipped",
@@ -219,7 +218,6 @@ fn inspect_file(p: &Path) -> Result<String> {
         }
         at += k;
     }
-    #[allow(clippy::cast_precision_loss)]
     let mean = if finite > 0 {
         sum / finite as f64
     } else {
@@ -371,7 +369,6 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
         args.samples * args.files
     };
     let secs = start.elapsed().as_secs_f64();
-    #[allow(clippy::cast_precision_loss)]
     let rate = n as f64 / secs.max(1e-9);
     let _ = writeln!(
         s,

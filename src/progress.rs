@@ -173,7 +173,6 @@ impl Printer {
 #[must_use]
 pub fn human_bytes(b: u64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"];
-    #[allow(clippy::cast_precision_loss)]
     let mut v = b as f64;
     let mut u = 0;
     while v >= 1000.0 && u + 1 < units.len() {

@@ -125,7 +125,6 @@ impl Family {
         let mut v = vec![0f32; NX * NZ];
         for z in 0..NZ {
             for x in 0..NX {
-                #[allow(clippy::cast_precision_loss)]
                 let (zf, xf) = (z as f64, x as f64);
                 let mut zs = zf;
                 if let Some((x0, slope, throw)) = fault {
@@ -165,7 +164,6 @@ fn layer_stack(b: bool, rng: &mut StageRng) -> (usize, Vec<f32>) {
                 };
             v.push((prev + step).clamp(lo, hi));
         }
-        #[allow(clippy::cast_possible_truncation)]
         (n, v.into_iter().map(|x| x.round() as f32).collect())
     } else {
         let n = rng.random_range(2..=4);
@@ -174,7 +172,6 @@ fn layer_stack(b: bool, rng: &mut StageRng) -> (usize, Vec<f32>) {
             let prev = *v.last().expect("non-empty");
             v.push((prev + rng.random_range(150.0..700.0)).min(hi));
         }
-        #[allow(clippy::cast_possible_truncation)]
         (n, v.into_iter().map(|x| x.round() as f32).collect())
     }
 }

@@ -76,7 +76,6 @@ pub struct StftConfig {
 /// to `n_fft` exactly as `torch.stft` does (left pad `(n_fft − win_length) / 2`).
 /// Computed in f64, rounded once to f32.
 #[must_use]
-#[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 pub fn window(kind: WindowKind, win_length: usize, n_fft: usize) -> Vec<f32> {
     let mut w = vec![0f32; n_fft];
     let left = (n_fft - win_length) / 2;
@@ -136,7 +135,6 @@ impl StftPlan {
         let n = cfg.n_fft;
         let even = n.is_multiple_of(2);
         let fft = FftPlanner::<f32>::new().plan_fft_forward(if even { n / 2 } else { n });
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         let twiddles: Arc<[Complex<f32>]> = if even {
             (0..=n / 2)
                 .map(|k| {
@@ -147,7 +145,6 @@ impl StftPlan {
         } else {
             Arc::from(Vec::new())
         };
-        #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         let scale = if cfg.normalized {
             (1.0 / (n as f64).sqrt()) as f32
         } else {
@@ -339,7 +336,6 @@ impl StftPlan {
     /// Frequency of each output bin in Hz at `sample_rate_hz` (numpy's
     /// `rfftfreq` one-sided, `fftfreq` two-sided).
     #[must_use]
-    #[allow(clippy::cast_precision_loss)]
     pub fn bin_freqs_hz(&self, sample_rate_hz: f64) -> Vec<f64> {
         let n = self.cfg.n_fft;
         (0..self.n_bins())
@@ -359,7 +355,6 @@ impl StftPlan {
     ///
     /// # Errors
     /// See [`Self::n_frames`].
-    #[allow(clippy::cast_precision_loss)]
     pub fn frame_times_s(&self, len: usize, sample_rate_hz: f64) -> Result<Vec<f64>, String> {
         let off = if self.cfg.center {
             0

@@ -426,7 +426,6 @@ fn kick_writeback(file: &File, from: u64, to: u64) {
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        #[allow(clippy::cast_possible_wrap)]
         // SAFETY: the descriptor is valid for the duration of the call, which
         // only schedules writeback of the given byte range.
         let _ = unsafe {

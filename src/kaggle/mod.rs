@@ -277,11 +277,6 @@ pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
     let f: f64 = num
         .parse()
         .map_err(|_| "expected a number of bytes, e.g. 150GB".to_string())?;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
     let b = (f * mult as f64).round() as u64;
     Ok(b)
 }

@@ -142,7 +142,6 @@ pub fn combine_views(views: &[&[f32]], weights: &[f64]) -> (Vec<f32>, f64) {
         }
         dis /= total;
     }
-    #[allow(clippy::cast_possible_truncation)]
     let mean = mean.into_iter().map(|m| m as f32).collect();
     (mean, dis)
 }

@@ -58,7 +58,6 @@ pub fn wrap_edges(field: &mut [f32], rows: Range<usize>) {
 #[allow(clippy::inline_always)]
 #[inline(always)]
 fn step_generic(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
-    #[allow(clippy::cast_possible_truncation)]
     let (c2, c3) = (C2 as f32, C3 as f32);
     let n = NW;
     // Row buffers for the coefficients that vary by row in the middle columns
@@ -137,7 +136,8 @@ pub fn kernel_name() -> &'static str {
     "baseline"
 }
 
-/// One leapfrog step (see [`step_generic`]), on the widest vector unit present.
+/// One leapfrog step (`next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` over
+/// `rows`), on the widest vector unit present.
 pub fn step(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
     assert!(rows.end <= NPAD);
     assert_eq!(cur.len(), FIELD_LEN);

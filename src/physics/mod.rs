@@ -197,7 +197,6 @@ impl Medium {
         skip_unreached: bool,
     ) {
         let vs = f64::from(self.vel[SOURCE_Z * NX + sx]);
-        #[allow(clippy::cast_possible_truncation)]
         let beta = ((vs * DT) * (vs * DT)) as f32;
         let src = (SOURCE_Z + NBC + 2) * NS + NBC + 2 + sx;
         let rec = (RECEIVER_Z + NBC + 2) * NS + NBC + 2;
@@ -387,7 +386,6 @@ mod tests {
         }
         fd::wrap_edges(&mut cur, 0..NPAD);
         fd::step(&cur, &mut next, &coef, 0..NPAD);
-        #[allow(clippy::cast_possible_truncation)]
         let (c2, c3) = (C2 as f32, C3 as f32);
         let p = |z: usize, x: usize| cell(z % NPAD, x % NPAD);
         let w = |i: usize, k: usize| (i + NPAD - k) % NPAD;
@@ -396,7 +394,6 @@ mod tests {
                 let v = f64::from(sponge::padded_velocity(&vel, z, x));
                 let alpha = (v * DT / DX) * (v * DT / DX);
                 let kappa = sponge::damp_at(&damp1d, z, x) * DT;
-                #[allow(clippy::cast_possible_truncation)]
                 let (t1, t2, al) = (
                     (2.0 + 2.0 * C1 * alpha - kappa) as f32,
                     (1.0 - kappa) as f32,

@@ -19,12 +19,10 @@ use super::{C1, DT, DX, NBC, NPAD, NW, NX, NZ};
 /// The 1-D damping profile `damp1d[i]`, `i` counted outward from the model edge.
 #[must_use]
 pub fn damp_profile(vmin: f64) -> Vec<f64> {
-    #[allow(clippy::cast_precision_loss)]
     let a = (NBC - 1) as f64 * DX;
     let kappa0 = 3.0 * vmin * 1e7f64.ln() / (2.0 * a);
     (0..NBC)
         .map(|i| {
-            #[allow(clippy::cast_precision_loss)]
             let r = i as f64 * DX / a;
             kappa0 * r * r
         })
@@ -148,7 +146,6 @@ impl Coefficients {
             let r = f64::from(padded_velocity(vel, z, x)) * DT / DX;
             r * r
         };
-        #[allow(clippy::cast_possible_truncation)]
         let t1 = |z: usize, x: usize| {
             (2.0 + 2.0 * C1 * alpha64(z, x) - damp_at(&damp1d, z, x) * DT) as f32
         };
@@ -161,7 +158,6 @@ impl Coefficients {
         };
         for mz in 0..NZ {
             for x in 0..NPAD {
-                #[allow(clippy::cast_possible_truncation)]
                 {
                     c.alpha[mz * NW + x] = alpha64(mz + NBC, x) as f32;
                 }
@@ -175,11 +171,9 @@ impl Coefficients {
                 }
             }
         }
-        #[allow(clippy::cast_possible_truncation)]
         for x in 0..NPAD {
             c.t2_sides[x] = (1.0 - damp_at(&damp1d, NBC, x) * DT) as f32;
         }
-        #[allow(clippy::cast_possible_truncation)]
         for z in 0..NPAD {
             c.t2_rows[z] = (1.0 - damp_at(&damp1d, z, NBC) * DT) as f32;
         }

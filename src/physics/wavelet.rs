@@ -15,12 +15,9 @@ pub fn ricker(freq_hz: f64, dt: f64, len: usize, peak: usize, nt: usize) -> Vec<
             if k >= len {
                 return 0.0;
             }
-            #[allow(clippy::cast_precision_loss)]
             let shift = (peak as f64 - k as f64) * freq_hz * dt * std::f64::consts::PI;
             let b = shift * shift;
-            #[allow(clippy::cast_possible_truncation)]
-            let w = ((1.0 - 2.0 * b) * (-b).exp()) as f32;
-            w
+            ((1.0 - 2.0 * b) * (-b).exp()) as f32
         })
         .collect()
 }

@@ -84,7 +84,6 @@ impl GaussianNoiseSpec {
                         "std = {s} is out of range; expected a finite std ≥ 0"
                     ));
                 }
-                #[allow(clippy::cast_possible_truncation)]
                 Level::Std(s as f32)
             }
             (None, Some(d)) => {
@@ -132,7 +131,6 @@ impl Stage for GaussianNoise {
             .seismic
             .as_slice_mut()
             .ok_or_else(|| StageError::new("seismic data is not contiguous"))?;
-        #[allow(clippy::cast_possible_truncation)]
         let std = match self.level {
             Level::Std(s) => s,
             Level::SnrDb(d) => std_for_snr(data, d) as f32,

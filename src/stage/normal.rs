@@ -53,7 +53,6 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
         wn: [0.0; 128],
         fn_: [0.0; 128],
     };
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     {
         t.kn[0] = ((dn / q) * M1) as u32;
         t.kn[1] = 0;
@@ -102,13 +101,10 @@ fn fast_pass(t: &Tables, us: &[u32], vals: &mut [f32], rejected: &mut [u16; BLOC
     for (j, (v, u)) in vals.iter_mut().zip(us).enumerate() {
         let u = u32::from_le(*u);
         let iz = (u & 127) as usize;
-        #[allow(clippy::cast_possible_wrap)]
         let hz = (u as i32) >> 7;
-        #[allow(clippy::cast_precision_loss)]
         {
             *v = hz as f32 * t.wn32[iz];
         }
-        #[allow(clippy::cast_possible_truncation)]
         {
             rejected[n_rej] = j as u16;
         }
@@ -282,7 +278,6 @@ impl<'r, G: RngCore> Normals<'r, G> {
                     let j = g * 16 + m.trailing_zeros() as usize;
                     m &= m - 1;
                     let u = u32::from_le(self.buf[j]);
-                    #[allow(clippy::cast_possible_wrap)]
                     let hz = (u as i32) >> 7;
                     let v = self.fix(hz, (u & 127) as usize);
                     xs[j] += scale * v;
@@ -304,7 +299,6 @@ impl<'r, G: RngCore> Normals<'r, G> {
             let n_rej = fast_pass_dispatch(self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
             for &j in &rejected[..n_rej] {
                 let u = u32::from_le(self.buf[j as usize]);
-                #[allow(clippy::cast_possible_wrap)]
                 let hz = (u as i32) >> 7;
                 vals[j as usize] = self.fix(hz, (u & 127) as usize);
             }
@@ -323,9 +317,7 @@ impl<'r, G: RngCore> Normals<'r, G> {
 
     #[inline]
     fn uniform(&mut self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
-        let u = ((self.fixups.next_u64() >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0);
-        u
+        ((self.fixups.next_u64() >> 11) as f64 + 0.5) * (1.0 / 9_007_199_254_740_992.0)
     }
 
     #[cold]
@@ -338,7 +330,6 @@ impl<'r, G: RngCore> Normals<'r, G> {
                     let xt = -self.uniform().ln() / R;
                     let y = -self.uniform().ln();
                     if y + y >= xt * xt {
-                        #[allow(clippy::cast_possible_truncation)]
                         return if hz > 0 {
                             (R + xt) as f32
                         } else {
@@ -350,18 +341,14 @@ impl<'r, G: RngCore> Normals<'r, G> {
             if self.t.fn_[iz] + self.uniform() * (self.t.fn_[iz - 1] - self.t.fn_[iz])
                 < (-0.5 * x * x).exp()
             {
-                #[allow(clippy::cast_possible_truncation)]
                 return x as f32;
             }
-            #[allow(clippy::cast_possible_truncation)]
             let u = self.fixups.next_u64() as u32;
             iz = (u & 127) as usize;
-            #[allow(clippy::cast_possible_wrap)]
             {
                 hz = (u as i32) >> 7;
             }
             if hz.unsigned_abs() < self.t.kn[iz] {
-                #[allow(clippy::cast_precision_loss)]
                 return hz as f32 * self.t.wn32[iz];
             }
         }

@@ -270,7 +270,6 @@ impl SpectrogramSpec {
     fn output_kind(&self) -> Result<OutputKind, String> {
         let positive = |key: &str, v: f64| -> Result<f32, String> {
             if v.is_finite() && v > 0.0 {
-                #[allow(clippy::cast_possible_truncation)]
                 Ok(v as f32)
             } else {
                 Err(format!(
@@ -322,11 +321,6 @@ impl SpectrogramSpec {
                 }
                 // Bin k is at k·fs/n_fft; keep k ≤ f·n_fft/fs (with a relative
                 // slack so 45 Hz keeps the bin computed as 45.000000001).
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    clippy::cast_precision_loss
-                )]
                 let last = ((f * plan.config().n_fft as f64 / self.sample_rate_hz) * (1.0 + 1e-12))
                     .floor() as usize;
                 Ok(0..(last + 1).min(all))

@@ -158,13 +158,11 @@ impl VelocityAffine {
 /// into 1500–4500 m/s.
 #[must_use]
 pub fn warp_map(v: &[f32], w: &Warp) -> Vec<f32> {
-    #[allow(clippy::cast_precision_loss)]
     let last = (NX - 1) as f64;
     let (s, c) = w.theta_deg.to_radians().sin_cos();
     let mut out = vec![0f32; NX * NZ];
     for z in 0..NZ {
         for x in 0..NX {
-            #[allow(clippy::cast_precision_loss)]
             let (u, ww) = (x as f64 / last - 0.5, z as f64 / last - 0.5);
             let ur = c * u - s * ww + 0.5;
             let wr = s * u + c * ww + 0.5;
@@ -179,19 +177,15 @@ pub fn warp_map(v: &[f32], w: &Warp) -> Vec<f32> {
 /// Bilinear sample at (z, x) in cell coordinates, both within [0, 69].
 #[must_use]
 pub fn bilinear(v: &[f32], z: f64, x: f64) -> f32 {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     let (z0, x0) = (
         (z.floor() as usize).min(NZ - 2),
         (x.floor() as usize).min(NX - 2),
     );
-    #[allow(clippy::cast_precision_loss)]
     let (tz, tx) = (z - z0 as f64, x - x0 as f64);
     let at = |zz: usize, xx: usize| f64::from(v[zz * NX + xx]);
     let top = at(z0, x0) * (1.0 - tx) + at(z0, x0 + 1) * tx;
     let bot = at(z0 + 1, x0) * (1.0 - tx) + at(z0 + 1, x0 + 1) * tx;
-    #[allow(clippy::cast_possible_truncation)]
-    let r = (top * (1.0 - tz) + bot * tz) as f32;
-    r
+    (top * (1.0 - tz) + bot * tz) as f32
 }
 
 impl Stage for VelocityAffine {

@@ -181,7 +181,6 @@ impl Stage for VelocityMixup {
                 .map_err(|e| StageError::new(format!("reading partner {partner_id}: {e}")))?
                 .ok_or_else(|| StageError::new(format!("partner {partner_id} has no label")))?
         };
-        #[allow(clippy::cast_possible_truncation)]
         let (a, b) = (alpha as f32, (1.0 - alpha) as f32);
         let mixed = ndarray::Zip::from(&v1)
             .and(&v2)

@@ -171,7 +171,6 @@ pub struct WaveformTransform {
 
 impl WaveformTransform {
     /// Transform `x` in place (arithmetic in f64, rounded once to f32).
-    #[allow(clippy::cast_possible_truncation)]
     pub fn apply_slice(&self, x: &mut [f32]) {
         for v in x {
             let mut y = f64::from(*v);

@@ -124,7 +124,6 @@ fn agrees_with_deepwave() {
         let vmax = vel[i * 4900..(i + 1) * 4900]
             .iter()
             .fold(0f32, |m, &x| m.max(x));
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let window = ((2400.0 / f64::from(vmax) / 1e-3).floor() as usize).min(1000);
         let (mut wa, mut wb) = (Vec::new(), Vec::new());
         for s in 0..5 {
@@ -511,7 +510,6 @@ fn simulating_stages_run_in_pipelines() {
             st["partner"],
             format!("FlatFault_A/seis2_1_0.npy#{}", 1 - i)
         );
-        #[allow(clippy::cast_possible_truncation)]
         let (a, b) = (alpha as f32, (1.0 - alpha) as f32);
         let own = &in_vel[i * 4900..(i + 1) * 4900];
         let partner = &in_vel[(1 - i) * 4900..(2 - i) * 4900];

@@ -136,7 +136,6 @@ pub fn pseudo_random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
             s = s
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            #[allow(clippy::cast_precision_loss)]
             let u = ((s >> 40) as f32) / ((1u64 << 24) as f32);
             (u * 2.0 - 1.0) * scale
         })

@@ -125,13 +125,11 @@ pub fn read_f32_vec(path: &Path, header: &NpyHeader, first: usize, n: usize) -> 
                         std::io::Error::new(
                             std::io::ErrorKind::UnexpectedEof,
                             format!(
-                                "file ends {} bytes into a {want}-byte read at byte {offset}",
-                                done
+                                "file ends {done} bytes into a {want}-byte read at byte {offset}"
                             ),
                         ),
                     ));
                 }
-                #[allow(clippy::cast_sign_loss)]
                 {
                     done += r as usize;
                 }
