@@ -38,6 +38,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "flip",
+    parse: super::parse_as::<FlipSpec>,
     summary: "mirror flip: receivers reversed, source order reversed, velocity x mirrored (middle source approximate: lands at x=35, not 34)",
     required: "",
     params: &[

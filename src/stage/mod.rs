@@ -150,9 +150,24 @@ pub struct StageDoc {
     /// The keys a stage table must have, with example values (TOML lines);
     /// `seispipe stages` lists them as required.
     pub required: &'static str,
+    /// Parse a stage table (without its `type` key) as this stage's spec and
+    /// serialise it back: [`parse_as`] of the spec type.
+    pub parse: fn(&str) -> Result<Value, String>,
     /// (parameter, what leaving it unset means — only for parameters without
     /// a default value, e.g. "n_fft / 4"; empty: "none" —, meaning).
     pub params: &'static [(&'static str, &'static str, &'static str)],
+}
+
+/// Parse TOML as the spec `T` and serialise it to JSON (for
+/// [`StageDoc::parse`]).
+///
+/// # Errors
+/// The parser's message.
+pub fn parse_as<T: serde::de::DeserializeOwned + serde::Serialize>(
+    text: &str,
+) -> Result<Value, String> {
+    let spec: T = toml::from_str(text).map_err(|e| e.to_string())?;
+    serde_json::to_value(spec).map_err(|e| e.to_string())
 }
 
 impl StageDoc {
@@ -162,15 +177,10 @@ impl StageDoc {
     /// # Errors
     /// The required keys do not parse (a defect in the stage's `DOC`).
     pub fn defaults(&self) -> Result<serde_json::Map<String, Value>, String> {
-        let text = format!("type = \"{}\"\n{}", self.name, self.required);
-        let spec: crate::pipeline::spec::StageSpec =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", self.name))?;
-        match serde_json::to_value(spec) {
-            Ok(Value::Object(mut m)) => {
-                m.remove("type");
-                Ok(m)
-            }
-            other => Err(format!("{}: serialised as {other:?}", self.name)),
+        match (self.parse)(self.required) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(other) => Err(format!("{}: serialised as {other}", self.name)),
+            Err(e) => Err(format!("{}: {e}", self.name)),
         }
     }
 
@@ -294,16 +304,15 @@ mod tests {
                     doc.name
                 );
             }
-            let mut explicit = format!("type = \"{}\"\n", doc.name);
+            let mut explicit = String::new();
             for (k, v) in &defaults {
                 if !v.is_null() {
                     writeln!(explicit, "{k} = {}", toml_of(v)).unwrap();
                 }
             }
-            let a: crate::pipeline::spec::StageSpec =
-                toml::from_str(&format!("type = \"{}\"\n{}", doc.name, doc.required)).unwrap();
-            let b: crate::pipeline::spec::StageSpec = toml::from_str(&explicit)
-                .unwrap_or_else(|e| panic!("{}: {explicit}\n{e}", doc.name));
+            let a = (doc.parse)(doc.required).unwrap();
+            let b =
+                (doc.parse)(&explicit).unwrap_or_else(|e| panic!("{}: {explicit}\n{e}", doc.name));
             assert_eq!(
                 a, b,
                 "{}: the shown defaults parse to another spec",

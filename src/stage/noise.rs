@@ -23,6 +23,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "gaussian_noise",
+    parse: super::parse_as::<GaussianNoiseSpec>,
     summary: "additive white Gaussian noise, by absolute std or by SNR over the whole sample",
     required: "",
     params: &[

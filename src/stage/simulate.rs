@@ -24,6 +24,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "simulate",
+    parse: super::parse_as::<SimulateSpec>,
     summary: "replace the seismic data by the OpenFWI-exact acoustic simulation of the velocity map (needs labels)",
     required: "",
     params: &[

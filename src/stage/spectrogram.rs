@@ -47,6 +47,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "spectrogram",
+    parse: super::parse_as::<SpectrogramSpec>,
     summary: "STFT along time of every trace (torch.stft conventions) → (source, freq, frame, receiver); real_imag → (2·source, freq, frame, receiver)",
     required: "n_fft = 512",
     params: &[

@@ -32,6 +32,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_affine",
+    parse: super::parse_as::<VelocityAffineSpec>,
     summary: "random crop-and-resize + small rotation of the velocity map (bilinear), clipped to 1500–4500, then re-simulate (needs labels)",
     required: "",
     params: &[

@@ -30,6 +30,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "velocity_mixup",
+    parse: super::parse_as::<VelocityMixupSpec>,
     summary: "α·v1 + (1−α)·v2 of two velocity maps, then re-simulate (needs labels)",
     required: "",
     params: &[

@@ -27,6 +27,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "waveform_transform",
+    parse: super::parse_as::<WaveformTransformSpec>,
     summary: "baseline input scalings: sign(x)·log1p(|k·x|), min-max to [−1, 1], or both (OpenFWI)",
     required: "transform = \"log1p\"",
     params: &[

@@ -32,6 +32,7 @@ pub const ALGORITHM: u32 = 1;
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {
     name: "pseudo_label",
+    parse: super::parse_as::<PseudoLabelSpec>,
     summary: "label samples with trained TorchScript model(s) (TTA, weighted ensembles, confidence filter); writes a Kaggle submission CSV (needs libtorch: the `seispipe-torch` binary)",
     required: "models = [{ path = \"m.pt\" }]",
     params: &[
