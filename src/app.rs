@@ -130,11 +130,13 @@ fn needs_torch(cli: &Cli) -> bool {
     })
 }
 
+/// (seispipe is Linux-only: `exec` keeps the process id.)
 /// In a process without libtorch, `exec` `seispipe-torch` when the command
 /// needs it and that binary exists beside this one. Returns an exit code only
 /// when the `exec` itself failed; `None` means carry on here (a missing
 /// `seispipe-torch` is then reported where the model would load).
 fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
+    use std::os::unix::process::CommandExt;
     if !needs_torch(cli) {
         return None;
     }
@@ -143,28 +145,11 @@ fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
     if !torch.is_file() {
         return None;
     }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        let err = std::process::Command::new(&torch)
-            .args(std::env::args_os().skip(1))
-            .exec();
-        eprintln!("error: {}: cannot start it: {err}", torch.display());
-        Some(ExitCode::from(
-            u8::try_from(commands::EXIT_FAILED).unwrap_or(1),
-        ))
-    }
-    #[cfg(not(unix))]
-    {
-        let status = std::process::Command::new(&torch)
-            .args(std::env::args_os().skip(1))
-            .status();
-        Some(match status {
-            Ok(s) => ExitCode::from(u8::try_from(s.code().unwrap_or(1)).unwrap_or(1)),
-            Err(err) => {
-                eprintln!("error: {}: cannot start it: {err}", torch.display());
-                ExitCode::from(u8::try_from(commands::EXIT_FAILED).unwrap_or(1))
-            }
-        })
-    }
+    let err = std::process::Command::new(&torch)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    eprintln!("error: {}: cannot start it: {err}", torch.display());
+    Some(ExitCode::from(
+        u8::try_from(commands::EXIT_FAILED).unwrap_or(1),
+    ))
 }

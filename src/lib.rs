@@ -19,12 +19,12 @@
 //! * [`io::manifest`] — the manifest, provenance and `verify`.
 //! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
 //!   metadata, per-part manifests and an upload plan (`seispipe package`).
-//! * [`app`] is the program both binaries run; [`settings`] resolves the command line; [`commands`] implements each
-//!   subcommand; [`progress`] prints for people on stderr.
+//! * [`app`] is the program both binaries run; `settings` resolves the command line; `commands` implements each
+//!   subcommand; `progress` prints for people on stderr.
 
 pub mod app;
-pub mod cli;
-pub mod commands;
+pub(crate) mod cli;
+pub(crate) mod commands;
 pub mod dsp;
 pub mod error;
 pub mod io;
@@ -32,10 +32,10 @@ pub mod kaggle;
 pub mod model;
 pub mod physics;
 pub mod pipeline;
-pub mod progress;
+pub(crate) mod progress;
 pub mod rng;
 pub mod sample;
-pub mod settings;
+pub(crate) mod settings;
 pub mod stage;
 pub mod synth;
 

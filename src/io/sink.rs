@@ -36,17 +36,16 @@ pub const ALIGN: usize = 4096;
 /// Largest staging buffer (and direct write).
 pub const MAX_STAGE: usize = 4 << 20;
 
-/// Direct writes in flight at once. Two would suit the disk better (this
+/// One direct write is in flight at a time, on one background thread. Two
+/// would suit the disk better (this
 /// VM's: 1.6 GB/s with one 4 MB write at a time, ~2.5 GB/s with two), but
 /// two extending writes to one ext4 file serialise on the inode lock, and
 /// the kernel's optimistic spinning on it cost 5 % of a flip + noise run's
 /// CPU; one thread was faster end to end (flip 1.12–1.23 s against
 /// 1.30–1.38 s for 1000 samples).
-const IO_THREADS: usize = 1;
-
-/// Staging buffers per sink: one filling, [`IO_THREADS`] being written, one
-/// spare.
-const BUFFERS: usize = IO_THREADS + 2;
+///
+/// Staging buffers per sink: one filling, one being written, one spare.
+const BUFFERS: usize = 3;
 
 /// Start writeback every this many bytes in buffered mode, so the final
 /// fsync finds little left to write and disk writes overlap computing.
@@ -111,13 +110,13 @@ struct Direct {
     io: Option<IoPool>,
 }
 
-/// Threads that write full windows while the next one fills.
+/// The background thread that writes full windows while the next one fills.
 struct IoPool {
     jobs: Option<Sender<(AlignedBuf, u64)>>,
     free: Receiver<AlignedBuf>,
     made: usize,
     error: Arc<Mutex<Option<io::Error>>>,
-    threads: Vec<JoinHandle<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl IoPool {
@@ -125,31 +124,28 @@ impl IoPool {
         let (jobs, job_rx) = unbounded::<(AlignedBuf, u64)>();
         let (free_tx, free) = bounded::<AlignedBuf>(BUFFERS);
         let error = Arc::new(Mutex::new(None));
-        let threads = (0..IO_THREADS)
-            .map(|_| {
-                let (rx, tx, file, error) =
-                    (job_rx.clone(), free_tx.clone(), file.clone(), error.clone());
-                std::thread::spawn(move || {
-                    for (buf, offset) in rx {
-                        let failed = error.lock().map_or(true, |e| e.is_some());
-                        if !failed {
-                            if let Err(e) = file.write_all_at(buf.bytes(buf.cap), offset) {
-                                if let Ok(mut slot) = error.lock() {
-                                    slot.get_or_insert(e);
-                                }
+        let thread = {
+            let (rx, tx, file, error) = (job_rx, free_tx, file.clone(), error.clone());
+            std::thread::spawn(move || {
+                for (buf, offset) in rx {
+                    let failed = error.lock().map_or(true, |e| e.is_some());
+                    if !failed {
+                        if let Err(e) = file.write_all_at(buf.bytes(buf.cap), offset) {
+                            if let Ok(mut slot) = error.lock() {
+                                slot.get_or_insert(e);
                             }
                         }
-                        let _ = tx.send(buf);
                     }
-                })
+                    let _ = tx.send(buf);
+                }
             })
-            .collect();
+        };
         IoPool {
             jobs: Some(jobs),
             free,
             made: 0,
             error,
-            threads,
+            thread: Some(thread),
         }
     }
 
@@ -164,7 +160,7 @@ impl IoPool {
             .as_ref()
             .expect("pool is open")
             .send((buf, offset))
-            .map_err(|_| io::Error::other("direct-I/O threads stopped"))?;
+            .map_err(|_| io::Error::other("the direct-I/O thread stopped"))?;
         let next = match self.free.try_recv() {
             Ok(b) => b,
             Err(_) if self.made < BUFFERS - 1 => {
@@ -174,7 +170,7 @@ impl IoPool {
             Err(_) => self
                 .free
                 .recv()
-                .map_err(|_| io::Error::other("direct-I/O threads stopped"))?,
+                .map_err(|_| io::Error::other("the direct-I/O thread stopped"))?,
         };
         match self.take_error() {
             Some(e) => Err(e),
@@ -185,9 +181,9 @@ impl IoPool {
     /// Wait for every queued write.
     fn drain(&mut self) -> io::Result<()> {
         self.jobs = None;
-        for t in self.threads.drain(..) {
+        if let Some(t) = self.thread.take() {
             t.join()
-                .map_err(|_| io::Error::other("a direct-I/O thread panicked"))?;
+                .map_err(|_| io::Error::other("the direct-I/O thread panicked"))?;
         }
         match self.take_error() {
             Some(e) => Err(e),
