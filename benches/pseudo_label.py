@@ -144,7 +144,7 @@ models = [{{ path = "{model}" }}]
 device = "cpu"
 batch_size = {a.batch}
 torch_threads = {a.threads}
-input_transform = "sign_log1p"
+input_transform = "log1p"
 output_transform = "minmax"
 """)
         t0 = time.perf_counter()

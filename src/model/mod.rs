@@ -32,23 +32,22 @@ pub enum InputTransform {
     /// Values as read.
     #[default]
     None,
-    /// `sign(x)·log1p(|x|)` (OpenFWI's amplitude compression).
-    SignLog1p,
-    /// Min-max from `input_bounds = [lo, hi]` to [−1, 1].
+    /// `sign(x)·log1p(|x|)` (OpenFWI's amplitude compression), named as in
+    /// the `waveform_transform` stage.
+    Log1p,
+    /// Min-max from the bounds to [−1, 1].
     Minmax,
-    /// `sign(x)·log1p(|x|)`, then min-max from `input_bounds` to [−1, 1]
-    /// (the bounds are in log1p units).
-    SignLog1pMinmax,
+    /// `sign(x)·log1p(|x|)`, then min-max from the bounds to [−1, 1]. The
+    /// bounds a model backend receives are in log1p units (the stage puts
+    /// the user's raw-unit `input_min`/`input_max` through the same log1p).
+    Log1pMinmax,
 }
 
 impl InputTransform {
-    /// Whether this transform needs `input_bounds`.
+    /// Whether this transform needs bounds (`input_min`, `input_max`).
     #[must_use]
     pub fn needs_bounds(self) -> bool {
-        matches!(
-            self,
-            InputTransform::Minmax | InputTransform::SignLog1pMinmax
-        )
+        matches!(self, InputTransform::Minmax | InputTransform::Log1pMinmax)
     }
 
     /// The transform of one value (the reference the tensor code must match).
@@ -58,7 +57,7 @@ impl InputTransform {
         let sl = |v: f32| v.signum() * v.abs().ln_1p();
         match self {
             InputTransform::None => x,
-            InputTransform::SignLog1p => {
+            InputTransform::Log1p => {
                 if x == 0.0 {
                     0.0
                 } else {
@@ -66,7 +65,7 @@ impl InputTransform {
                 }
             }
             InputTransform::Minmax => mm(x),
-            InputTransform::SignLog1pMinmax => mm(if x == 0.0 { 0.0 } else { sl(x) }),
+            InputTransform::Log1pMinmax => mm(if x == 0.0 { 0.0 } else { sl(x) }),
         }
     }
 }
@@ -161,7 +160,8 @@ pub struct LoadRequest {
     pub torch_threads: Option<usize>,
     /// Scaling applied to the seismic data before the model.
     pub input_transform: InputTransform,
-    /// Bounds of the min-max input transforms.
+    /// Bounds of the min-max input transforms, in the units the min-max
+    /// applies to (after the log for `log1p_minmax`).
     pub input_bounds: [f32; 2],
     /// Mapping of the model's output to m/s.
     pub output_transform: OutputTransform,
@@ -278,7 +278,7 @@ mod tests {
     fn transforms_match_their_formulas() {
         let b = [-2.0f32, 6.0];
         assert!((InputTransform::Minmax.apply(2.0, b) - 0.0).abs() < 1e-7);
-        assert!((InputTransform::SignLog1p.apply(-1.0, b) + 2f32.ln()).abs() < 1e-7);
+        assert!((InputTransform::Log1p.apply(-1.0, b) + 2f32.ln()).abs() < 1e-7);
         assert!((OutputTransform::Minmax.apply(-1.0, [1500.0, 4500.0], 0.0) - 1500.0).abs() < 1e-3);
         assert!((OutputTransform::Minmax.apply(1.0, [1500.0, 4500.0], 0.0) - 4500.0).abs() < 1e-3);
         assert!((OutputTransform::Sigmoid.apply(0.0, [0.0, 0.0], 4000.0) - 2000.0).abs() < 1e-3);

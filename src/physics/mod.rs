@@ -69,7 +69,7 @@ pub const VMIN_ACCEPTED: f32 = 1000.0;
 /// Velocities above this are refused as far outside 1500–4500 m/s (the CFL
 /// bound, ~6100 m/s, is checked separately).
 pub const VMAX_ACCEPTED: f32 = 6000.0;
-/// The range `clip = true` clips velocities into.
+/// The range `clip_velocity = true` (stage `simulate`) clips velocities into.
 pub const CLIP_RANGE: (f32, f32) = (1500.0, 4500.0);
 /// Values per simulated source: (time, receiver).
 pub const PER_SOURCE: usize = NT * NX;
@@ -113,7 +113,7 @@ pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, String> {
         .position(|&v| !(VMIN_ACCEPTED..=VMAX_ACCEPTED).contains(&v))
     {
         return Err(format!(
-            "velocity {} m/s at {} is far outside OpenFWI's 1500–4500 m/s (accepted {VMIN_ACCEPTED}–{VMAX_ACCEPTED}; set clip = true to clip into 1500–4500)",
+            "velocity {} m/s at {} is far outside OpenFWI's 1500–4500 m/s (accepted {VMIN_ACCEPTED}–{VMAX_ACCEPTED}; set clip_velocity = true to clip into 1500–4500)",
             vel[i],
             at(i)
         ));

@@ -88,7 +88,7 @@ pub fn build(
                 // model: per-sample, so it runs on every worker in parallel.
                 let sim = crate::stage::simulate::SimulateSpec {
                     source_positions: crate::stage::simulate::default_sources(),
-                    clip: false,
+                    clip_velocity: false,
                 }
                 .build(&env)
                 .map_err(|r| {

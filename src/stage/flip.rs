@@ -13,8 +13,8 @@
 //! **`exact = true`** (needs labels and (5, 1000, 70) data) mirrors the
 //! velocity map and re-simulates with the standard sources
 //! ([`crate::physics`]), so the flipped sample is physically exact. With
-//! `resimulate = "all"` (default) every channel is simulated; with
-//! `resimulate = "middle"` only the middle source (x = 34 on the mirrored map)
+//! `resimulate_channels = "all"` (default) every channel is simulated; with
+//! `resimulate_channels = "middle"` only the middle source (x = 34 on the mirrored map)
 //! is simulated and channels 0, 1, 3, 4 keep the mirrored data. The scheme is
 //! mirror-symmetric to the bit (symmetric sponge, edge padding and stencil;
 //! `a + b = b + a` in IEEE arithmetic), so for data that is itself this
@@ -49,7 +49,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
             "mirror the velocity map and re-simulate (needs labels): the middle source is exact",
         ),
         (
-            "resimulate",
+            "resimulate_channels",
             "\"all\"",
             "with exact: \"all\" channels, or only the \"middle\" one (4× cheaper)",
         ),
@@ -68,7 +68,7 @@ pub struct FlipSpec {
     pub exact: bool,
     /// With `exact`: which channels to simulate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resimulate: Option<Resimulate>,
+    pub resimulate_channels: Option<Resimulate>,
 }
 
 /// Which channels an exact flip simulates.
@@ -103,10 +103,10 @@ impl FlipSpec {
         let exact = if self.exact {
             super::simulate::require_labels(env, "flip with exact = true")?;
             super::simulate::require_standard_shape(env, "flip with exact = true")?;
-            Some(self.resimulate.unwrap_or_default())
+            Some(self.resimulate_channels.unwrap_or_default())
         } else {
-            if self.resimulate.is_some() {
-                return Err("resimulate is only used with exact = true".into());
+            if self.resimulate_channels.is_some() {
+                return Err("resimulate_channels is only used with exact = true".into());
             }
             None
         };

@@ -34,7 +34,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
             "source x indices (0..=69), at depth index 1; output has one channel per source",
         ),
         (
-            "clip",
+            "clip_velocity",
             "",
             "clip velocities into 1500–4500 m/s instead of refusing values outside 1000–6000",
         ),
@@ -50,7 +50,7 @@ pub struct SimulateSpec {
     pub source_positions: Vec<usize>,
     /// Clip velocities into 1500–4500 m/s instead of refusing bad ones.
     #[serde(default)]
-    pub clip: bool,
+    pub clip_velocity: bool,
 }
 
 /// OpenFWI's five sources.
@@ -107,7 +107,7 @@ impl SimulateSpec {
             algorithm: super::algorithm("simulate", ALGORITHM, true),
             runtime: Runtime::Sample(Box::new(Simulate {
                 sources: self.source_positions.clone(),
-                clip: self.clip,
+                clip: self.clip_velocity,
             })),
         })
     }

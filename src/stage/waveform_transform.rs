@@ -11,7 +11,7 @@
 //!   are therefore given in raw data units for every transform.
 //!
 //! Values outside `[min, max]` land outside `[−1, 1]` as in OpenFWI, unless
-//! `clip = true`.
+//! `clip_output = true`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -47,7 +47,7 @@ pub const DOC: super::StageDoc = super::StageDoc {
             "",
             "minmax kinds: raw-data value mapped to +1 (required, > min)",
         ),
-        ("clip", "", "clip the min-max result to [−1, 1]"),
+        ("clip_output", "", "clip the min-max result to [−1, 1]"),
     ],
 };
 
@@ -68,7 +68,7 @@ pub struct WaveformTransformSpec {
     pub max: Option<f64>,
     /// Clip the min-max output to [−1, 1].
     #[serde(default)]
-    pub clip: bool,
+    pub clip_output: bool,
 }
 
 fn default_k() -> f64 {
@@ -146,7 +146,7 @@ impl WaveformTransformSpec {
             };
             Some((lo, hi))
         } else {
-            if self.min.is_some() || self.max.is_some() || self.clip {
+            if self.min.is_some() || self.max.is_some() || self.clip_output {
                 return Err(
                     "min, max and clip are only used by transform = \"minmax\" or \"log1p_minmax\"; remove them"
                         .into(),
@@ -157,7 +157,7 @@ impl WaveformTransformSpec {
         Ok(WaveformTransform {
             log_k: log.then_some(self.k),
             bounds,
-            clip: self.clip,
+            clip: self.clip_output,
         })
     }
 }
@@ -237,7 +237,7 @@ mod tests {
         let lm = json!({"transform": "log1p_minmax", "min": -26.0, "max": 52.0});
         assert!((t(lm.clone(), 52.0) - 1.0).abs() < 1e-6);
         assert!((t(lm.clone(), -26.0) + 1.0).abs() < 1e-6);
-        let c = json!({"transform": "minmax", "min": 0.0, "max": 1.0, "clip": true});
+        let c = json!({"transform": "minmax", "min": 0.0, "max": 1.0, "clip_output": true});
         assert_eq!(t(c, 5.0), 1.0);
     }
 

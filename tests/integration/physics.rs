@@ -277,7 +277,7 @@ fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_jso
     let spec = FlipSpec {
         p: 1.0,
         exact,
-        resimulate: mode,
+        resimulate_channels: mode,
     };
     let env = BuildEnv {
         shape: vec![5, 1000, 70],
@@ -394,8 +394,11 @@ fn bad_velocity_maps_are_refused() {
     assert!(e.contains("non-positive"), "{e}");
     v[3 * 70 + 4] = 7000.0;
     let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
-    assert!(e.contains("far outside") && e.contains("clip"), "{e}");
-    // clip = true turns it into 4500 m/s and simulates.
+    assert!(
+        e.contains("far outside") && e.contains("clip_velocity"),
+        "{e}"
+    );
+    // clip_velocity = true turns it into 4500 m/s and simulates.
     physics::simulate(&v, &[0], true, &mut out).unwrap();
     // 6000 m/s is in the accepted range but unstable in the sponge.
     let e = physics::simulate(&vec![6000.0; 4900], &[0], false, &mut out).unwrap_err();

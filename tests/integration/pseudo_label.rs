@@ -135,7 +135,7 @@ fn scripted_model_matches_python_and_csv_parses_to_the_shards() {
     let p = pipeline(
         d,
         "out",
-        "models = [{ path = \"a.pt\" }]\nclip = [-10.0, 10.0]\nbatch_size = 2\nper_id_npy = true",
+        "models = [{ path = \"a.pt\" }]\nvelocity_range = [-10.0, 10.0]\nbatch_size = 2\nper_id_npy = true",
         "",
     );
     run_ok(d, &p);
@@ -176,7 +176,7 @@ fn transforms_tta_and_weighted_ensemble_match_numpy_means() {
     let p = pipeline(
         d,
         "ens",
-        "models = [{ path = \"a.pt\", weight = 1.0 }, { path = \"b.pt\", weight = 3.0 }]\ntta = true\nclip = [-10.0, 10.0]",
+        "models = [{ path = \"a.pt\", weight = 1.0 }, { path = \"b.pt\", weight = 3.0 }]\ntta = true\nvelocity_range = [-10.0, 10.0]",
         "",
     );
     run_ok(d, &p);
@@ -192,14 +192,14 @@ fn transforms_tta_and_weighted_ensemble_match_numpy_means() {
     let p = pipeline(
         d,
         "tr",
-        "models = [{ path = \"b.pt\" }]\ninput_transform = \"sign_log1p_minmax\"\ninput_bounds = [-3.0, 3.0]\noutput_transform = \"minmax\"\nclip = [0.0, 10000.0]",
+        "models = [{ path = \"b.pt\" }]\ninput_transform = \"log1p_minmax\"\ninput_min = -20.0\ninput_max = 20.0\noutput_transform = \"minmax\"\nvelocity_range = [0.0, 10000.0]",
         "",
     );
     run_ok(d, &p);
     let want = reference(
         &py,
         d,
-        &["b.pt:1", "sign_log1p_minmax", "minmax", "0", "-3", "3"],
+        &["b.pt:1", "log1p_minmax", "minmax", "0", "-20", "20"],
     );
     compare(&outputs(&d.join("tr")), &want, 1e-6, 1e-3);
 
@@ -215,7 +215,7 @@ fn transforms_tta_and_weighted_ensemble_match_numpy_means() {
     let p = pipeline(
         d,
         "cut",
-        &format!("models = [{{ path = \"a.pt\" }}, {{ path = \"b.pt\", weight = 3.0 }}]\ntta = true\nclip = [-10.0, 10.0]\nmax_disagreement = {cut}"),
+        &format!("models = [{{ path = \"a.pt\" }}, {{ path = \"b.pt\", weight = 3.0 }}]\ntta = true\nvelocity_range = [-10.0, 10.0]\nmax_disagreement = {cut}"),
         "",
     );
     run_ok(d, &p);
@@ -275,11 +275,11 @@ fn project_traced_demo_model_round_trips_through_python() {
     let p = pipeline(
         d,
         "demo",
-        "models = [{ path = \"demo.pt\" }]\ninput_transform = \"sign_log1p\"\noutput_transform = \"minmax\"\nclip = [0.0, 10000.0]",
+        "models = [{ path = \"demo.pt\" }]\ninput_transform = \"log1p\"\noutput_transform = \"minmax\"\nvelocity_range = [0.0, 10000.0]",
         "",
     );
     run_ok(d, &p);
-    let want = reference(&py, d, &["demo.pt:1", "sign_log1p", "minmax", "0"]);
+    let want = reference(&py, d, &["demo.pt:1", "log1p", "minmax", "0"]);
     compare(&outputs(&d.join("demo")), &want, 1e-6, 1e-3);
 }
 
@@ -310,7 +310,7 @@ fn bad_models_and_devices_are_refused_at_check() {
         ),
         (
             "models = [{ path = \"a.pt\" }]\ninput_transform = \"minmax\"",
-            &["input_transform = \"minmax\" needs input_bounds"],
+            &["input_transform = \"minmax\" needs input_min and input_max"],
         ),
         (
             "models = [{ path = \"a.pt\", sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\" }]",

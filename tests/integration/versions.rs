@@ -44,7 +44,7 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "flip_exact",
         "f32",
-        "type = \"flip\"\np = 1.0\nexact = true\nresimulate = \"middle\"",
+        "type = \"flip\"\np = 1.0\nexact = true\nresimulate_channels = \"middle\"",
     ),
     (
         "gaussian_noise_std",

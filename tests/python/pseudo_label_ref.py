@@ -75,9 +75,16 @@ def make(d: pathlib.Path):
 
 
 def in_t(x, name, lo, hi):
-    if name in ("sign_log1p", "sign_log1p_minmax"):
-        x = np.sign(x) * np.log1p(np.abs(x))
-    if name in ("minmax", "sign_log1p_minmax"):
+    """The input transforms; lo/hi are raw data values, put through the same
+    sign*log1p as the data by log1p_minmax (as OpenFWI's LogTransform with
+    MinMaxNormalize(log_transform(min), log_transform(max)))."""
+    def sl(v):
+        return np.sign(v) * np.log1p(np.abs(v))
+    if name in ("log1p", "log1p_minmax"):
+        x = sl(x)
+    if name == "log1p_minmax":
+        lo, hi = sl(np.float32(lo)), sl(np.float32(hi))
+    if name in ("minmax", "log1p_minmax"):
         x = 2.0 * (x - lo) / (hi - lo) - 1.0
     return x.astype(np.float32)
 

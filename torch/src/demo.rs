@@ -5,7 +5,7 @@
 //! exported by tracing (`CModule::create_by_tracing`) to a TorchScript file
 //! that loads in Python's `torch.jit.load` as well.
 //!
-//! Its contract, which the pipeline declares: input `sign_log1p` of the raw
+//! Its contract, which the pipeline declares: input `log1p` (sign·log1p) of the raw
 //! (5, 1000, 70) seismic; output in [−1, 1], `minmax` back to 1500–4500 m/s.
 //! It is a demonstration model: a few seconds of fitting on a few samples
 //! learns little more than the mean velocity profile.

@@ -90,7 +90,7 @@ pub fn make_demo_model(req: &DemoModelRequest) -> seispipe::Result<String> {
         },
     )?;
     Ok(format!(
-        "wrote {}: fitted on {} samples for {} steps, mean abs. error {:.0} → {:.0} m/s (input sign_log1p, output minmax 1500–4500)\n",
+        "wrote {}: fitted on {} samples for {} steps, mean abs. error {:.0} → {:.0} m/s (input log1p, output minmax 1500–4500)\n",
         r.path.display(),
         r.samples,
         r.steps,

@@ -135,9 +135,9 @@ impl TorchScriptModel {
         let mm = |t: Tensor| (t - f64::from(lo)) * (2.0 / f64::from(hi - lo)) - 1.0;
         match self.opts.input {
             InputTransform::None => x,
-            InputTransform::SignLog1p => x.sign() * x.abs().log1p(),
+            InputTransform::Log1p => x.sign() * x.abs().log1p(),
             InputTransform::Minmax => mm(x),
-            InputTransform::SignLog1pMinmax => mm(x.sign() * x.abs().log1p()),
+            InputTransform::Log1pMinmax => mm(x.sign() * x.abs().log1p()),
         }
     }
 

@@ -40,12 +40,13 @@ pub const DOC: super::StageDoc = super::StageDoc {
         ("device", "", "\"auto\" (cuda:0 if libtorch sees a GPU, else cpu), \"cpu\" or \"cuda:N\""),
         ("half", "", "float16 inference (CUDA only)"),
         ("batch_size", "", "model batch; 0 = the whole chunk (run.chunk_samples); chunks are never merged"),
-        ("input_transform", "", "none | sign_log1p | minmax | sign_log1p_minmax"),
-        ("input_bounds", "", "[lo, hi] mapped to [−1, 1] by the minmax input transforms"),
+        ("input_transform", "", "none | log1p (sign·log1p) | minmax | log1p_minmax, as waveform_transform"),
+        ("input_min", "", "minmax kinds: raw-data value mapped to −1 (put through log1p by log1p_minmax)"),
+        ("input_max", "", "minmax kinds: raw-data value mapped to +1"),
         ("output_transform", "", "identity (m/s) | minmax ([−1, 1] → output_bounds) | sigmoid (sigmoid·output_scale)"),
         ("output_bounds", "", "m/s range of the minmax output transform"),
         ("output_scale", "", "m/s scale of the sigmoid output transform"),
-        ("clip", "", "final clip of the prediction, m/s"),
+        ("velocity_range", "", "the prediction is clipped into [lo, hi], m/s"),
         ("tta", "", "also predict the mirror-flipped sample and average (mirrored back)"),
         ("max_disagreement", "", "drop samples whose views disagree by more than this (mean abs. deviation, m/s)"),
         ("submission", "", "Kaggle CSV in the output directory; \"\" = none"),
@@ -102,9 +103,13 @@ pub struct PseudoLabelSpec {
     /// Input transform.
     #[serde(default)]
     pub input_transform: InputTransform,
-    /// Bounds of the min-max input transforms.
+    /// Raw data value mapped to −1 by the min-max input transforms (put
+    /// through log1p first by `log1p_minmax`), as `waveform_transform`'s `min`.
     #[serde(default)]
-    pub input_bounds: Option<[f32; 2]>,
+    pub input_min: Option<f32>,
+    /// Raw data value mapped to +1 (see `input_min`).
+    #[serde(default)]
+    pub input_max: Option<f32>,
     /// Output transform.
     #[serde(default)]
     pub output_transform: OutputTransform,
@@ -114,9 +119,9 @@ pub struct PseudoLabelSpec {
     /// Scale of the sigmoid output transform (m/s).
     #[serde(default)]
     pub output_scale: Option<f32>,
-    /// Final clip (m/s).
+    /// The range the prediction is clipped into (m/s).
     #[serde(default = "default_bounds")]
-    pub clip: [f32; 2],
+    pub velocity_range: [f32; 2],
     /// Test-time augmentation with the mirror flip.
     #[serde(default)]
     pub tta: bool,
@@ -171,20 +176,25 @@ impl PseudoLabelSpec {
             }
         }
         if self.input_transform.needs_bounds() {
-            match self.input_bounds {
-                None => {
+            match (self.input_min, self.input_max) {
+                (Some(lo), Some(hi)) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
                     return Err(format!(
-                        "input_transform = \"{}\" needs input_bounds = [lo, hi]",
+                        "input_min = {lo}, input_max = {hi} are out of range; expected finite bounds with input_max > input_min"
+                    ))
+                }
+                (Some(_), Some(_)) => {}
+                _ => {
+                    return Err(format!(
+                        "input_transform = \"{}\" needs input_min and input_max (raw data units)",
                         enum_name(&self.input_transform)
                     ))
                 }
-                Some([lo, hi]) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
-                    return Err(format!(
-                        "input_bounds = [{lo}, {hi}] is out of range; expected finite lo < hi"
-                    ))
-                }
-                _ => {}
             }
+        } else if self.input_min.is_some() || self.input_max.is_some() {
+            return Err(format!(
+                "input_min and input_max are only used by input_transform = \"minmax\" or \"log1p_minmax\" (here \"{}\"); remove them",
+                enum_name(&self.input_transform)
+            ));
         }
         let [lo, hi] = self.output_bounds;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
@@ -205,10 +215,10 @@ impl PseudoLabelSpec {
                 }
             }
         }
-        let [lo, hi] = self.clip;
+        let [lo, hi] = self.velocity_range;
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
             return Err(format!(
-                "clip = [{lo}, {hi}] is out of range; expected finite lo ≤ hi (m/s)"
+                "velocity_range = [{lo}, {hi}] is out of range; expected finite lo ≤ hi (m/s)"
             ));
         }
         if let Some(d) = self.max_disagreement {
@@ -264,6 +274,22 @@ impl PseudoLabelSpec {
         }
     }
 
+    /// The min-max bounds in the units the model's input is scaled from:
+    /// `[input_min, input_max]`, put through `sign·log1p` for `log1p_minmax`.
+    #[must_use]
+    pub fn model_input_bounds(&self) -> [f32; 2] {
+        let (lo, hi) = (
+            self.input_min.unwrap_or(-1.0),
+            self.input_max.unwrap_or(1.0),
+        );
+        if self.input_transform == InputTransform::Log1pMinmax {
+            let sl = |v: f32| v.signum() * v.abs().ln_1p();
+            [sl(lo), sl(hi)]
+        } else {
+            [lo, hi]
+        }
+    }
+
     /// What the backend needs to load this stage's models: paths resolved
     /// against the pipeline file's directory, and the transforms.
     #[must_use]
@@ -281,7 +307,7 @@ impl PseudoLabelSpec {
             half: self.half,
             torch_threads: self.torch_threads,
             input_transform: self.input_transform,
-            input_bounds: self.input_bounds.unwrap_or([-1.0, 1.0]),
+            input_bounds: self.model_input_bounds(),
             output_transform: self.output_transform,
             output_bounds: self.output_bounds,
             output_scale: self.output_scale.unwrap_or(1.0),
@@ -326,11 +352,12 @@ impl PseudoLabelSpec {
             "pseudo_label": {
                 "models": described,
                 "input_transform": self.input_transform,
-                "input_bounds": self.input_bounds,
+                "input_min": self.input_min,
+                "input_max": self.input_max,
                 "output_transform": self.output_transform,
                 "output_bounds": self.output_bounds,
                 "output_scale": self.output_scale,
-                "clip": self.clip,
+                "velocity_range": self.velocity_range,
                 "tta": self.tta,
                 "tta_flip": if self.tta { json!("mirror: sources and receivers reversed, prediction mirrored back in x (middle source approximate, see flip)") } else { Value::Null },
                 "disagreement": "weighted mean over views of mean |view − combined| (m/s), before clip",
@@ -344,7 +371,7 @@ impl PseudoLabelSpec {
             sample_values: env.shape.iter().product(),
             batch_size: self.batch_size,
             tta: self.tta,
-            clip: self.clip,
+            clip: self.velocity_range,
             max_disagreement: self.max_disagreement,
             submission: (!self.submission.is_empty()).then(|| self.submission.clone()),
             fallback_velocity: self.fallback_velocity,
@@ -399,7 +426,10 @@ mod tests {
             e("models = [{ path = \"a\" }]\noutput_transform = \"sigmoid\"")
                 .contains("needs output_scale")
         );
-        assert!(e("models = [{ path = \"a\" }]\nclip = [5.0, 1.0]").contains("clip = [5, 1]"));
+        assert!(
+            e("models = [{ path = \"a\" }]\nvelocity_range = [5.0, 1.0]")
+                .contains("velocity_range = [5, 1]")
+        );
         assert!(
             e("models = [{ path = \"a\" }]\nsubmission = \"../x.csv\"").contains("plain file name")
         );

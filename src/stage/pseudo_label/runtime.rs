@@ -10,7 +10,7 @@
 //! declared input transform, the model (no gradients; float16 on CUDA when
 //! `half = true`) and the output transform. The views are averaged — members
 //! by their `weight`, the two TTA views of a member equally — and clipped to
-//! `clip`. The *disagreement* (the weighted mean over views of each view's
+//! `velocity_range`. The *disagreement* (the weighted mean over views of each view's
 //! mean absolute difference from the average, m/s, before the clip) is
 //! recorded; above `max_disagreement` the sample is dropped (counted and
 //! listed in the manifest). A non-finite prediction drops the sample too.
@@ -339,7 +339,7 @@ mod tests {
     #[test]
     fn labels_match_the_golden_for_this_version() {
         let s = spec(
-            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\ninput_transform = \"sign_log1p\"\noutput_transform = \"minmax\"\noutput_bounds = [1500.0, 4500.0]\nclip = [1500.0, 4500.0]\nbatch_size = 2",
+            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\ninput_transform = \"log1p\"\noutput_transform = \"minmax\"\noutput_bounds = [1500.0, 4500.0]\nvelocity_range = [1500.0, 4500.0]\nbatch_size = 2",
         );
         let built = s.build_with(&env(), fakes_0_and_100()).unwrap();
         let mut samples: Vec<Sample> = (0..3).map(sample).collect();
@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn tta_and_weighted_ensemble_are_the_hand_computed_means() {
         let s = spec(
-            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\nclip = [-1e6, 1e6]\nbatch_size = 2",
+            "models = [{ path = \"a\" }, { path = \"b\", weight = 3.0 }]\ntta = true\nvelocity_range = [-1e6, 1e6]\nbatch_size = 2",
         );
         let models = fakes_0_and_100();
         let built = s.build_with(&env(), models).unwrap();
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn clip_threshold_and_nan_drop_samples() {
-        let s = spec("models = [{ path = \"a\" }]\nclip = [10.0, 20.0]");
+        let s = spec("models = [{ path = \"a\" }]\nvelocity_range = [10.0, 20.0]");
         let built = s
             .build_with(
                 &env(),
@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(v[[0, 0, 69]], 20.0);
 
         // Two members 100 m/s apart disagree by 50 m/s.
-        let s = spec("models = [{ path = \"a\" }, { path = \"b\" }]\nmax_disagreement = 49.0\nclip = [-1e6, 1e6]");
+        let s = spec("models = [{ path = \"a\" }, { path = \"b\" }]\nmax_disagreement = 49.0\nvelocity_range = [-1e6, 1e6]");
         let built = s.build_with(&env(), fakes_0_and_100()).unwrap();
         let mut samples = vec![sample(0)];
         let r = run(&built, &mut samples);
