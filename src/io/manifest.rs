@@ -41,6 +41,36 @@ pub struct ShardRecord {
     pub provenance: Vec<Value>,
 }
 
+/// The fields every provenance and drop record of a [`ShardRecord`] carries
+/// (the executor writes them; see `pipeline::records`), read back typed.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct RecordedSample {
+    /// The sample id.
+    #[serde(default)]
+    pub id: String,
+    /// 0 for the original, `k + 1` for augmented copy `k` (1 when absent).
+    #[serde(default = "first_copy")]
+    pub copy: u64,
+    /// Why it was dropped (drop records only).
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn first_copy() -> u64 {
+    1
+}
+
+impl RecordedSample {
+    /// Read the common fields of one record (a missing field: empty, copy 1).
+    #[must_use]
+    pub fn of(record: &Value) -> RecordedSample {
+        RecordedSample::deserialize(record).unwrap_or(RecordedSample {
+            copy: 1,
+            ..RecordedSample::default()
+        })
+    }
+}
+
 /// The whole manifest.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {

@@ -15,12 +15,11 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::io::atomic::{write_atomic, Partial};
 use crate::io::layout::SkippedFile;
-use crate::io::manifest::ShardRecord;
+use crate::io::manifest::{RecordedSample, ShardRecord};
 use crate::io::npy::{self, WrittenFile};
 use crate::model::VELOCITY_VALUES;
 
@@ -125,20 +124,11 @@ pub fn write_outputs(
     // Ids without a prediction: dropped samples, then skipped input files.
     let mut missing: Vec<(String, String)> = Vec::new();
     for sh in shards {
-        for d in &sh.dropped {
-            if d.get("copy").and_then(Value::as_u64).unwrap_or(1) == 0 {
+        for d in sh.dropped.iter().map(RecordedSample::of) {
+            if d.copy == 0 {
                 continue;
             }
-            missing.push((
-                d.get("id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-                d.get("reason")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string(),
-            ));
+            missing.push((d.id, d.reason));
         }
     }
     for s in skipped {
@@ -181,15 +171,11 @@ pub fn write_outputs(
         let lp = out_dir.join(&label.path);
         let header = npy::read_header(&lp)?;
         let file = std::fs::File::open(&lp).map_err(|e| crate::Error::io(&lp, "open", e))?;
-        for (j, p) in sh.provenance.iter().enumerate() {
-            if p.get("copy").and_then(Value::as_u64).unwrap_or(1) == 0 {
+        for (j, p) in sh.provenance.iter().map(RecordedSample::of).enumerate() {
+            if p.copy == 0 {
                 continue;
             }
-            let id = p
-                .get("id")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+            let id = p.id;
             if bad_id(&id) {
                 return Err(crate::Error::Layout {
                     path: lp.clone(),
