@@ -170,6 +170,9 @@ impl Printer {
 }
 
 /// A byte count for people: `999 B`, `1.4 MB`, `700.1 GB` (powers of 1000).
+/// Not `indicatif::HumanBytes`: that counts in powers of 1024 (MiB, GiB),
+/// while Kaggle's limits and `--max-dataset-bytes` are decimal, and a plan
+/// that says "100 GB" must mean what Kaggle means.
 #[must_use]
 pub fn human_bytes(b: u64) -> String {
     let units = ["B", "KB", "MB", "GB", "TB"];
