@@ -17,7 +17,7 @@ TORCH_ENV := . scripts/env.sh --need-torch &&
 CARGO_FLAGS := --release --workspace
 BIN := target/release/seispipe
 
-.PHONY: all prereqs venv build demo test bench clean-demo fmt lint
+.PHONY: all prereqs venv build demo test test-aarch64 bench clean-demo fmt lint
 
 all: build
 
@@ -68,6 +68,13 @@ test: venv
 	tests/setup/fresh_venv.sh
 	$(TORCH_ENV) cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test.log
+	$(MAKE) --no-print-directory test-aarch64
+
+# The seispipe crate cross-built for Linux aarch64 and tested under qemu
+# (installs the cross compiler, qemu-user and the Rust target when missing).
+test-aarch64: prereqs
+	scripts/test-aarch64.sh
+	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "aarch64 tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test-aarch64.log
 
 bench: build
 	$(PYTHON) benches/flip_noise.py

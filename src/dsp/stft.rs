@@ -14,14 +14,19 @@
 //! Speed: an even `n_fft` is computed as one complex FFT of length `n_fft / 2`
 //! (even samples in the real part, odd in the imaginary part, then one
 //! butterfly with precomputed twiddles — the usual real-FFT split), and all
-//! frames of a trace go through rustfft in one call. An [`StftPlan`] is
+//! frames of a trace go through rustfft in one call. The FFTs are rustfft's
+//! scalar ones on purpose: its SIMD planners choose AVX, SSE or NEON
+//! butterflies by CPU, which round differently, so the same input gave
+//! different bytes on different machines; the scalar FFTs give the same bytes
+//! on x86-64 and aarch64 (tested under qemu by scripts/test-aarch64.sh) at
+//! about 25 % more end-to-end time for a log-magnitude spectrogram. An [`StftPlan`] is
 //! immutable and `Sync`; each worker holds its own [`StftScratch`].
 
 use std::f64::consts::PI;
 use std::sync::Arc;
 
 use rustfft::num_complex::Complex;
-use rustfft::{Fft, FftPlanner};
+use rustfft::{Fft, FftPlannerScalar};
 use serde::{Deserialize, Serialize};
 
 /// Window functions (all periodic, as `torch.*_window(periodic=True)`).
@@ -134,7 +139,7 @@ impl StftPlan {
         }
         let n = cfg.n_fft;
         let even = n.is_multiple_of(2);
-        let fft = FftPlanner::<f32>::new().plan_fft_forward(if even { n / 2 } else { n });
+        let fft = FftPlannerScalar::<f32>::new().plan_fft_forward(if even { n / 2 } else { n });
         let twiddles: Arc<[Complex<f32>]> = if even {
             (0..=n / 2)
                 .map(|k| {

@@ -121,9 +121,16 @@ fn step_avx2(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usi
     step_generic(cur, next, coef, rows);
 }
 
-/// Which copy of the kernel this CPU runs.
+/// Which copy of the kernel this CPU runs. On aarch64 the portable code is
+/// the NEON kernel: NEON (ASIMD) is part of the base architecture, so LLVM
+/// vectorises [`step`]'s loop with it (scripts/test-aarch64.sh checks the
+/// disassembly for 4-lane f32 multiplies), and without FMA contraction it
+/// gives the same bits as every other copy.
 #[must_use]
 pub fn kernel_name() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        return "neon";
+    }
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {

@@ -42,7 +42,10 @@ use crate::sample::Sample;
 
 /// Version of the bytes this stage writes (see [`super::algorithm`]).
 /// 1: torch.stft conventions (Hann, centre with reflect padding).
-pub const ALGORITHM: u32 = 1;
+/// 2: the same, with rustfft's scalar FFTs on every CPU: its SIMD planners
+///    pick AVX, SSE or NEON butterflies by CPU and round differently, so
+///    version 1's bytes depended on the machine (found by the aarch64 run).
+pub const ALGORITHM: u32 = 2;
 
 /// `seispipe stages` entry.
 pub const DOC: super::StageDoc = super::StageDoc {

@@ -941,8 +941,9 @@ fn disk_full_mid_run_keeps_finished_shards_and_no_partial_files() {
     );
     let p_str = p.to_str().unwrap();
     let bin = env!("CARGO_BIN_EXE_seispipe");
+    let runner = std::env::var("SEISPIPE_TEST_RUNNER").unwrap_or_default();
     let script = format!(
-        "trap '' XFSZ; ulimit -f 2000; exec {bin} run -q {p_str} --set input.on_nonfinite=skip"
+        "trap '' XFSZ; ulimit -f 2000; exec {runner} {bin} run -q {p_str} --set input.on_nonfinite=skip"
     );
     let o = std::process::Command::new("sh")
         .arg("-c")

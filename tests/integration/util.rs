@@ -18,9 +18,20 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("tempdir")
 }
 
-/// The seispipe binary built for these tests.
+/// The seispipe binary built for these tests, started through
+/// `SEISPIPE_TEST_RUNNER` when set (e.g. `qemu-aarch64 -L …` for a
+/// cross-built binary, see scripts/test-aarch64.sh).
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_seispipe"))
+    let exe = env!("CARGO_BIN_EXE_seispipe");
+    match std::env::var("SEISPIPE_TEST_RUNNER") {
+        Ok(runner) if !runner.trim().is_empty() => {
+            let mut words = runner.split_whitespace();
+            let mut c = Command::new(words.next().expect("a runner"));
+            c.args(words).arg(exe);
+            c
+        }
+        _ => Command::new(exe),
+    }
 }
 
 /// Run seispipe with `args` in `cwd`; returns the output.
@@ -87,6 +98,10 @@ pub fn torch_binary(test: &str) -> bool {
     let torch = Path::new(env!("CARGO_BIN_EXE_seispipe")).with_file_name("seispipe-torch");
     if torch.is_file() {
         return true;
+    }
+    if let Ok(why) = std::env::var("SEISPIPE_WITHOUT_TORCH") {
+        skipped(&format!("{test}: SKIPPED — {why}"));
+        return false;
     }
     let msg = format!(
         "{test}: SKIPPED — {} is not built (`make build`, or `cargo build --release --workspace` with LIBTORCH set: `. scripts/env.sh`)",
