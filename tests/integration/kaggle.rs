@@ -91,17 +91,9 @@ fn listing(dir: &Path) -> BTreeMap<String, (u64, u64)> {
 /// Every file under a folder with its bytes (for idempotence).
 fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
+    for p in crate::util::files_below(dir) {
+        let rel = p.strip_prefix(dir).unwrap().display().to_string();
+        out.insert(rel, std::fs::read(&p).unwrap());
     }
     out
 }

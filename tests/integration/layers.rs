@@ -11,18 +11,10 @@ type Edges = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
 
 /// Top-level module → module it refers to → files that do.
 fn edges(src: &Path) -> Edges {
-    let mut files = Vec::new();
-    let mut stack = vec![src.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                files.push(p);
-            }
-        }
-    }
+    let files: Vec<_> = crate::util::files_below(src)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
     let mut out = Edges::new();
     for f in files {
         let rel = f

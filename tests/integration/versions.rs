@@ -181,21 +181,13 @@ fn simulate_run(dir: &Path) -> std::path::PathBuf {
 
 /// Every file under `dir` with its size and modification time.
 fn snapshot(dir: &Path) -> Vec<(String, u64, std::time::SystemTime)> {
-    let mut v = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let m = std::fs::metadata(&p).unwrap();
-                v.push((p.display().to_string(), m.len(), m.modified().unwrap()));
-            }
-        }
-    }
-    v.sort();
-    v
+    util::files_below(dir)
+        .into_iter()
+        .map(|p| {
+            let m = std::fs::metadata(&p).unwrap();
+            (p.display().to_string(), m.len(), m.modified().unwrap())
+        })
+        .collect()
 }
 
 /// Rewrite the output's run state as another build (or an older seispipe)
