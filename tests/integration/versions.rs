@@ -38,6 +38,22 @@ fn write_fixture(root: &Path) {
     );
 }
 
+/// Write `dir/NAME.toml`: seed 7, the fixture under `dir/in` as input,
+/// output into `out`; `top` goes before `[input]`, `rest` after `dir =`.
+fn write_pipeline(dir: &Path, name: &str, out: &Path, top: &str, rest: &str) -> std::path::PathBuf {
+    let pipe = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &pipe,
+        format!(
+            "seed = 7\n{top}\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\n{rest}\n",
+            dir.join("in").display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    pipe
+}
+
 /// The cases: name, `[output]` dtype, and the stage table.
 const CASES: &[(&str, &str, &str)] = &[
     ("flip", "f32", "type = \"flip\"\np = 1.0"),
@@ -106,16 +122,13 @@ fn every_stage_matches_its_golden_for_its_version() {
     let mut failures = Vec::new();
     for (name, dtype, stage) in CASES {
         let out = dir.path().join(format!("out-{name}"));
-        let pipe = dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &pipe,
-            format!(
-                "seed = 7\ncopies = 1\nkeep_original = false\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\ndtype = \"{dtype}\"\n[[stages]]\n{stage}\n",
-                dir.path().join("in").display(),
-                out.display()
-            ),
-        )
-        .unwrap();
+        let pipe = write_pipeline(
+            dir.path(),
+            name,
+            &out,
+            "copies = 1\nkeep_original = false",
+            &format!("dtype = \"{dtype}\"\n[[stages]]\n{stage}"),
+        );
         run_ok(
             dir.path(),
             &["run", pipe.to_str().unwrap(), "-q", "--threads", "2"],
@@ -143,16 +156,13 @@ fn golden_hashes_do_not_depend_on_threads() {
     let mut hashes = Vec::new();
     for threads in ["1", "2"] {
         let out = dir.path().join(format!("out-{threads}"));
-        let pipe = dir.path().join(format!("p{threads}.toml"));
-        std::fs::write(
-            &pipe,
-            format!(
-                "seed = 7\ncopies = 2\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\n[run]\nchunk_samples = 1\n[[stages]]\ntype = \"gaussian_noise\"\nstd = 0.5\n[[stages]]\ntype = \"flip\"\n",
-                dir.path().join("in").display(),
-                out.display()
-            ),
-        )
-        .unwrap();
+        let pipe = write_pipeline(
+            dir.path(),
+            &format!("p{threads}"),
+            &out,
+            "copies = 2",
+            "[run]\nchunk_samples = 1\n[[stages]]\ntype = \"gaussian_noise\"\nstd = 0.5\n[[stages]]\ntype = \"flip\"",
+        );
         run_ok(
             dir.path(),
             &["run", pipe.to_str().unwrap(), "-q", "--threads", threads],
@@ -165,16 +175,13 @@ fn golden_hashes_do_not_depend_on_threads() {
 /// A finished one-shard simulate run in `dir/out`; returns the pipeline path.
 fn simulate_run(dir: &Path) -> std::path::PathBuf {
     write_fixture(&dir.join("in"));
-    let pipe = dir.join("sim.toml");
-    std::fs::write(
-        &pipe,
-        format!(
-            "seed = 7\ncopies = 1\nkeep_original = false\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\nsamples_per_shard = 1\n[[stages]]\ntype = \"simulate\"\nsource_positions = [34]\n",
-            dir.join("in").display(),
-            dir.join("out").display()
-        ),
-    )
-    .unwrap();
+    let pipe = write_pipeline(
+        dir,
+        "sim",
+        &dir.join("out"),
+        "copies = 1\nkeep_original = false",
+        "samples_per_shard = 1\n[[stages]]\ntype = \"simulate\"\nsource_positions = [34]",
+    );
     run_ok(dir, &["run", pipe.to_str().unwrap(), "-q"]);
     pipe
 }
