@@ -19,7 +19,11 @@
 //! butterflies by CPU, which round differently, so the same input gave
 //! different bytes on different machines; the scalar FFTs give the same bytes
 //! on x86-64 and aarch64 (tested under qemu by scripts/test-aarch64.sh) at
-//! about 25 % more end-to-end time for a log-magnitude spectrogram. An [`StftPlan`] is
+//! about 25 % more end-to-end time for a log-magnitude spectrogram. This is
+//! also why the split is written here rather than taken from the `realfft`
+//! crate: `realfft` builds its inner FFT only through rustfft's SIMD
+//! `FftPlanner` (no scalar planner can be passed in), and it transforms one
+//! frame per call where rustfft takes all frames of a trace at once. An [`StftPlan`] is
 //! immutable and `Sync`; each worker holds its own [`StftScratch`].
 
 use std::f64::consts::PI;

@@ -57,10 +57,15 @@ pub(super) enum Segment<'p> {
 /// then each batch stage with the per-sample stages after it. Each group after
 /// the first runs on a thread of its own.
 pub(super) fn segments(pipeline: &Pipeline) -> Vec<Vec<Segment<'_>>> {
+    segments_of(pipeline.stages.iter().map(|s| &s.runtime))
+}
+
+/// [`segments`] over the stages' runtimes, in pipeline order.
+fn segments_of<'p>(runtimes: impl IntoIterator<Item = &'p Runtime>) -> Vec<Vec<Segment<'p>>> {
     // Group: [first per-sample run], then for each batch stage: [batch, following per-sample run].
-    let mut groups: Vec<Vec<Segment<'_>>> = vec![vec![Segment::Samples(Vec::new())]];
-    for (i, s) in pipeline.stages.iter().enumerate() {
-        match &s.runtime {
+    let mut groups: Vec<Vec<Segment<'p>>> = vec![vec![Segment::Samples(Vec::new())]];
+    for (i, runtime) in runtimes.into_iter().enumerate() {
+        match runtime {
             Runtime::Sample(st) => {
                 let g = groups.last_mut().expect("one group");
                 if let Some(Segment::Samples(v)) = g.last_mut() {
@@ -284,4 +289,77 @@ pub(super) fn check_output(ctx: &Ctx<'_>, s: &Sample, dtype: DType) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::StageError;
+    use crate::stage::{Record, StageCtx};
+
+    struct PerSample;
+    impl Stage for PerSample {
+        fn apply(&self, _: &mut Sample, _: &mut StageCtx<'_>) -> Result<Record, StageError> {
+            unreachable!("grouping never runs a stage")
+        }
+    }
+    struct Batched;
+    impl BatchStage for Batched {
+        fn apply_batch(
+            &self,
+            _: &mut [Sample],
+            _: &mut [StageCtx<'_>],
+        ) -> Result<Vec<Record>, StageError> {
+            unreachable!("grouping never runs a stage")
+        }
+    }
+
+    /// The grouping of a pipeline written as `s` (per-sample) and `B`
+    /// (batch) letters, as text: groups separated by `|`, each segment as
+    /// its stage indices, e.g. `"[0 1] | B2 [3]"`.
+    fn grouping(kinds: &str) -> String {
+        let runtimes: Vec<Runtime> = kinds
+            .chars()
+            .map(|c| match c {
+                's' => Runtime::Sample(Box::new(PerSample)),
+                _ => Runtime::Batch(Box::new(Batched)),
+            })
+            .collect();
+        segments_of(&runtimes)
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|seg| match seg {
+                        Segment::Samples(v) => format!(
+                            "[{}]",
+                            v.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(" ")
+                        ),
+                        Segment::Batch(i, _) => format!("B{i}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect::<Vec<_>>()
+            .join(" | ")
+    }
+
+    #[test]
+    fn per_sample_stages_share_the_first_group() {
+        assert_eq!(grouping(""), "[]");
+        assert_eq!(grouping("sss"), "[0 1 2]");
+    }
+
+    #[test]
+    fn each_batch_stage_starts_a_group_with_the_stages_after_it() {
+        assert_eq!(grouping("B"), "[] | B0");
+        assert_eq!(grouping("ssBs"), "[0 1] | B2 [3]");
+        assert_eq!(grouping("sBBss"), "[0] | B1 | B2 [3 4]");
+        assert_eq!(grouping("BsB"), "[] | B0 [1] | B2");
+    }
+
+    #[test]
+    fn standard_gives_the_elements_in_row_major_order() {
+        let a = ndarray::Array2::from_shape_fn((2, 3), |(i, j)| (i * 3 + j) as f32);
+        assert_eq!(standard(&a), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
 }
