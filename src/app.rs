@@ -53,6 +53,12 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
     }
     let outcome = match &cli.command {
         Command::Run(args) => commands::run(args, stop, models).map(|_| commands::EXIT_OK),
+        Command::Merge { dir, quiet } => commands::merge(dir, models).map(|s| {
+            if !quiet {
+                eprint!("{s}");
+            }
+            commands::EXIT_OK
+        }),
         Command::Check(args) => commands::check(args, models).map(|s| {
             print!("{s}");
             commands::EXIT_OK
@@ -120,7 +126,14 @@ fn needs_torch(cli: &Cli) -> bool {
     let pipeline = match &cli.command {
         Command::MakeDemoModel(_) => return true,
         Command::Run(args) => &args.pipeline,
-        Command::Check(args) => args,
+        Command::Check(args) => &args.pipeline,
+        Command::Merge { dir, .. } => {
+            return crate::pipeline::resume::run_origin(dir).is_ok_and(|o| {
+                o.pipeline["stages"]
+                    .as_array()
+                    .is_some_and(|st| st.iter().any(|s| s["type"] == "pseudo_label"))
+            })
+        }
         _ => return false,
     };
     crate::pipeline::spec::load(&pipeline.pipeline, &pipeline.set).is_ok_and(|spec| {

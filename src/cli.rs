@@ -23,7 +23,16 @@ pub enum Command {
     /// Run a pipeline (resumes an interrupted run in the same output directory).
     Run(RunArgs),
     /// Validate a pipeline and print its plan without touching any data.
-    Check(PipelineArgs),
+    Check(CheckArgs),
+    /// Write the manifest of an output whose partitions have all finished
+    /// (`seispipe run --partition I/N` on several machines or array tasks).
+    Merge {
+        /// The output directory the partitions wrote.
+        dir: PathBuf,
+        /// No summary on stderr.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print shape, dtype, min/max/mean and NaN/Inf counts of .npy files.
     Inspect {
         /// A .npy file or a directory of them.
@@ -73,12 +82,49 @@ pub struct PipelineArgs {
     pub set: Vec<String>,
 }
 
+/// Which partition of the output to run or check (also read from Slurm array
+/// and Kubernetes Indexed Job variables).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PartitionArgs {
+    /// Write only partition I of N (0-based) of the output's shards into the
+    /// shared output directory; `seispipe merge` finishes the output. Default
+    /// from SLURM_ARRAY_TASK_ID/_MIN/_COUNT or JOB_COMPLETION_INDEX.
+    #[arg(long, value_name = "I/N")]
+    pub partition: Option<String>,
+    /// The partition count N, when the index comes from the environment
+    /// (a Kubernetes Indexed Job; also SEISPIPE_PARTITIONS).
+    #[arg(long, value_name = "N")]
+    pub partitions: Option<usize>,
+}
+
+/// `seispipe check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Pipeline and overrides.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Partition flags.
+    #[command(flatten)]
+    pub partition: PartitionArgs,
+}
+
 /// `seispipe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Pipeline and overrides.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Partition flags.
+    #[command(flatten)]
+    pub partition: PartitionArgs,
+    /// Free space to keep on the output's filesystem (default 2GB): a run that
+    /// cannot fit is refused, and one that sees free space fall below this
+    /// stops after the current shard (resumable). 0 turns it off.
+    #[arg(long, value_name = "BYTES")]
+    pub disk_reserve: Option<String>,
+    /// Start even if the bytes still to write exceed the free space.
+    #[arg(long)]
+    pub allow_overfill: bool,
     /// Worker threads (default: all cores). Never changes the output bytes.
     #[arg(long)]
     pub threads: Option<usize>,

@@ -7,13 +7,14 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::cli::{PipelineArgs, RunArgs};
+use crate::cli::{CheckArgs, PartitionArgs, RunArgs};
 use crate::error::{Error, Result};
 use crate::io::manifest;
 use crate::io::npy;
 use crate::io::walk;
 use crate::model::Backend;
 use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
+use crate::pipeline::partition::{self, Partition};
 use crate::progress::{human_bytes, Mode, Printer};
 use crate::settings;
 
@@ -44,7 +45,9 @@ pub fn exit_code(e: &Error) -> i32 {
 /// # Errors
 /// Any configuration or layout problem.
 /// `models` is the libtorch backend when this process has one.
-pub fn check(args: &PipelineArgs, models: Option<Backend>) -> Result<String> {
+pub fn check(args: &CheckArgs, models: Option<Backend>) -> Result<String> {
+    let partition = partition_of(&args.partition)?;
+    let args = &args.pipeline;
     let r = settings::resolve(&args.pipeline, &args.set, models)?;
     let plan = Plan::new(&r.pipeline, &r.inputs);
     let p = &r.pipeline;
@@ -108,7 +111,73 @@ pub fn check(args: &PipelineArgs, models: Option<Backend>) -> Result<String> {
         "memory bound for sample data in flight: {}",
         human_bytes(executor::memory_bound_bytes(p))
     );
+    partition_text(&mut s, partition, &plan, &p.spec.output.dir);
     Ok(s)
+}
+
+/// `check`'s lines about the partition and the free space.
+fn partition_text(s: &mut String, partition: Option<Partition>, plan: &Plan, out_dir: &str) {
+    if let Some(part) = partition {
+        let mine = part.shards(plan.shards);
+        let samples: usize = mine.clone().map(|j| plan.shard_range(j).len()).sum();
+        let bytes: u64 = mine.clone().map(|j| plan.shard_bytes(j)).sum();
+        if mine.is_empty() {
+            let _ = writeln!(
+                s,
+                "partition {part}: no shards (the output has {} shards for {} partitions); it succeeds with nothing to do",
+                plan.shards, part.count
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "partition {part}: shards {}–{} of {}, {samples} samples, {}",
+                mine.start + 1,
+                mine.end,
+                plan.shards,
+                human_bytes(bytes)
+            );
+        }
+    }
+    let free = crate::pipeline::claim::free_bytes(
+        Path::new(out_dir)
+            .ancestors()
+            .find(|a| a.exists())
+            .unwrap_or(Path::new(".")),
+    );
+    if let Ok(free) = free {
+        let _ = writeln!(
+            s,
+            "free space where the output goes: {}{}",
+            human_bytes(free),
+            if free < plan.total_bytes {
+                " — LESS than the output needs"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// The partition from `--partition`/`--partitions` and the engine's
+/// environment (`None`: the whole output).
+///
+/// # Errors
+/// A malformed partition or flags and environment that disagree.
+fn partition_of(args: &PartitionArgs) -> Result<Option<Partition>> {
+    let flag = args
+        .partition
+        .as_deref()
+        .map(Partition::parse)
+        .transpose()
+        .map_err(|e| Error::config("--partition", e))?;
+    if args.partitions == Some(0) {
+        return Err(Error::config(
+            "--partitions",
+            "the partition count must be at least 1",
+        ));
+    }
+    partition::resolve(flag, args.partitions, &|k| std::env::var(k).ok())
+        .map_err(|e| Error::config("--partition", e))
 }
 
 /// `seispipe run`.
@@ -125,16 +194,30 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     for sk in &r.inputs.skipped {
         printer.info(&format!("skipped {}: {}", sk.path, sk.reason));
     }
+    let partition = partition_of(&args.partition)?;
+    let disk_reserve = match &args.disk_reserve {
+        Some(text) => {
+            crate::kaggle::parse_bytes(text).map_err(|e| Error::config("--disk-reserve", e))?
+        }
+        None => crate::pipeline::claim::DEFAULT_DISK_RESERVE,
+    };
     let opts = RunOptions {
         threads,
         stop,
         accept_unversioned: args.accept_unversioned,
+        partition,
+        disk_reserve,
+        allow_overfill: args.allow_overfill,
     };
-    // A [kaggle] section is validated before the run and packages the output after it.
+    // A [kaggle] section is validated before the run and packages the output
+    // after it (a partition leaves packaging to `seispipe merge`).
     let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
     let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
+    }
+    if summary.partition.is_some() {
+        return Ok(summary);
     }
     if let Some(k) = kaggle {
         let out = kaggle::after_run(&r.pipeline, &k)?;
@@ -145,9 +228,46 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     Ok(summary)
 }
 
+/// `seispipe merge OUT`: check that every partition finished, write the
+/// manifest (and package a `[kaggle]` section) as a single run would.
+///
+/// # Errors
+/// Unfinished or damaged partitions, partitions still running, or inputs
+/// and code that changed since the run started.
+pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
+    let (r, recorded) = settings::resolve_recorded(dir, models)?;
+    let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
+    let summary = crate::pipeline::merge::merge(&r.pipeline, &r.inputs, dir, &recorded)?;
+    let mut text = format!(
+        "merged {}: {} samples in → {} samples out ({} dropped) in {} shards, {}; manifest written\n",
+        dir.display(),
+        summary.samples_in,
+        summary.samples_out,
+        summary.samples_dropped,
+        summary.shards_resumed,
+        human_bytes(summary.bytes_total)
+    );
+    if let Some(k) = kaggle {
+        text.push_str(&kaggle::after_run(&r.pipeline, &k)?.text);
+    }
+    Ok(text)
+}
+
 /// The final summary for people.
 #[must_use]
 pub fn summary_text(s: &Summary, dir: &str) -> String {
+    if let Some(part) = s.partition {
+        return format!(
+            "partition {part} done: {} samples in {} shards ({} written now, {} kept from an earlier run), {}; wrote {} in {:.1} s. Run `seispipe merge {dir}` when every partition is done",
+            s.samples_out,
+            s.shards_written + s.shards_resumed,
+            s.shards_written,
+            s.shards_resumed,
+            human_bytes(s.bytes_total),
+            human_bytes(s.bytes_written),
+            s.elapsed.as_secs_f64()
+        );
+    }
     let secs = s.elapsed.as_secs_f64();
     let rate = s.bytes_written as f64 / secs.max(1e-9) / 1e6;
     format!(

@@ -39,6 +39,10 @@ pub enum Error {
     /// Files under an output directory that do not match its manifest.
     #[error("{dir}: {reason}")]
     Verify { dir: PathBuf, reason: String },
+    /// Free space on the output's filesystem fell below the reserve; the run
+    /// stopped after a finished shard and resumes when rerun.
+    #[error("{dir}: {reason}")]
+    DiskLow { dir: PathBuf, reason: String },
     /// The user pressed Ctrl-C (or sent SIGTERM); finished shards are kept.
     #[error("interrupted: finished shards are kept; run the same command again to resume")]
     Interrupted,

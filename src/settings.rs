@@ -33,3 +33,29 @@ pub fn resolve(
     let pipeline = build::build(spec, &file, inputs.labelled, models)?;
     Ok(Resolved { pipeline, inputs })
 }
+
+/// Rebuild the pipeline an output was started with, from its
+/// `.seispipe/run.json` (for `seispipe merge`): the same spec, paths as
+/// resolved then, inputs discovered again.
+///
+/// # Errors
+/// No run in `out_dir`, a state file this build cannot read, or any
+/// configuration or input-layout problem.
+pub fn resolve_recorded(
+    out_dir: &Path,
+    models: Option<crate::model::Backend>,
+) -> Result<(Resolved, String)> {
+    let origin = crate::pipeline::resume::run_origin(out_dir)?;
+    let spec: spec::PipelineSpec =
+        serde_json::from_value(origin.pipeline.clone()).map_err(|e| crate::error::Error::Resume {
+            dir: out_dir.to_path_buf(),
+            reason: format!(
+                "the pipeline recorded in .seispipe/run.json cannot be read by this build ({e}); merge with the build that ran it"
+            ),
+        })?;
+    let file = origin.pipeline_file.clone();
+    build::check_top_level(&spec, &file)?;
+    let inputs = InputSet::discover(&spec.input)?;
+    let pipeline = build::build(spec, &file, inputs.labelled, models)?;
+    Ok((Resolved { pipeline, inputs }, origin.fingerprint))
+}

@@ -93,6 +93,35 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     p.commit(f)
 }
 
+/// Create `path` with `bytes` unless it exists, atomically: other processes
+/// see no file or the whole file, and of several processes creating it at
+/// once exactly one succeeds. Returns whether this call created it.
+///
+/// # Errors
+/// I/O failures, named with the path.
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.new", std::process::id()));
+    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, "create", e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(&tmp, "write", e))?;
+    drop(f);
+    // link(2) fails if the name exists: the create-if-absent that rename lacks.
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_parent(path)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(path, "create", e)),
+    }
+}
+
 /// fsync a directory so a rename inside it survives power loss.
 ///
 /// # Errors
@@ -118,6 +147,17 @@ pub fn sync_parent(path: &Path) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn write_new_creates_once_and_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("run.json");
+        assert!(super::write_new(&p, b"first").unwrap());
+        assert!(!super::write_new(&p, b"second").unwrap());
+        assert_eq!(std::fs::read(&p).unwrap(), b"first");
+        // No temporary file is left behind either way.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
     use super::*;
 
     #[test]

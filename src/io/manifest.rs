@@ -165,6 +165,51 @@ impl Journal {
         }
     }
 
+    /// The journal of one partition (`stem` as `I-of-N`, see
+    /// `pipeline::partition`), or of the whole run when `None`. Each process
+    /// appends only to its own; a resume reads them all ([`Journal::all`]).
+    #[must_use]
+    pub fn of_partition(out_dir: &Path, stem: Option<&str>) -> Journal {
+        match stem {
+            None => Journal::new(out_dir),
+            Some(s) => Journal {
+                path: out_dir.join(STATE_DIR).join(format!("journal-{s}.jsonl")),
+            },
+        }
+    }
+
+    /// Every journal of an output directory (the whole run's and each
+    /// partition's), in name order.
+    ///
+    /// # Errors
+    /// The state directory exists but cannot be listed.
+    pub fn all(out_dir: &Path) -> Result<Vec<Journal>> {
+        let state = out_dir.join(STATE_DIR);
+        let entries = match std::fs::read_dir(&state) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&state, "list directory", e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(std::result::Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("journal") && n.rsplit('.').next() == Some("jsonl"))
+            .collect();
+        names.sort();
+        Ok(names
+            .into_iter()
+            .map(|n| Journal {
+                path: state.join(n),
+            })
+            .collect())
+    }
+
+    /// The journal file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Finished shards recorded so far. A torn last line (power loss during an
     /// append) is ignored: that shard is simply redone.
     ///

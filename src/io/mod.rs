@@ -1,10 +1,12 @@
 //! Files: `.npy` reading and writing ([`npy`]), input discovery and pairing
 //! ([`layout`]), the output manifest ([`manifest`]), the direct-I/O file sink
 //! behind the writer ([`sink`]), atomic replacement of a file ([`atomic`]),
-//! and the one sorted directory walk ([`walk`]).
+//! advisory locks that name their holder ([`lock`]) and the one sorted
+//! directory walk ([`walk`]).
 
 pub mod atomic;
 pub mod layout;
+pub mod lock;
 pub mod manifest;
 pub mod npy;
 pub mod sink;

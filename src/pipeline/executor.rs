@@ -20,16 +20,18 @@
 //! chunks in `work.rs`, the per-sample records in `records.rs` and the
 //! manifest in `finish.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::io::layout::InputSet;
-use crate::io::manifest::{Journal, ShardRecord};
+use crate::io::manifest::{Journal, ShardRecord, STATE_DIR};
 use crate::pipeline::build::Pipeline;
-use crate::pipeline::finish::{write_manifest, Outcome};
+use crate::pipeline::claim;
+use crate::pipeline::finish::{write_manifest, Outcome, UNVERSIONED_MARK};
+use crate::pipeline::partition::Partition;
 use crate::pipeline::resume::{create_shard_dirs, finished_shards, open_output};
 use crate::pipeline::threads::{run_chain, Sink};
 use crate::pipeline::work::Ctx;
@@ -38,7 +40,8 @@ use crate::progress::Printer;
 pub use crate::pipeline::plan::{memory_bound_bytes, shard_paths, Plan};
 pub use crate::pipeline::resume::{fingerprint, versions};
 
-/// Options that change speed and what people see, never the output bytes.
+/// Options that change speed, what people see and which share of the output
+/// this process writes — never the output bytes.
 pub struct RunOptions {
     /// Worker threads for per-sample work (rayon).
     pub threads: usize,
@@ -48,14 +51,25 @@ pub struct RunOptions {
     /// seispipe recorded them), accepting that its shards may come from code
     /// that computed different bytes.
     pub accept_unversioned: bool,
+    /// The partition this process writes (`None`: the whole output, which
+    /// also writes the manifest; a partition leaves that to `seispipe merge`).
+    pub partition: Option<Partition>,
+    /// Free space to keep on the output's filesystem: a run that cannot fit
+    /// is refused, and one that sees free space fall below it stops after the
+    /// shard in progress (0: no reserve).
+    pub disk_reserve: u64,
+    /// Start even if the remaining bytes do not fit in the free space.
+    pub allow_overfill: bool,
 }
 
 /// The outcome of a run.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {
+    /// The partition this run wrote (`None`: the whole output).
+    pub partition: Option<Partition>,
     /// Input samples.
     pub samples_in: usize,
-    /// Output samples in the finished output (all shards).
+    /// Output samples in the finished output (all shards; for a partition, its shards).
     pub samples_out: usize,
     /// Output samples dropped by policy.
     pub samples_dropped: usize,
@@ -65,7 +79,7 @@ pub struct Summary {
     pub shards_resumed: usize,
     /// Bytes written by this run.
     pub bytes_written: u64,
-    /// Bytes of the whole output.
+    /// Bytes of the whole output (for a partition, of its shards).
     pub bytes_total: u64,
     /// Input files skipped by policy.
     pub files_skipped: usize,
@@ -73,11 +87,12 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
-/// Run `pipeline` over `inputs`, resuming any earlier run in the same output directory.
+/// Run `pipeline` over `inputs` (all of it, or one partition), resuming any
+/// earlier run in the same output directory.
 ///
 /// # Errors
 /// Any input, stage, or output failure (with file and sample), a refused
-/// resume, or [`Error::Interrupted`].
+/// resume or claim, too little disk space, or [`Error::Interrupted`].
 pub fn run(
     pipeline: &Pipeline,
     inputs: &InputSet,
@@ -86,22 +101,40 @@ pub fn run(
 ) -> Result<Summary> {
     let plan = Plan::new(pipeline, inputs);
     let out_dir = PathBuf::from(&pipeline.spec.output.dir);
+    let part = opts.partition.unwrap_or(Partition::WHOLE);
     let (fp, fp_value) = fingerprint(pipeline, inputs);
-    let unversioned = open_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
+    let unversioned = open_output(&out_dir, pipeline, &fp, &fp_value, opts.accept_unversioned)?;
+    let _claim = claim::claim(&out_dir, part, plan.shards)?;
     create_shard_dirs(&out_dir, pipeline.out_labels)?;
-    let journal = Journal::new(&out_dir);
+    let stem = (!part.is_whole()).then(|| part.file_stem());
+    let journal = Journal::of_partition(&out_dir, stem.as_deref());
     // Keep journalled shards whose files are still there at the recorded size.
-    let mut done = finished_shards(&journal, &out_dir, plan.shards)?;
-    let pending: Vec<usize> = (0..plan.shards)
+    let mut done = finished_shards(&out_dir, plan.shards)?;
+    let mine = part.shards(plan.shards);
+    let pending: Vec<usize> = mine
+        .clone()
         .filter(|j| !done.contains_key(&(j + 1)))
         .collect();
+    let left = |shards: &mut dyn Iterator<Item = usize>| -> u64 {
+        shards
+            .filter(|j| !done.contains_key(&(j + 1)))
+            .map(|j| plan.shard_bytes(j))
+            .sum()
+    };
+    let to_write = left(&mut mine.clone());
+    if !opts.allow_overfill {
+        let output_left = left(&mut (0..plan.shards));
+        claim::check_fits(&out_dir, part, to_write, output_left, opts.disk_reserve)?;
+    }
+    done.retain(|i, _| mine.contains(&(i - 1)));
     let mut summary = Summary {
+        partition: opts.partition.filter(|p| !p.is_whole()),
         samples_in: plan.samples_in,
         shards_resumed: done.len(),
         files_skipped: inputs.skipped.len(),
         ..Summary::default()
     };
-    announce(printer, &plan, &out_dir, &done);
+    announce(printer, &plan, part, &out_dir, &done);
     let pool = worker_pool(opts.threads)?;
     let ctx = Ctx {
         pipeline,
@@ -112,21 +145,36 @@ pub fn run(
         dir: &out_dir,
         journal: &journal,
         printer,
+        disk_reserve: opts.disk_reserve,
+        to_write,
     };
     let (written, cause) = run_chain(&ctx, &pool, &pending, &sink, &opts.stop);
     printer.finish();
     summary.count_written(&written);
     done.extend(written.into_iter().map(|rec| (rec.index, rec)));
     summary.elapsed = printer.elapsed();
+    log_run(&out_dir, part, &summary, cause.as_ref());
     if let Some(e) = cause {
         return Err(e);
     }
-    // All shards are done: count them and write the manifest.
+    if unversioned {
+        mark_unversioned(&out_dir)?;
+    }
     let shards: Vec<ShardRecord> = done.into_values().collect();
     summary.count_output(&shards);
+    if !part.is_whole() {
+        // The manifest is written by `seispipe merge` once every partition is done.
+        claim::mark_finished(
+            &out_dir,
+            part,
+            mine,
+            summary.samples_out,
+            summary.bytes_total,
+        )?;
+        return Ok(summary);
+    }
     let outcome = Outcome {
         fingerprint: fp,
-        unversioned,
         summary: &summary,
         shards,
         out_dir: &out_dir,
@@ -148,19 +196,65 @@ fn worker_pool(threads: usize) -> Result<rayon::ThreadPool> {
 fn announce(
     printer: &mut Printer,
     plan: &Plan,
-    out_dir: &std::path::Path,
+    part: Partition,
+    out_dir: &Path,
     done: &std::collections::BTreeMap<usize, ShardRecord>,
 ) {
+    let mine = part.shards(plan.shards);
     let resumed_samples: usize = done.keys().map(|&i| plan.shard_range(i - 1).len()).sum();
+    let samples: usize = mine.clone().map(|j| plan.shard_range(j).len()).sum();
+    if !part.is_whole() {
+        printer.info(&format!(
+            "partition {part}: shards {}–{} of {} ({samples} samples)",
+            mine.start + 1,
+            mine.end,
+            plan.shards
+        ));
+    }
     if !done.is_empty() {
         printer.info(&format!(
             "resuming {}: {} of {} shards already finished",
             out_dir.display(),
             done.len(),
-            plan.shards
+            mine.len()
         ));
     }
-    printer.start(plan.samples_out, plan.shards, resumed_samples, done.len());
+    printer.start(samples, mine.len(), resumed_samples, done.len());
+}
+
+/// Append this process's line to the run log (hosts and timings live there,
+/// never in the manifest).
+fn log_run(out_dir: &Path, part: Partition, summary: &Summary, cause: Option<&Error>) {
+    let host = crate::io::lock::host_name();
+    let elapsed = summary.elapsed.as_secs_f64();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let outcome = match cause {
+        None => "finished",
+        Some(Error::Interrupted) => "interrupted",
+        Some(Error::DiskLow { .. }) => "stopped: disk space",
+        Some(_) => "failed",
+    };
+    claim::log_run(
+        out_dir,
+        &claim::RunLogLine {
+            host: &host,
+            pid: std::process::id(),
+            partition: part.to_string(),
+            started_unix_s: (now - elapsed).max(0.0) as u64,
+            seconds: elapsed,
+            shards_written: summary.shards_written,
+            bytes_written: summary.bytes_written,
+            outcome,
+        },
+    );
+}
+
+/// Record that a run resumed an unversioned output (the manifest says so).
+fn mark_unversioned(out_dir: &Path) -> Result<()> {
+    let p = out_dir.join(STATE_DIR).join(UNVERSIONED_MARK);
+    crate::io::atomic::write_atomic(&p, b"resumed with --accept-unversioned\n")
 }
 
 impl Summary {

@@ -21,6 +21,10 @@ use crate::stage::Runtime;
 /// The note a manifest carries when the run resumed an unversioned output.
 const UNVERSIONED_RESUME: &str = "resumed with --accept-unversioned over an output that recorded no algorithm versions: shards written before may come from code that computed different bytes";
 
+/// The file in `OUT/.seispipe/` that says some run resumed this output with
+/// `--accept-unversioned`.
+pub(super) const UNVERSIONED_MARK: &str = "unversioned-resume";
+
 /// One input file as the manifest lists it.
 #[derive(Serialize)]
 struct InputEntry<'a> {
@@ -37,8 +41,6 @@ struct InputEntry<'a> {
 pub(super) struct Outcome<'a> {
     /// The run fingerprint (see [`super::resume::fingerprint`]).
     pub fingerprint: String,
-    /// Whether the run resumed an output that recorded no algorithm versions.
-    pub unversioned: bool,
     /// The counts of the run, over all shards.
     pub summary: &'a Summary,
     /// Every shard of the output, in order.
@@ -71,7 +73,11 @@ pub(super) fn write_manifest(
         pipeline: serde_json::to_value(&pipeline.spec).expect("spec serialises"),
         fingerprint: outcome.fingerprint,
         versions: Some(versions(pipeline)),
-        unversioned_resume: outcome.unversioned.then(|| UNVERSIONED_RESUME.to_string()),
+        unversioned_resume: out_dir
+            .join(manifest::STATE_DIR)
+            .join(UNVERSIONED_MARK)
+            .is_file()
+            .then(|| UNVERSIONED_RESUME.to_string()),
         seed: pipeline.spec.seed,
         rng: RNG_DERIVATION.into(),
         layout: "openfwi".into(),

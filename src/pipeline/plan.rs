@@ -28,6 +28,10 @@ pub struct Plan {
     pub label_shard_bytes: Option<u64>,
     /// Bytes of the whole output (before drops).
     pub total_bytes: u64,
+    /// Element type, output seismic shape and whether labels are written.
+    dtype: DType,
+    out_shape: Vec<usize>,
+    labels: bool,
 }
 
 impl Plan {
@@ -77,7 +81,23 @@ impl Plan {
             data_shard_bytes: npy_file_bytes(dtype, full, out_shape),
             label_shard_bytes: labels.then(|| npy_file_bytes(dtype, full, &VELOCITY_SHAPE)),
             total_bytes: total,
+            dtype,
+            out_shape: out_shape.to_vec(),
+            labels,
         }
+    }
+
+    /// Bytes of 0-based shard `j`'s files (data and label, headers included,
+    /// before drops).
+    #[must_use]
+    pub fn shard_bytes(&self, j: usize) -> u64 {
+        let n = self.shard_range(j).len();
+        npy_file_bytes(self.dtype, n, &self.out_shape)
+            + if self.labels {
+                npy_file_bytes(self.dtype, n, &VELOCITY_SHAPE)
+            } else {
+                0
+            }
     }
 
     /// Output sample range of 0-based shard `j`.
@@ -151,6 +171,15 @@ mod tests {
 
     fn plan(samples_in: usize, per_input: usize, sps: usize) -> Plan {
         Plan::from_counts(samples_in, per_input, sps, DType::F32, &SEISMIC_SHAPE, true)
+    }
+
+    #[test]
+    fn shard_bytes_add_up_to_the_total() {
+        for (n, per, sps) in [(5, 2, 4), (4, 2, 4), (3, 1, 8), (0, 3, 8)] {
+            let p = plan(n, per, sps);
+            let sum: u64 = (0..p.shards).map(|j| p.shard_bytes(j)).sum();
+            assert_eq!(sum, p.total_bytes, "{n} × {per}, {sps} to a shard");
+        }
     }
 
     fn ranges(p: &Plan) -> Vec<std::ops::Range<usize>> {

@@ -52,11 +52,44 @@ struct FingerprintInput<'a> {
     label_bytes: Option<u64>,
 }
 
-/// `.seispipe/run.json`: the fingerprint and the value it hashes.
+/// `.seispipe/run.json`: the fingerprint and the value it hashes, and the
+/// pipeline as the first process resolved it (file and every key, paths
+/// included), so that `seispipe merge OUT` can rebuild it.
 #[derive(Serialize)]
 struct RunState<'a> {
     fingerprint: &'a str,
     determines_output: &'a Value,
+    pipeline_file: &'a str,
+    pipeline: Value,
+}
+
+/// What `.seispipe/run.json` says about the pipeline that started an output.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RunOrigin {
+    /// The run fingerprint.
+    pub fingerprint: String,
+    /// The pipeline file as named on the command line.
+    #[serde(default)]
+    pub pipeline_file: String,
+    /// The pipeline after overrides, with resolved paths.
+    #[serde(default)]
+    pub pipeline: Value,
+}
+
+/// Read `.seispipe/run.json` of an output directory.
+///
+/// # Errors
+/// No seispipe run in `dir`, or a damaged state file.
+pub fn run_origin(dir: &Path) -> Result<RunOrigin> {
+    let run_json = dir.join(STATE_DIR).join("run.json");
+    let text = std::fs::read_to_string(&run_json).map_err(|e| Error::Resume {
+        dir: dir.to_path_buf(),
+        reason: format!("holds no seispipe run ({}: {e})", run_json.display()),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::Resume {
+        dir: dir.to_path_buf(),
+        reason: format!("{} is damaged: {e}", run_json.display()),
+    })
 }
 
 /// The versions of the code that computes the output bytes: the output format
@@ -218,57 +251,61 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
 }
 
 /// Prepare the output directory for this run: a fresh directory gets its
-/// state; an earlier run of the same pipeline is resumed; anything else is refused.
+/// state; an earlier run of the same pipeline is resumed; anything else is
+/// refused. Partitions starting together on a fresh output are safe: exactly
+/// one creates `run.json`, the others compare against it.
 ///
 /// Returns whether the output recorded no algorithm versions and was accepted
 /// anyway (`accept_unversioned`).
 pub(super) fn open_output(
     dir: &Path,
+    pipeline: &Pipeline,
     fingerprint_hash: &str,
     fingerprint_value: &Value,
     accept_unversioned: bool,
 ) -> Result<bool> {
     let state = dir.join(STATE_DIR);
     let run_json = state.join("run.json");
-    if run_json.is_file() {
-        let text =
-            std::fs::read_to_string(&run_json).map_err(|e| Error::io(&run_json, "read", e))?;
-        let old: Value = serde_json::from_str(&text).map_err(|e| Error::Resume {
-            dir: dir.to_path_buf(),
-            reason: format!(
-                "{} is damaged ({e}); remove the directory to start over",
-                run_json.display()
-            ),
-        })?;
-        if old.get("fingerprint").and_then(Value::as_str) == Some(fingerprint_hash) {
+    if !run_json.is_file() {
+        // Anything but our state directory means this is not ours to write.
+        if dir.exists() {
+            let foreign = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, "list directory", e))?
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.file_name() != STATE_DIR);
+            if foreign {
+                return Err(Error::Resume {
+                    dir: dir.to_path_buf(),
+                    reason: "exists, is not empty and holds no seispipe run; choose an empty or new output.dir".into(),
+                });
+            }
+        }
+        std::fs::create_dir_all(&state)
+            .map_err(|e| Error::io(&state, "create output directory", e))?;
+        let body = RunState {
+            fingerprint: fingerprint_hash,
+            determines_output: fingerprint_value,
+            pipeline_file: &pipeline.file,
+            pipeline: serde_json::to_value(&pipeline.spec).expect("spec serialises"),
+        };
+        let text = serde_json::to_string_pretty(&body).expect("json");
+        if atomic::write_new(&run_json, text.as_bytes())? {
             return Ok(false);
         }
-        return refuse_or_accept(dir, &old, fingerprint_value, accept_unversioned);
+        // Another process created it first: compare with theirs.
     }
-    if dir.exists() {
-        let non_empty = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, "list directory", e))?
-            .next()
-            .is_some();
-        if non_empty {
-            return Err(Error::Resume {
-                dir: dir.to_path_buf(),
-                reason: "exists, is not empty and holds no seispipe run; choose an empty or new output.dir".into(),
-            });
-        }
+    let text = std::fs::read_to_string(&run_json).map_err(|e| Error::io(&run_json, "read", e))?;
+    let old: Value = serde_json::from_str(&text).map_err(|e| Error::Resume {
+        dir: dir.to_path_buf(),
+        reason: format!(
+            "{} is damaged ({e}); remove the directory to start over",
+            run_json.display()
+        ),
+    })?;
+    if old.get("fingerprint").and_then(Value::as_str) == Some(fingerprint_hash) {
+        return Ok(false);
     }
-    std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, "create output directory", e))?;
-    let body = RunState {
-        fingerprint: fingerprint_hash,
-        determines_output: fingerprint_value,
-    };
-    atomic::write_atomic(
-        &run_json,
-        serde_json::to_string_pretty(&body)
-            .expect("json")
-            .as_bytes(),
-    )?;
-    Ok(false)
+    refuse_or_accept(dir, &old, fingerprint_value, accept_unversioned)
 }
 
 /// An earlier run with another fingerprint (`old` is its `run.json`): say what
@@ -325,26 +362,27 @@ pub(super) fn create_shard_dirs(out_dir: &Path, labels: bool) -> Result<()> {
 }
 
 /// The journalled shards (by 1-based index, up to `shards`) whose files are
-/// still there at the recorded size; a later record of a shard replaces an
-/// earlier one.
+/// still there at the recorded size, from every journal of the output (the
+/// whole run's and each partition's: a shard's bytes do not depend on who
+/// wrote it); a later record of a shard replaces an earlier one.
 pub(super) fn finished_shards(
-    journal: &Journal,
     out_dir: &Path,
     shards: usize,
 ) -> Result<BTreeMap<usize, ShardRecord>> {
     let mut done = BTreeMap::new();
-    for rec in journal.read()? {
-        if rec.index == 0 || rec.index > shards {
-            continue;
-        }
-        let intact = rec
-            .files
-            .iter()
-            .all(|f| std::fs::metadata(out_dir.join(&f.path)).is_ok_and(|m| m.len() == f.bytes));
-        if intact {
-            done.insert(rec.index, rec);
-        } else {
-            done.remove(&rec.index);
+    for journal in Journal::all(out_dir)? {
+        for rec in journal.read()? {
+            if rec.index == 0 || rec.index > shards {
+                continue;
+            }
+            let intact = rec.files.iter().all(|f| {
+                std::fs::metadata(out_dir.join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
+            });
+            if intact {
+                done.insert(rec.index, rec);
+            } else {
+                done.remove(&rec.index);
+            }
         }
     }
     Ok(done)
@@ -490,7 +528,7 @@ mod tests {
         assert!(out.join("model").is_dir());
         let journal = Journal::new(out);
         // No journal yet: nothing finished.
-        assert!(finished_shards(&journal, out, 3).unwrap().is_empty());
+        assert!(finished_shards(out, 3).unwrap().is_empty());
         std::fs::create_dir_all(out.join(STATE_DIR)).unwrap();
         for (i, len) in [(1, 10), (2, 20), (3, 30)] {
             std::fs::write(out.join(format!("data/data{i}.npy")), vec![0u8; len]).unwrap();
@@ -500,13 +538,13 @@ mod tests {
         journal.append(&record(3, 30)).unwrap();
         journal.append(&record(4, 0)).unwrap(); // beyond the plan
         journal.append(&record(0, 0)).unwrap(); // not a shard
-        let done = finished_shards(&journal, out, 3).unwrap();
+        let done = finished_shards(out, 3).unwrap();
         assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
         // A later record of a shard whose file no longer matches drops it.
         journal.append(&record(3, 31)).unwrap();
-        let done = finished_shards(&journal, out, 3).unwrap();
+        let done = finished_shards(out, 3).unwrap();
         assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1]);
         // Fewer shards planned: later ones are ignored.
-        assert_eq!(finished_shards(&journal, out, 0).unwrap().len(), 0);
+        assert_eq!(finished_shards(out, 0).unwrap().len(), 0);
     }
 }

@@ -23,7 +23,7 @@ use crate::io::npy::{self, NpyWriter};
 use crate::pipeline::plan::shard_paths;
 use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
 use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
-use crate::progress::Printer;
+use crate::progress::{human_bytes, Printer};
 use crate::stage::Stage;
 
 /// Where the writer puts a run's shards and records them.
@@ -34,6 +34,10 @@ pub(super) struct Sink<'a> {
     pub journal: &'a Journal,
     /// Progress, counted per chunk and per shard.
     pub printer: &'a Printer,
+    /// Stop after a shard when the filesystem has less than this free (0: never).
+    pub disk_reserve: u64,
+    /// Bytes the pending shards will take (for the message when space runs low).
+    pub to_write: u64,
 }
 
 /// Run the chain of threads over the `pending` shards (0-based), until done,
@@ -361,6 +365,7 @@ fn writer_thread(
     written: &Mutex<Vec<ShardRecord>>,
 ) -> Result<()> {
     let mut open: Option<OpenShard> = None;
+    let mut left = sink.to_write;
     for chunk in rx {
         if chunk.first_of_shard {
             open = Some(OpenShard::create(ctx, sink.dir, chunk.shard)?);
@@ -379,11 +384,35 @@ fn writer_thread(
                 .finish(chunk.digests)?;
             sink.journal.append(&rec)?;
             sink.printer.shard_done();
+            left = left.saturating_sub(rec.files.iter().map(|f| f.bytes).sum());
+            let shard = rec.index;
             written.lock().expect("records lock").push(rec);
+            if sink.disk_reserve > 0 && left > 0 {
+                check_reserve(sink, shard, left)?;
+            }
         }
     }
     // A shard still open here was cut short (error or Ctrl-C upstream): its
     // writers are dropped, which deletes their temporary files.
     drop(open);
     Ok(())
+}
+
+/// Stop (resumable) when the output's filesystem has less free space than the
+/// reserve, after shard `shard` (1-based) with `left` bytes still to write.
+fn check_reserve(sink: &Sink<'_>, shard: usize, left: u64) -> Result<()> {
+    let free = crate::pipeline::claim::free_bytes(sink.dir)?;
+    if free >= sink.disk_reserve {
+        return Ok(());
+    }
+    Err(Error::DiskLow {
+        dir: sink.dir.to_path_buf(),
+        reason: format!(
+            "free space fell to {} (the reserve is {}, --disk-reserve); stopped after shard {shard}, which is kept. About {} is still to write: free at least {} and run the same command again to resume",
+            human_bytes(free),
+            human_bytes(sink.disk_reserve),
+            human_bytes(left),
+            human_bytes((left + sink.disk_reserve).saturating_sub(free))
+        ),
+    })
 }

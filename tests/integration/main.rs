@@ -6,6 +6,7 @@ mod util;
 mod core;
 mod kaggle;
 mod layers;
+mod partitions;
 mod physics;
 mod pseudo_label;
 mod spectrogram;

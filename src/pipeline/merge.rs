@@ -1,0 +1,218 @@
+//! `seispipe merge`: the end of a partitioned run. Once every partition has
+//! finished, the shards recorded in all partitions' journals are checked and
+//! the manifest is written exactly as a single-process run writes it (the same
+//! function, the same records), so a merged output is byte-identical to the
+//! single-machine run. Nothing is written unless every shard is there.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::io::layout::InputSet;
+use crate::io::manifest::{ShardRecord, STATE_DIR};
+use crate::io::npy;
+use crate::pipeline::build::Pipeline;
+use crate::pipeline::claim;
+use crate::pipeline::executor::Summary;
+use crate::pipeline::finish::{write_manifest, Outcome};
+use crate::pipeline::partition::Partition;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::resume::{fingerprint, finished_shards};
+
+/// Merge the partitions of the output in `out_dir`, started by `pipeline`
+/// over `inputs` with fingerprint `recorded` (from its `run.json`).
+///
+/// # Errors
+/// The inputs or code changed since the run started, a partition is still
+/// running, shards are missing or damaged (each unfinished partition named),
+/// or the manifest cannot be written.
+pub fn merge(
+    pipeline: &Pipeline,
+    inputs: &InputSet,
+    out_dir: &Path,
+    recorded: &str,
+) -> Result<Summary> {
+    let started = std::time::Instant::now();
+    let fail = |reason: String| Error::Resume {
+        dir: out_dir.to_path_buf(),
+        reason,
+    };
+    let (fp, fp_value) = fingerprint(pipeline, inputs);
+    if fp != recorded {
+        let inputs_now = fp_value.get("inputs").map(serde_json::Value::to_string);
+        return Err(fail(format!(
+            "was started over other inputs or by other code than this build finds now (fingerprint {recorded:.12}… recorded, {fp:.12}… now; inputs now: {}); merge with the build and inputs that ran it",
+            inputs_now.as_deref().map_or("?", |s| &s[..s.len().min(200)])
+        )));
+    }
+    let live = claim::running(out_dir)?;
+    if !live.is_empty() {
+        return Err(fail(format!(
+            "cannot be merged while partitions are still running: {}",
+            live.join(", ")
+        )));
+    }
+    let plan = Plan::new(pipeline, inputs);
+    let done = finished_shards(out_dir, plan.shards)?;
+    let damaged = damaged_shards(out_dir, pipeline, &plan, &done);
+    let missing: Vec<usize> = (0..plan.shards)
+        .filter(|j| !done.contains_key(&(j + 1)) || damaged.contains_key(&(j + 1)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(fail(unfinished_text(out_dir, &plan, &missing, &damaged)));
+    }
+    let shards: Vec<ShardRecord> = done.into_values().collect();
+    let mut summary = Summary {
+        samples_in: plan.samples_in,
+        shards_resumed: shards.len(),
+        files_skipped: inputs.skipped.len(),
+        samples_out: shards.iter().map(|s| s.samples).sum(),
+        samples_dropped: shards.iter().map(|s| s.dropped.len()).sum(),
+        bytes_total: shards.iter().flat_map(|s| &s.files).map(|f| f.bytes).sum(),
+        ..Summary::default()
+    };
+    write_manifest(
+        pipeline,
+        inputs,
+        Outcome {
+            fingerprint: fp,
+            summary: &summary,
+            shards,
+            out_dir,
+        },
+    )?;
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// Journalled shards whose data or label file does not hold the shape the
+/// journal recorded (a header check, O(shards)), with what is wrong.
+fn damaged_shards(
+    out_dir: &Path,
+    pipeline: &Pipeline,
+    plan: &Plan,
+    done: &BTreeMap<usize, ShardRecord>,
+) -> BTreeMap<usize, String> {
+    let mut bad = BTreeMap::new();
+    for (&i, rec) in done {
+        let expect_files = 1 + usize::from(pipeline.out_labels);
+        if rec.files.len() != expect_files {
+            bad.insert(
+                i,
+                format!(
+                    "{} files recorded, {expect_files} expected",
+                    rec.files.len()
+                ),
+            );
+            continue;
+        }
+        for f in &rec.files {
+            let p = out_dir.join(&f.path);
+            match npy::read_header(&p) {
+                Ok(h) if h.shape == f.shape => {}
+                Ok(h) => {
+                    bad.insert(
+                        i,
+                        format!(
+                            "{} has shape {:?}, the journal recorded {:?}",
+                            f.path, h.shape, f.shape
+                        ),
+                    );
+                }
+                Err(e) => {
+                    bad.insert(i, e.to_string());
+                }
+            }
+        }
+        if rec.samples + rec.dropped.len() != plan.shard_range(i - 1).len() {
+            bad.insert(
+                i,
+                format!(
+                    "{} samples and {} dropped recorded, the plan has {}",
+                    rec.samples,
+                    rec.dropped.len(),
+                    plan.shard_range(i - 1).len()
+                ),
+            );
+        }
+    }
+    bad
+}
+
+/// Which partitions are unfinished: every partition of each partition count
+/// that claimed shards of this output (its lock file), with the missing shards
+/// in its range and whether it ever started; then shards no partitioning covers.
+fn unfinished_text(
+    out_dir: &Path,
+    plan: &Plan,
+    missing: &[usize],
+    damaged: &BTreeMap<usize, String>,
+) -> String {
+    let started: Vec<Partition> = std::fs::read_dir(out_dir.join(STATE_DIR).join("locks"))
+        .into_iter()
+        .flatten()
+        .filter_map(std::result::Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".lock")
+                .and_then(Partition::from_file_stem)
+        })
+        .collect();
+    let mut counts: Vec<usize> = started.iter().map(|p| p.count).collect();
+    counts.sort_unstable();
+    counts.dedup();
+    let mut s = format!(
+        "is not finished: {} of {} shards are missing or damaged",
+        missing.len(),
+        plan.shards
+    );
+    let mut covered = vec![false; plan.shards];
+    for count in counts {
+        for index in 0..count {
+            let p = Partition { index, count };
+            let range = p.shards(plan.shards);
+            let lacking: Vec<usize> = missing
+                .iter()
+                .copied()
+                .filter(|j| range.contains(j))
+                .collect();
+            for j in range.clone() {
+                covered[j] = true;
+            }
+            if lacking.is_empty() {
+                continue;
+            }
+            let _ = write!(
+                s,
+                "; {} lacks {} of its shards {}–{} (first: shard {}{})",
+                claim::what(p),
+                lacking.len(),
+                range.start + 1,
+                range.end,
+                lacking[0] + 1,
+                if started.contains(&p) {
+                    ""
+                } else {
+                    "; never started"
+                }
+            );
+        }
+    }
+    let never: Vec<usize> = missing.iter().copied().filter(|&j| !covered[j]).collect();
+    if !never.is_empty() {
+        let _ = write!(
+            s,
+            "; {} shards that no run has started (first: shard {})",
+            never.len(),
+            never[0] + 1
+        );
+    }
+    for (i, why) in damaged.iter().take(5) {
+        let _ = write!(s, "; shard {i} is damaged: {why}");
+    }
+    s.push_str(
+        "; rerun the unfinished partitions (each resumes where it stopped), then merge again",
+    );
+    s
+}
