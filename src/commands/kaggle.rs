@@ -84,7 +84,8 @@ fn planned_output(pipeline: &Pipeline, plan: &Plan) -> PlannedOutput {
                 index: j + 1,
                 samples: n,
                 bytes,
-                files: 1 + usize::from(pipeline.out_labels),
+                // data, labels, provenance
+                files: 2 + usize::from(pipeline.out_labels),
             }
         })
         .collect();

@@ -1,6 +1,9 @@
-//! The output manifest (`manifest.json`): every shard with its files (shape,
-//! dtype, bytes, SHA-256) and the provenance of every output sample; the
-//! resume journal it is assembled from; and `verify`.
+//! The output manifest (`manifest.json`): an index of every shard with its
+//! files (shape, dtype, bytes, SHA-256) and its provenance file — one JSON
+//! line per output sample, `provenance/provN.jsonl`, written and hashed with
+//! the shard — so assembling the manifest is O(shards) in time and memory
+//! whatever the sample count; the resume journal it is assembled from; and
+//! `verify`.
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -17,9 +20,11 @@ use crate::io::walk;
 /// Version of the output encoding: npy headers and data layout, f16 rounding,
 /// the manifest and provenance format. Recorded in the run fingerprint beside
 /// every stage's algorithm version (see [`crate::stage::algorithm`]).
-pub const OUTPUT_FORMAT_VERSION: u32 = 1;
+/// Version 2 moved per-sample provenance out of the manifest into per-shard
+/// JSON Lines files.
+pub const OUTPUT_FORMAT_VERSION: u32 = 2;
 /// Manifest format name.
-pub const MANIFEST_FORMAT: &str = "seispipe-manifest/1";
+pub const MANIFEST_FORMAT: &str = "seispipe-manifest/2";
 /// Manifest file name in an output directory.
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Hidden state directory (run fingerprint and journal) in an output directory.
@@ -37,8 +42,49 @@ pub struct ShardRecord {
     pub dropped: Vec<Value>,
     /// The data file, then the label file when present.
     pub files: Vec<WrittenFile>,
-    /// One entry per written sample, in order.
-    pub provenance: Vec<Value>,
+    /// The provenance file: one JSON object per written sample, in order
+    /// (`shape` is `[samples]`, `dtype` is `"jsonl"`); see [`read_provenance`].
+    pub provenance: WrittenFile,
+}
+
+impl ShardRecord {
+    /// The shard's files: data, label when present, provenance.
+    pub fn all_files(&self) -> impl Iterator<Item = &WrittenFile> {
+        self.files.iter().chain(std::iter::once(&self.provenance))
+    }
+}
+
+/// The provenance records of a shard, read from its file under `dir` (the
+/// output directory, or a Kaggle part holding the shard).
+///
+/// # Errors
+/// The file is missing or unreadable, a line is not JSON, or it holds another
+/// number of records than the shard's samples.
+pub fn read_provenance(dir: &Path, shard: &ShardRecord) -> Result<Vec<Value>> {
+    let p = dir.join(&shard.provenance.path);
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read provenance", e))?;
+    let records = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Layout {
+                path: p.clone(),
+                reason: format!("line {} is not a provenance record: {e}", i + 1),
+            })
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    if records.len() != shard.samples {
+        return Err(Error::Layout {
+            path: p,
+            reason: format!(
+                "holds {} provenance records; shard {} has {} samples",
+                records.len(),
+                shard.index,
+                shard.samples
+            ),
+        });
+    }
+    Ok(records)
 }
 
 /// The fields every provenance and drop record of a [`ShardRecord`] carries
@@ -146,7 +192,7 @@ impl Manifest {
     pub fn all_files(&self) -> impl Iterator<Item = &WrittenFile> {
         self.shards
             .iter()
-            .flat_map(|s| s.files.iter())
+            .flat_map(ShardRecord::all_files)
             .chain(self.extra_files.iter())
     }
 }

@@ -243,7 +243,8 @@ pub struct PlannedOutput {
 /// # Errors
 /// Settings Kaggle would refuse, or a shard larger than a part.
 pub fn predict(out: &PlannedOutput, s: &Settings, origin: &str) -> Result<String> {
-    // Provenance is a few hundred bytes per sample and stage in a manifest.
+    // Provenance is a few hundred bytes per sample and stage (in the shard's
+    // provenance file), plus the shard's entry in the manifest.
     let per_sample = 300 + 200 * out.stages as u64;
     let items: Vec<Item> = out
         .shards

@@ -81,13 +81,16 @@ pub(super) fn units_of(m: &Manifest, out_dir: &Path) -> Result<Vec<Unit>> {
     shards.sort_by_key(|s| s.index);
     let mut units = Vec::new();
     for sh in shards {
-        let placed = sh
+        let mut placed = sh
             .files
             .iter()
             .map(&mut place)
             .collect::<Result<Vec<_>>>()?;
         let mut rec = sh.clone();
         rec.files = placed.iter().map(|p| p.file.clone()).collect();
+        let provenance = place(&sh.provenance)?;
+        rec.provenance = provenance.file.clone();
+        placed.push(provenance);
         units.push(Unit::Shard(rec, placed));
     }
     for x in &m.extra_files {

@@ -133,6 +133,12 @@ pub fn shard_paths(j: usize) -> (String, String) {
     )
 }
 
+/// Relative path of shard `j`'s provenance file (0-based `j`).
+#[must_use]
+pub fn provenance_path(j: usize) -> String {
+    format!("provenance/prov{}.jsonl", j + 1)
+}
+
 /// Upper bound of the sample data held in memory at once, in bytes: every
 /// channel slot and every thread holds at most one chunk.
 #[must_use]

@@ -352,9 +352,12 @@ fn refuse_or_accept(
     })
 }
 
-/// Create the shard directories: `data/`, and `model/` when `labels`.
+/// Create the shard directories: `data/`, `provenance/`, and `model/` when `labels`.
 pub(super) fn create_shard_dirs(out_dir: &Path, labels: bool) -> Result<()> {
-    for sub in ["data"].iter().chain(labels.then_some(&"model")) {
+    for sub in ["data", "provenance"]
+        .iter()
+        .chain(labels.then_some(&"model"))
+    {
         let d = out_dir.join(sub);
         std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, "create directory", e))?;
     }
@@ -375,7 +378,7 @@ pub(super) fn finished_shards(
             if rec.index == 0 || rec.index > shards {
                 continue;
             }
-            let intact = rec.files.iter().all(|f| {
+            let intact = rec.all_files().all(|f| {
                 std::fs::metadata(out_dir.join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
             });
             if intact {
@@ -513,7 +516,13 @@ mod tests {
                 bytes,
                 sha256: String::new(),
             }],
-            provenance: Vec::new(),
+            provenance: npy::WrittenFile {
+                path: format!("provenance/prov{index}.jsonl"),
+                shape: vec![1],
+                dtype: "jsonl".into(),
+                bytes: 2,
+                sha256: String::new(),
+            },
         }
     }
 
@@ -532,6 +541,7 @@ mod tests {
         std::fs::create_dir_all(out.join(STATE_DIR)).unwrap();
         for (i, len) in [(1, 10), (2, 20), (3, 30)] {
             std::fs::write(out.join(format!("data/data{i}.npy")), vec![0u8; len]).unwrap();
+            std::fs::write(out.join(format!("provenance/prov{i}.jsonl")), "{}").unwrap();
         }
         journal.append(&record(1, 10)).unwrap();
         journal.append(&record(2, 99)).unwrap(); // truncated or replaced since

@@ -18,9 +18,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::io::atomic;
 use crate::io::manifest::{Journal, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
-use crate::pipeline::plan::shard_paths;
+use crate::pipeline::plan::{provenance_path, shard_paths};
 use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
 use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
 use crate::progress::{human_bytes, Printer};
@@ -336,8 +337,10 @@ impl OpenShard {
         Ok(bytes)
     }
 
-    /// Finish both files (fsync, rename) with the hash thread's `digests`.
-    fn finish(self, digests: Option<(String, Option<String>)>) -> Result<ShardRecord> {
+    /// Finish the shard: its provenance file first, then both array files
+    /// (fsync, rename) with the hash thread's `digests`.
+    fn finish(self, dir: &Path, digests: Option<(String, Option<String>)>) -> Result<ShardRecord> {
+        let provenance = write_provenance(dir, self.index, &self.provenance)?;
         let (data_sha, label_sha) = match digests {
             Some((d, l)) => (Some(d), l),
             None => (None, None),
@@ -351,9 +354,28 @@ impl OpenShard {
             samples: self.provenance.len(),
             dropped: self.dropped,
             files,
-            provenance: self.provenance,
+            provenance,
         })
     }
+}
+
+/// Write shard `index`'s provenance file (one JSON line per sample) and
+/// return its record.
+fn write_provenance(dir: &Path, index: usize, records: &[Value]) -> Result<npy::WrittenFile> {
+    let mut text = String::with_capacity(records.len() * 256);
+    for r in records {
+        text.push_str(&serde_json::to_string(r).expect("records serialise"));
+        text.push('\n');
+    }
+    let rel = provenance_path(index - 1);
+    atomic::write_atomic(&dir.join(&rel), text.as_bytes())?;
+    Ok(npy::WrittenFile {
+        path: rel,
+        shape: vec![records.len()],
+        dtype: "jsonl".into(),
+        bytes: text.len() as u64,
+        sha256: npy::hex(&Sha256::digest(text.as_bytes())),
+    })
 }
 
 /// Write the chunks into shard files; journal each finished shard and add
@@ -381,7 +403,7 @@ fn writer_thread(
             let rec = open
                 .take()
                 .expect("a shard is open")
-                .finish(chunk.digests)?;
+                .finish(sink.dir, chunk.digests)?;
             sink.journal.append(&rec)?;
             sink.printer.shard_done();
             left = left.saturating_sub(rec.files.iter().map(|f| f.bytes).sum());

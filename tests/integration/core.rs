@@ -53,9 +53,7 @@ fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 fn provenance(dir: &Path) -> serde_json::Value {
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
-    m["shards"].clone()
+    crate::util::manifest_inline(dir)["shards"].clone()
 }
 
 fn assert_same_outputs(a: &Path, b: &Path) {
@@ -102,7 +100,8 @@ fn flip_matches_numpy_and_outputs_load_in_numpy() {
     let s = util::run_python(&py, "check_outputs.py", &[out.to_str().unwrap(), "--flip"]);
     let v: serde_json::Value = serde_json::from_str(s.trim()).unwrap();
     assert_eq!(v["checked"], 15);
-    assert_eq!(v["files"], 8);
+    // 4 shards × (data, labels, provenance)
+    assert_eq!(v["files"], 12);
     // p = 0.5 over 10 copies: some flipped, some not (fixed seed).
     let f = v["flipped"].as_u64().unwrap();
     assert!(f > 0 && f < 10, "flipped {f}");

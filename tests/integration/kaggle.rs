@@ -568,7 +568,7 @@ fn pipeline_section_is_predicted_by_check_and_packages_the_run() {
     let check = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(check.contains("kaggle: about 3 parts"), "{check}");
     assert!(
-        check.contains("part 2: shards 3–4, 4 samples, 6 files"),
+        check.contains("part 2: shards 3–4, 4 samples, 8 files"),
         "{check}"
     );
     let o = seispipe(d, &["run", "-q", "pipe.toml"]);

@@ -483,8 +483,7 @@ fn simulating_stages_run_in_pipelines() {
     assert!(v.iter().all(|x| (1500.0..=4500.0).contains(x)));
     assert_ne!(v, in_vel);
     assert_eq!(d, sim_all(&v), "data = simulation of the written label");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m = crate::util::manifest_inline(&out);
     let prov = &m["shards"][0]["provenance"][0]["stages"];
     assert_eq!(prov[0]["type"], "velocity_mixup");
     assert_eq!(prov[0]["partner"], "FlatFault_A/seis2_1_0.npy#1");
@@ -503,8 +502,7 @@ fn simulating_stages_run_in_pipelines() {
     let o = seispipe(dir.path(), &["run", "--quiet", p.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     let (_, v) = read_npy(&out.join("model/model1.npy"));
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m = crate::util::manifest_inline(&out);
     for i in 0..2 {
         let st = &m["shards"][0]["provenance"][i]["stages"][0];
         let alpha = st["alpha"].as_f64().unwrap();

@@ -60,8 +60,7 @@ fn run_ok(dir: &Path, pipe: &Path) {
 
 /// id → (predicted map, disagreement) from an output's shards and manifest.
 fn outputs(out: &Path) -> BTreeMap<String, (Vec<f32>, f64)> {
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m = crate::util::manifest_inline(out);
     let mut r = BTreeMap::new();
     for sh in m["shards"].as_array().unwrap() {
         let (shape, v) = read_npy(&out.join(sh["files"][1]["path"].as_str().unwrap()));
@@ -391,8 +390,7 @@ fn nan_predictions_and_bad_files_never_give_a_silently_short_submission() {
     let p = pipeline(d, "nan", "models = [{ path = \"nan_pt.pt\" }]", &top);
     run_ok(d, &p);
     let out = d.join("nan");
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m = crate::util::manifest_inline(&out);
     // The fixtures alternate the sign of each input's mean: 3 of 6 give NaN.
     assert_eq!(m["samples_dropped"], 3, "{m:#}");
     assert_eq!(m["skipped_files"].as_array().unwrap().len(), 1);

@@ -246,3 +246,29 @@ pub fn write_labelled(root: &Path, family: &str, seismic: &[f32], velocity: f32)
         &vec![velocity; n * 4900],
     );
 }
+
+/// An output's `manifest.json` with each shard's provenance read from its
+/// file and put inline (`shards[i].provenance` as an array of records), the
+/// view tests assert on.
+pub fn manifest_inline(out: &Path) -> serde_json::Value {
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    for sh in m["shards"].as_array_mut().unwrap() {
+        let rel = sh["provenance"]["path"]
+            .as_str()
+            .expect("a provenance file")
+            .to_string();
+        let text = std::fs::read_to_string(out.join(&rel)).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            records.len() as u64,
+            sh["samples"].as_u64().unwrap(),
+            "{rel}"
+        );
+        sh["provenance"] = serde_json::Value::Array(records);
+    }
+    m
+}

@@ -250,7 +250,7 @@ fn a_build_with_other_versions_is_refused_and_writes_nothing() {
     let o = util::seispipe(dir.path(), &["run", pipe.to_str().unwrap(), "-q"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
-        util::text(&o).contains("output format: version 0 in the output, 1 in this build"),
+        util::text(&o).contains("output format: version 0 in the output, 2 in this build"),
         "{}",
         util::text(&o)
     );
@@ -314,7 +314,7 @@ fn verify_reports_the_versions() {
     );
     let report = util::text(&o);
     assert!(
-        report.contains("output format 1, stages: simulate (simulate 1, physics 2)"),
+        report.contains("output format 2, stages: simulate (simulate 1, physics 2)"),
         "{report}"
     );
     assert!(!report.contains("warning"), "{report}");

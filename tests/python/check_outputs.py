@@ -41,10 +41,17 @@ def main():
                 assert hashlib.sha256(fh.read()).hexdigest() == fr["sha256"], p
             arrays.append(a)
             files += 1
-        assert arrays[0].shape[0] == shard["samples"] == len(shard["provenance"])
+        pf = shard["provenance"]
+        p = os.path.join(out, pf["path"])
+        with open(p, "rb") as fh:
+            raw = fh.read()
+        assert len(raw) == pf["bytes"] and hashlib.sha256(raw).hexdigest() == pf["sha256"], p
+        provenance = [json.loads(line) for line in raw.decode().splitlines()]
+        files += 1
+        assert arrays[0].shape[0] == shard["samples"] == len(provenance)
         if not flip:
             continue
-        for k, prov in enumerate(shard["provenance"]):
+        for k, prov in enumerate(provenance):
             inp = inputs[prov["input"]]
             x = np.load(os.path.join(root, prov["input"]), mmap_mode="r")
             xi = x if x.ndim == 3 else x[prov["input_index"]]

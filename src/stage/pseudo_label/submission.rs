@@ -171,7 +171,8 @@ pub fn write_outputs(
         let lp = out_dir.join(&label.path);
         let header = npy::read_header(&lp)?;
         let file = std::fs::File::open(&lp).map_err(|e| crate::Error::io(&lp, "open", e))?;
-        for (j, p) in sh.provenance.iter().map(RecordedSample::of).enumerate() {
+        let records = crate::io::manifest::read_provenance(out_dir, sh)?;
+        for (j, p) in records.iter().map(RecordedSample::of).enumerate() {
             if p.copy == 0 {
                 continue;
             }
