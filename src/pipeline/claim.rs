@@ -157,6 +157,9 @@ pub(super) fn check_fits(
     output_left: u64,
     reserve: u64,
 ) -> Result<()> {
+    if !part.is_whole() && partition_left == 0 {
+        return Ok(()); // nothing to write here
+    }
     let free = free_bytes(out_dir)?;
     let room = free.saturating_sub(reserve);
     let need = if part.is_whole() {
