@@ -87,6 +87,14 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)
         }
+        Command::Slurm(args) => commands::launch::slurm(args, models).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::K8s(args) => commands::launch::k8s(args, models).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
         Command::Package(args) => commands::package(args).map(|s| {
             print!("{s}");
             commands::EXIT_OK
@@ -127,6 +135,8 @@ fn needs_torch(cli: &Cli) -> bool {
         Command::MakeDemoModel(_) => return true,
         Command::Run(args) => &args.pipeline,
         Command::Check(args) => &args.pipeline,
+        Command::Slurm(args) => &args.pipeline,
+        Command::K8s(args) => &args.pipeline,
         Command::Merge { dir, .. } => {
             return crate::pipeline::resume::run_origin(dir).is_ok_and(|o| {
                 o.pipeline["stages"]

@@ -38,6 +38,12 @@ pub enum Command {
         /// A .npy file or a directory of them.
         path: PathBuf,
     },
+    /// Write (and optionally submit) a Slurm job array that runs a pipeline as
+    /// N partitions, with a merge job that runs when all of them succeeded.
+    Slurm(SlurmArgs),
+    /// Write a Kubernetes Indexed Job that runs a pipeline as N partitions,
+    /// a merge Job, and a script that applies them in order.
+    K8s(K8sArgs),
     /// Re-hash every file of an output directory against its manifest.
     Verify {
         /// The output directory.
@@ -136,6 +142,83 @@ pub struct RunArgs {
     /// bytes (the manifest records that this happened).
     #[arg(long)]
     pub accept_unversioned: bool,
+}
+
+/// `seispipe slurm`.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// Pipeline and overrides (the tasks get the same).
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Number of partitions: one array task each.
+    #[arg(long, value_name = "N")]
+    pub partitions: usize,
+    /// CPUs per task (also the run's --threads).
+    #[arg(long, default_value_t = 8, value_name = "C")]
+    pub cpus_per_task: usize,
+    /// GPUs per task (Slurm sets CUDA_VISIBLE_DEVICES for each).
+    #[arg(long, value_name = "G")]
+    pub gpus_per_task: Option<usize>,
+    /// Memory per task, as sbatch --mem takes it (e.g. 64G).
+    #[arg(long, value_name = "M")]
+    pub mem: Option<String>,
+    /// Time limit per task, as sbatch --time takes it (e.g. 2-00:00:00).
+    #[arg(long, value_name = "T")]
+    pub time: Option<String>,
+    /// Slurm partition (queue) to submit to.
+    #[arg(long, value_name = "P")]
+    pub slurm_partition: Option<String>,
+    /// Folder for the scripts and task logs (default OUTPUT_DIR-slurm).
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
+    /// The seispipe binary the tasks run (default: this one, by absolute path;
+    /// it must be reachable from the compute nodes).
+    #[arg(long, value_name = "PATH")]
+    pub seispipe: Option<PathBuf>,
+    /// Submit the array and the merge job with sbatch and print their job ids.
+    #[arg(long)]
+    pub submit: bool,
+}
+
+/// `seispipe k8s`.
+#[derive(Debug, Args)]
+pub struct K8sArgs {
+    /// Pipeline and overrides; its paths must be relative to the volume's root.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Number of partitions: one completion index each.
+    #[arg(long, value_name = "N")]
+    pub partitions: usize,
+    /// Container image with seispipe on PATH (see the repository's Dockerfile).
+    #[arg(long)]
+    pub image: String,
+    /// PersistentVolumeClaim holding the pipeline file, inputs and output.
+    #[arg(long, value_name = "NAME")]
+    pub volume_claim: String,
+    /// Where the volume is mounted in the pods; also their working directory.
+    #[arg(long, default_value = "/work")]
+    pub mount: String,
+    /// Namespace (default: the current kubectl context's).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Pods at once (default: all partitions).
+    #[arg(long)]
+    pub parallelism: Option<usize>,
+    /// CPUs per pod (request and limit; also the run's --threads).
+    #[arg(long, default_value_t = 8)]
+    pub cpus: usize,
+    /// Memory per pod (request and limit), e.g. 64Gi.
+    #[arg(long)]
+    pub memory: Option<String>,
+    /// GPUs per pod (nvidia.com/gpu).
+    #[arg(long)]
+    pub gpus: Option<usize>,
+    /// Retries of one index before it counts as failed (backoffLimitPerIndex).
+    #[arg(long, default_value_t = 3)]
+    pub retries_per_index: usize,
+    /// Folder for the manifests (default OUTPUT_DIR-k8s).
+    #[arg(long, value_name = "DIR")]
+    pub into: Option<PathBuf>,
 }
 
 /// An element type on the command line (`--dtype f32|f16`).

@@ -1,6 +1,7 @@
 //! One function per subcommand; `main` only dispatches and maps errors to exit codes.
 
 mod kaggle;
+pub mod launch;
 
 use std::fmt::Write as _;
 use std::path::Path;

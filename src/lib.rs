@@ -17,6 +17,9 @@
 //! * [`pipeline::executor`] — the only place with threads: bounded channels,
 //!   resumable shard writing, the journal.
 //! * [`io::manifest`] — the manifest, provenance and `verify`.
+//! * [`pipeline::partition`], [`pipeline::merge`] — one output written by many
+//!   processes (job arrays, machines) and merged byte-identical to a single
+//!   run; [`launch`] writes the Slurm and Kubernetes jobs that do it.
 //! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
 //!   metadata, per-part manifests and an upload plan (`seispipe package`).
 //! * [`app`] is the program both binaries run; `settings` resolves the command line; `commands` implements each
@@ -29,6 +32,7 @@ pub mod dsp;
 pub mod error;
 pub mod io;
 pub mod kaggle;
+pub mod launch;
 pub mod model;
 pub mod physics;
 pub mod pipeline;
