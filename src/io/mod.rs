@@ -1,6 +1,7 @@
 //! Files: `.npy` reading and writing ([`npy`]), input discovery and pairing
 //! ([`layout`]), the output manifest ([`manifest`]), the direct-I/O file sink
-//! behind the writer ([`sink`]), atomic replacement of a file ([`atomic`]),
+//! behind the writer ([`sink`]), seispipe outputs and Kaggle parts read
+//! back as inputs ([`source`]), atomic replacement of a file ([`atomic`]),
 //! and the one sorted directory walk ([`walk`]).
 
 pub mod atomic;
@@ -8,4 +9,5 @@ pub mod layout;
 pub mod manifest;
 pub mod npy;
 pub mod sink;
+pub mod source;
 pub mod walk;

@@ -5,6 +5,7 @@ mod util;
 
 mod core;
 mod kaggle;
+mod kaggle_input;
 mod layers;
 mod physics;
 mod pseudo_label;
