@@ -118,11 +118,16 @@ class _Shard:
         if self.prov_file is None:
             return None
         p = self.path(self.prov_file)
+        recs = []
         try:
             with open(p, encoding="utf-8") as fh:
-                recs = [json.loads(line) for line in fh if line.strip()]
+                for n, line in enumerate(fh, 1):
+                    if line.strip():
+                        recs.append(json.loads(line))
         except OSError as e:
             raise SeispipeDataError(f"{p}: cannot read provenance: {e}") from None
+        except ValueError as e:
+            raise SeispipeDataError(f"{p}: line {n} is not a JSON record: {e}") from None
         if len(recs) != self.samples:
             raise SeispipeDataError(
                 f"{p}: {len(recs)} provenance records for shard {self.index}, "
@@ -136,7 +141,7 @@ def _folders(paths):
         paths = [paths]
     out = []
     for p in map(os.fspath, paths):
-        if not os.path.exists(p) and glob.has_magic(p):
+        if not os.path.exists(p) and any(c in p for c in "*?["):
             found = sorted((q for q in glob.glob(p) if os.path.isdir(q)), key=_natural_key)
             if not found:
                 raise SeispipeDataError(f"{p}: no folder matches this pattern")
@@ -150,6 +155,9 @@ def _folders(paths):
 
 def _read_manifest(folder):
     mp = os.path.join(folder, MANIFEST)
+    if os.path.isfile(folder):
+        raise SeispipeDataError(f"{folder} is a file: give the output or part folder that "
+                                f"holds {MANIFEST}")
     if not os.path.isdir(folder):
         raise SeispipeDataError(f"{folder}: no such folder")
     if not os.path.isfile(mp):
@@ -176,8 +184,15 @@ def _load_shards(paths, allow_mixed):
         mp, m = _read_manifest(folder)
         fp = m.get("fingerprint", "")
         meta[folder] = (fp, tuple(m.get("sample_shape") or ()))
-        for rec in m.get("shards", []):
-            s = _Shard(folder, fp, rec, mp)
+        for n, rec in enumerate(m.get("shards", [])):
+            try:
+                s = _Shard(folder, fp, rec, mp)
+            except (KeyError, TypeError, ValueError, IndexError) as e:
+                if isinstance(e, SeispipeDataError):
+                    raise
+                raise SeispipeDataError(
+                    f"{mp}: shard record {n + 1} is not one seispipe writes "
+                    f"({type(e).__name__}: {e})") from None
             shards.append(s)
             for f, p in s.listed_files():
                 try:

@@ -194,8 +194,17 @@ def test_paths_that_are_not_outputs_or_parts_are_named(data, tmp_path):
         SeispipeDataset(data.root / "kg")
     with pytest.raises(SeispipeDataError, match="no such folder"):
         SeispipeDataset(tmp_path / "nowhere")
+    with pytest.raises(SeispipeDataError, match="is a file: give the output or part folder"):
+        SeispipeDataset(data.out / "manifest.json")
     with pytest.raises(SeispipeDataError, match="no folder matches this pattern"):
         SeispipeDataset(str(tmp_path / "slug-part-*"))
+    broken = copy_folder(data.parts[2], tmp_path / "broken")
+    m = manifest(broken)
+    del m["shards"][0]["samples"]
+    (broken / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SeispipeDataError, match=r"broken/manifest\.json: shard record 1 is not "
+                                                r"one seispipe writes \(KeyError: 'samples'\)"):
+        SeispipeDataset(broken)
     (tmp_path / "manifest.json").write_text('{"files": []}')
     with pytest.raises(SeispipeDataError, match="not a seispipe manifest"):
         SeispipeDataset(tmp_path)

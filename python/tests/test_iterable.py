@@ -131,6 +131,12 @@ def test_dataloader_workers_and_ranks_read_every_sample_once(data):
         assert sorted(seen) == list(range(N)), (world, workers)
 
 
+def test_spawned_workers_rebuild_the_iterable_class(data):
+    ds = SeispipeIterableDataset(data.out, seed=2, labels=False, return_index=True)
+    loader = DataLoader(ds, batch_size=6, num_workers=1, multiprocessing_context="spawn")
+    assert sorted(i for idx, _ in loader for i in idx.tolist()) == list(range(N))
+
+
 def _read_in_child(ds, parent_maps, queue):
     fresh = ds._arrays(0)
     queue.put((fresh is not parent_maps, len(ds._open), float(ds[0][1].sum())))
