@@ -68,6 +68,9 @@ test: venv
 	tests/setup/fresh_venv.sh
 	$(TORCH_ENV) cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test.log
+	# seispipe-data (python/) against outputs the binary just built writes,
+	# and examples/train_baseline.py for a few steps.
+	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider
 	$(MAKE) --no-print-directory test-aarch64
 
 # The seispipe crate cross-built for Linux aarch64 and tested under qemu

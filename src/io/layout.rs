@@ -7,9 +7,14 @@
 //! * Any other `.npy` of shape (5, 1000, 70) is a one-sample unlabelled input
 //!   (the Kaggle `test/<oid>.npy`), whose id is its file stem.
 //!
+//! * A seispipe output or Kaggle part (a folder with `manifest.json`) is read
+//!   through its manifest ([`crate::io::source`]): labels paired as the
+//!   source paired them, a part's files named as in the output it came from,
+//!   and every sample keeping its original id.
+//!
 //! Files are ordered by a natural sort of their path relative to the input
-//! root (`data2` before `data10`), so the order, and every seed derived from
-//! it, is the same on every machine.
+//! root (`data2` before `data10`; for a part, the path in its output), so the
+//! order, and every seed derived from it, is the same on every machine.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::io::npy::{self, NpyHeader};
+use crate::io::source::{SourceShard, Sources};
 use crate::io::walk::{self, natural_cmp};
 use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
 
@@ -77,12 +83,17 @@ pub struct InputFile {
     pub label: Option<PathBuf>,
     /// The partner's header.
     pub label_header: Option<NpyHeader>,
-    /// Path relative to the input root, `/`-separated: the identity used for seeds.
+    /// Path relative to the input root, `/`-separated: the identity used for
+    /// seeds. A Kaggle part's file is named as in the output it came from
+    /// (see [`SourceShard::input_rel`]).
     pub rel: String,
     /// True for a one-sample (5, 1000, 70) file, whose id is its stem.
     pub single: bool,
     /// Samples in the file.
     pub samples: usize,
+    /// The shard record of a file that a seispipe output or part lists in
+    /// its manifest: the original id of every sample, and where it came from.
+    pub source: Option<SourceShard>,
 }
 
 /// A file that was skipped under `on_bad_file = "skip"`.
@@ -242,11 +253,15 @@ impl InputSet {
                 }
             }
         };
+        let mut sources = Sources::default();
         for p in &paths {
             if spec.labels != LabelMode::None && is_label_name(p) {
                 continue;
             }
-            match Self::open_one(&root, p, &all, spec.labels) {
+            let opened = sources
+                .shard_of(p)
+                .and_then(|source| Self::open_one(&root, p, &all, spec.labels, source));
+            match opened {
                 Ok(f) => {
                     if let Some(l) = &f.label {
                         claimed.insert(l.clone());
@@ -278,6 +293,12 @@ impl InputSet {
             } else {
                 format!("{} (every file was skipped as bad)", spec.path)
             }));
+        }
+        // A part's files take their names in the output they came from: order
+        // by those names, and refuse two files standing for the same one.
+        files.sort_by(|a, b| natural_cmp(&a.rel, &b.rel));
+        if let Some([a, b]) = files.windows(2).find(|w| w[0].rel == w[1].rel) {
+            return Err(same_identity(a, b));
         }
         let labelled = files.iter().all(|f| f.label.is_some());
         if !labelled && files.iter().any(|f| f.label.is_some()) {
@@ -318,6 +339,7 @@ impl InputSet {
         p: &Path,
         all: &std::collections::BTreeSet<PathBuf>,
         mode: LabelMode,
+        source: Option<SourceShard>,
     ) -> Result<InputFile> {
         let h = npy::read_header(p)?;
         let (single, samples) = match h.shape.as_slice() {
@@ -332,8 +354,30 @@ impl InputSet {
                 })
             }
         };
-        let partner = partner_of(p);
-        let has_partner = partner != p && (all.contains(&partner) || partner.is_file());
+        if let Some(s) = &source {
+            if s.samples != samples {
+                return Err(Error::Layout {
+                    path: p.to_path_buf(),
+                    reason: format!(
+                        "holds {samples} samples but {} lists {} for shard {}",
+                        s.dir.join(crate::io::manifest::MANIFEST_NAME).display(),
+                        s.samples,
+                        s.index
+                    ),
+                });
+            }
+        }
+        // A seispipe output or part pairs as its manifest says; a shard it
+        // lists without labels is unlabelled, whatever its name.
+        let (partner, listed_unlabelled) = match &source {
+            Some(s) => (
+                s.label.clone().unwrap_or_else(|| partner_of(p)),
+                s.label.is_none(),
+            ),
+            None => (partner_of(p), false),
+        };
+        let has_partner =
+            !listed_unlabelled && partner != p && (all.contains(&partner) || partner.is_file());
         let (label, label_header) = match mode {
             LabelMode::None => (None, None),
             _ if has_partner => {
@@ -367,7 +411,7 @@ impl InputSet {
                     reason: format!("no label partner: expected {}", partner.display()),
                 })
             }
-            LabelMode::Auto if !single && is_train_data_name(p) => {
+            LabelMode::Auto if !single && is_train_data_name(p) && !listed_unlabelled => {
                 return Err(Error::Layout {
                     path: p.to_path_buf(),
                     reason: format!(
@@ -379,13 +423,16 @@ impl InputSet {
             LabelMode::Auto => (None, None),
         };
         Ok(InputFile {
-            rel: walk::rel_path(root, p),
+            rel: source
+                .as_ref()
+                .map_or_else(|| walk::rel_path(root, p), |s| s.input_rel(root, p)),
             data: p.to_path_buf(),
             data_header: h,
             label,
             label_header,
             single,
             samples,
+            source,
         })
     }
 
@@ -402,11 +449,15 @@ impl InputSet {
         (f, global - self.offsets[f])
     }
 
-    /// The id of a sample: the stem of a one-sample file, else `rel#index`.
+    /// The id of a sample: its id in the source manifest when the input is a
+    /// seispipe output or part, else the stem of a one-sample file, else
+    /// `rel#index`.
     #[must_use]
     pub fn sample_id(&self, file: usize, index: usize) -> String {
         let f = &self.files[file];
-        if f.single {
+        if let Some(id) = f.source.as_ref().and_then(|s| s.ids.get(index)) {
+            id.clone()
+        } else if f.single {
             f.data
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -442,6 +493,31 @@ impl InputSet {
             Array3::from_shape_vec(VELOCITY_SHAPE, v).expect("shape matches length"),
         ))
     }
+}
+
+/// The error for two input files that stand for the same file of an output
+/// (a part given twice, or parts of different outputs side by side).
+fn same_identity(a: &InputFile, b: &InputFile) -> Error {
+    let what = match (&a.source, &b.source) {
+        (Some(x), Some(y)) if x.fingerprint != y.fingerprint => format!(
+            "; they come from different outputs (fingerprints {} and {}): give each output's parts as a separate input",
+            short(&x.fingerprint),
+            short(&y.fingerprint)
+        ),
+        _ => "; give each part once".to_string(),
+    };
+    Error::Layout {
+        path: b.data.clone(),
+        reason: format!(
+            "stands for the same file `{}` as {}{what}",
+            b.rel,
+            a.data.display()
+        ),
+    }
+}
+
+fn short(fingerprint: &str) -> &str {
+    fingerprint.get(..12).unwrap_or(fingerprint)
 }
 
 /// Whether every value is finite: a branch-free reduction that vectorises

@@ -1,6 +1,7 @@
 //! Files: `.npy` reading and writing ([`npy`]), input discovery and pairing
 //! ([`layout`]), the output manifest ([`manifest`]), the direct-I/O file sink
-//! behind the writer ([`sink`]), atomic replacement of a file ([`atomic`]),
+//! behind the writer ([`sink`]), seispipe outputs and Kaggle parts read
+//! back as inputs ([`source`]), atomic replacement of a file ([`atomic`]),
 //! advisory locks that name their holder ([`lock`]) and the one sorted
 //! directory walk ([`walk`]).
 
@@ -10,4 +11,5 @@ pub mod lock;
 pub mod manifest;
 pub mod npy;
 pub mod sink;
+pub mod source;
 pub mod walk;

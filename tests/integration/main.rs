@@ -5,6 +5,7 @@ mod util;
 
 mod core;
 mod kaggle;
+mod kaggle_input;
 mod launch;
 mod layers;
 mod partitions;
