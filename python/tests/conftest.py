@@ -104,18 +104,16 @@ def reference(folders):
     return out
 
 
-def to_v2(folder):
-    """Rewrite a seispipe-manifest/1 folder into the /2 form: each shard's
-    provenance in provenance/provN.jsonl, named with its bytes and SHA-256."""
+def to_v1(folder):
+    """Rewrite a seispipe-manifest/2 folder (what seispipe writes) into the /1
+    form that earlier builds wrote: each shard's provenance inline in the
+    manifest, no provenance files."""
     folder = pathlib.Path(folder)
     m = manifest(folder)
-    m["format"] = "seispipe-manifest/2"
-    (folder / "provenance").mkdir()
+    m["format"] = "seispipe-manifest/1"
     for s in m["shards"]:
-        rel = f"provenance/prov{s['index']}.jsonl"
-        text = "".join(json.dumps(r) + "\n" for r in s["provenance"]).encode()
-        (folder / rel).write_bytes(text)
-        s["provenance"] = {"path": rel, "bytes": len(text),
-                           "sha256": hashlib.sha256(text).hexdigest()}
+        p = folder / s["provenance"]["path"]
+        s["provenance"] = [json.loads(line) for line in p.read_text().splitlines()]
+        p.unlink()
     (folder / "manifest.json").write_text(json.dumps(m, indent=2))
     return folder

@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import copy_folder, manifest, reference, to_v2
+from conftest import copy_folder, manifest, reference, to_v1
 from seispipe_data import SeispipeDataError, SeispipeDataset
 
 
@@ -78,15 +78,18 @@ def test_kaggle_parts_read_as_the_output_they_came_from(data):
 
 
 def test_provenance_files_read_like_inline_provenance(data, tmp_path):
-    v2 = to_v2(copy_folder(data.out, tmp_path / "v2"))
-    assert manifest(v2)["format"] == "seispipe-manifest/2"
+    assert manifest(data.out)["format"] == "seispipe-manifest/2"
+    # The /1 form (provenance inline in the manifest) reads the same.
+    v1 = to_v1(copy_folder(data.out, tmp_path / "v1"))
+    assert_same_samples(SeispipeDataset(v1, verify=True), reference([data.out]))
+    v2 = copy_folder(data.out, tmp_path / "v2")
     ds = SeispipeDataset(v2, verify=True)
     assert_same_samples(ds, reference([data.out]))
     assert SeispipeDataset(v2, select="originals").provenance(0)["copy"] == 0
     # verify hashes the provenance files too.
     prov = v2 / "provenance/prov2.jsonl"
     text = prov.read_bytes()
-    prov.write_bytes(text.replace(b'"copy": 1', b'"copy": 7', 1))
+    prov.write_bytes(text.replace(b'"copy":1', b'"copy":7', 1))
     assert prov.read_bytes() != text and len(prov.read_bytes()) == len(text)
     with pytest.raises(SeispipeDataError, match=r"prov2\.jsonl \(sha256"):
         SeispipeDataset(v2, verify=True)
@@ -154,7 +157,7 @@ def test_verify_names_corrupt_files(data, tmp_path):
     with pytest.raises(SeispipeDataError) as e:
         SeispipeDataset(part, verify=True)
     msg = str(e.value)
-    assert "1 of 4 files are corrupt" in msg and "data3.npy (sha256" in msg, msg
+    assert "1 of 6 files are corrupt" in msg and "data3.npy (sha256" in msg, msg
     assert "data4.npy" not in msg
     # Without verify the flipped byte is read as it is.
     assert len(SeispipeDataset(part)) == 8

@@ -86,12 +86,30 @@ fn shard_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
+/// A shard's provenance records: inline (`seispipe-manifest/1`) or read from
+/// its provenance file (`/2`) under `dir`.
+fn records(dir: &Path, shard: &Value) -> Vec<Value> {
+    match shard["provenance"].as_array() {
+        Some(a) => a.clone(),
+        None => {
+            let rel = shard["provenance"]["path"]
+                .as_str()
+                .expect("a provenance file");
+            std::fs::read_to_string(dir.join(rel))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        }
+    }
+}
+
 fn provenance(out: &Path) -> Vec<Value> {
     json(&out.join("manifest.json"))["shards"]
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|s| s["provenance"].as_array().unwrap().clone())
+        .flat_map(|s| records(out, s))
         .collect()
 }
 
@@ -101,7 +119,7 @@ fn original_ids(out: &Path) -> BTreeMap<(String, u64), String> {
     let mut ids = BTreeMap::new();
     for s in m["shards"].as_array().unwrap() {
         let data = s["files"][0]["path"].as_str().unwrap().to_string();
-        for (i, r) in s["provenance"].as_array().unwrap().iter().enumerate() {
+        for (i, r) in records(out, s).iter().enumerate() {
             ids.insert(
                 (data.clone(), i as u64),
                 r["id"].as_str().unwrap().to_string(),
@@ -212,26 +230,15 @@ fn a_pipeline_over_the_parts_writes_the_bytes_it_writes_over_the_output() {
     }
 }
 
-/// Rewrite a `seispipe-manifest/1` folder into the `/2` form: each shard's
-/// provenance in `provenance/provN.jsonl`, named with its bytes and SHA-256.
-fn to_v2(dir: &Path) {
-    use sha2::{Digest, Sha256};
+/// Rewrite a `seispipe-manifest/2` folder (what seispipe writes) into the
+/// `/1` form earlier builds wrote: provenance inline, no provenance files.
+fn to_v1(dir: &Path) {
     let mut m = json(&dir.join("manifest.json"));
-    m["format"] = "seispipe-manifest/2".into();
-    std::fs::create_dir_all(dir.join("provenance")).unwrap();
+    m["format"] = "seispipe-manifest/1".into();
     for s in m["shards"].as_array_mut().unwrap() {
-        let rel = format!("provenance/prov{}.jsonl", s["index"]);
-        let mut text = String::new();
-        for r in s["provenance"].as_array().unwrap() {
-            text.push_str(&r.to_string());
-            text.push('\n');
-        }
-        std::fs::write(dir.join(&rel), &text).unwrap();
-        s["provenance"] = serde_json::json!({
-            "path": rel,
-            "bytes": text.len(),
-            "sha256": format!("{:x}", Sha256::digest(text.as_bytes())),
-        });
+        let inline = records(dir, s);
+        std::fs::remove_file(dir.join(s["provenance"]["path"].as_str().unwrap())).unwrap();
+        s["provenance"] = Value::Array(inline);
     }
     std::fs::write(
         dir.join("manifest.json"),
@@ -245,11 +252,11 @@ fn parts_with_provenance_files_read_like_inline_provenance() {
     let t = util::tempdir();
     let d = t.path();
     packaged(d);
-    let inline = again(d, "kg/fwi-test-part-*", "inline");
-    for i in 1..=3 {
-        to_v2(&d.join(format!("kg/fwi-test-part-00{i}")));
-    }
     let files = again(d, "kg/fwi-test-part-*", "files");
+    for i in 1..=3 {
+        to_v1(&d.join(format!("kg/fwi-test-part-00{i}")));
+    }
+    let inline = again(d, "kg/fwi-test-part-*", "inline");
     assert_eq!(shard_bytes(&inline), shard_bytes(&files));
     assert_eq!(provenance(&inline), provenance(&files));
 }
@@ -332,7 +339,7 @@ fn parts_given_twice_from_other_outputs_or_unlike_their_manifest_are_refused() {
         d,
         "count/fwi-test-part-001",
         &[
-            "count/fwi-test-part-001/manifest.json",
+            "count/fwi-test-part-001/prov1.jsonl",
             "shard 1 lists 3 samples but 2 provenance records",
         ],
     );
