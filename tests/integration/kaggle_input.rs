@@ -89,19 +89,17 @@ fn shard_bytes(out: &Path) -> BTreeMap<String, Vec<u8>> {
 /// A shard's provenance records: inline (`seispipe-manifest/1`) or read from
 /// its provenance file (`/2`) under `dir`.
 fn records(dir: &Path, shard: &Value) -> Vec<Value> {
-    match shard["provenance"].as_array() {
-        Some(a) => a.clone(),
-        None => {
-            let rel = shard["provenance"]["path"]
-                .as_str()
-                .expect("a provenance file");
-            std::fs::read_to_string(dir.join(rel))
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect()
-        }
+    if let Some(a) = shard["provenance"].as_array() {
+        return a.clone();
     }
+    let rel = shard["provenance"]["path"]
+        .as_str()
+        .expect("a provenance file");
+    std::fs::read_to_string(dir.join(rel))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn provenance(out: &Path) -> Vec<Value> {
