@@ -71,6 +71,8 @@ test: venv
 	# seispipe-data (python/) against outputs the binary just built writes,
 	# and examples/train_baseline.py for a few steps.
 	cd python && $(PYTHON) -m pytest -q -p no:cacheprovider
+	# Partitions on a real single-node Slurm cluster, started and stopped here.
+	tests/slurm/run.sh $(BIN)
 	$(MAKE) --no-print-directory test-aarch64
 
 # The seispipe crate cross-built for Linux aarch64 and tested under qemu
@@ -81,6 +83,7 @@ test-aarch64: prereqs
 
 bench: build
 	$(PYTHON) benches/flip_noise.py
+	$(PYTHON) benches/merge_scale.py
 
 clean-demo:
 	rm -rf out/demo out/demo_model.pt out/pseudo_label out/demo-kaggle
