@@ -248,6 +248,12 @@ pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
         summary.shards_resumed,
         human_bytes(summary.bytes_total)
     );
+    // The versions of the code that computed every shard (the fingerprint
+    // check above guarantees they are this build's).
+    if let Ok(m) = manifest::Manifest::load(dir) {
+        text.push_str(&versions_line(&m));
+        text.push('\n');
+    }
     if let Some(k) = kaggle {
         text.push_str(&kaggle::after_run(&r.pipeline, &k)?.text);
     }

@@ -568,3 +568,60 @@ fn seispipe_binary_has_no_libtorch_and_hands_models_over() {
     assert!(!err.contains("seispipe-torch"), "{err}");
     assert!(err.contains("nowhere"), "{err}");
 }
+
+#[test]
+fn a_partitioned_run_merges_to_the_single_run_submission() {
+    if !crate::util::torch_binary(
+        "pseudo_label::a_partitioned_run_merges_to_the_single_run_submission",
+    ) {
+        return;
+    }
+    let Some(py) = python("pseudo_label partitioned") else {
+        return;
+    };
+    let t = tempdir();
+    let d = t.path();
+    fixtures(&py, d);
+    let p = pipeline(
+        d,
+        "out",
+        "models = [{ path = \"a.pt\" }]\nvelocity_range = [-10.0, 10.0]\nbatch_size = 2\nper_id_npy = true",
+        "",
+    );
+    run_ok(d, &p);
+    std::fs::rename(d.join("out"), d.join("single")).unwrap();
+    let pipe = p.to_str().unwrap();
+    for part in ["0/2", "1/2"] {
+        let o = seispipe(d, &["run", "--quiet", pipe, "--partition", part]);
+        assert!(o.status.success(), "{part}: {}", text(&o));
+    }
+    // The submission is assembled by merge, not by a partition.
+    assert!(!d.join("out/submission.csv").exists());
+    let o = seispipe(d, &["merge", d.join("out").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let files = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
+        crate::util::files_below(root)
+            .into_iter()
+            .filter(|f| !f.starts_with(root.join(".seispipe")))
+            .map(|f| {
+                (
+                    f.strip_prefix(root).unwrap().to_path_buf(),
+                    std::fs::read(&f).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let (single, merged) = (files(&d.join("single")), files(&d.join("out")));
+    assert!(single.contains_key(Path::new("submission.csv")));
+    assert_eq!(
+        single.keys().collect::<Vec<_>>(),
+        merged.keys().collect::<Vec<_>>()
+    );
+    for (k, v) in &single {
+        assert!(
+            merged[k] == *v,
+            "{} differs from the single run",
+            k.display()
+        );
+    }
+}
