@@ -8,14 +8,12 @@ use std::path::Path;
 use crate::cli::PackageArgs;
 use crate::error::{Error, Result};
 use crate::io::manifest::Manifest;
-use crate::io::npy;
 use crate::kaggle::{
     self, ByteSize, KaggleSpec, Licenses, LinkMode, PackOptions, PackOutcome, PlannedOutput,
     PlannedShard, Settings,
 };
 use crate::pipeline::build::Pipeline;
 use crate::pipeline::executor::Plan;
-use crate::sample::VELOCITY_SHAPE;
 
 /// The `--owner … --slug …` settings of `seispipe package`.
 pub(super) fn spec_from_cli(a: &PackageArgs) -> KaggleSpec {
@@ -66,27 +64,13 @@ pub(super) fn package(args: &PackageArgs) -> Result<String> {
 /// What the run of `pipeline` by `plan` will write, as [`kaggle::predict`]
 /// needs it: every shard's samples and file bytes (headers included).
 fn planned_output(pipeline: &Pipeline, plan: &Plan) -> PlannedOutput {
-    let dt = pipeline.spec.output.dtype;
-    let file_bytes = |n: usize, shape: &[usize]| -> u64 {
-        let mut sh = vec![n];
-        sh.extend_from_slice(shape);
-        npy::header_bytes(dt, &sh).len() as u64
-            + (n * shape.iter().product::<usize>() * npy::itemsize(dt)) as u64
-    };
     let shards = (0..plan.shards)
-        .map(|j| {
-            let n = plan.shard_range(j).len();
-            let mut bytes = file_bytes(n, &pipeline.out_shape);
-            if pipeline.out_labels {
-                bytes += file_bytes(n, &VELOCITY_SHAPE);
-            }
-            PlannedShard {
-                index: j + 1,
-                samples: n,
-                bytes,
-                // data, labels, provenance
-                files: 2 + usize::from(pipeline.out_labels),
-            }
+        .map(|j| PlannedShard {
+            index: j + 1,
+            samples: plan.shard_range(j).len(),
+            bytes: plan.shard_bytes(j),
+            // data (unless output.data = false), labels, provenance
+            files: 1 + usize::from(pipeline.spec.output.data) + usize::from(pipeline.out_labels),
         })
         .collect();
     PlannedOutput {

@@ -52,6 +52,28 @@ impl ShardRecord {
     pub fn all_files(&self) -> impl Iterator<Item = &WrittenFile> {
         self.files.iter().chain(std::iter::once(&self.provenance))
     }
+
+    /// The seismic data file (`data/dataN.npy`, `dataN.npy` in a Kaggle
+    /// part); none in an output written with `output.data = false`.
+    #[must_use]
+    pub fn data_file(&self) -> Option<&WrittenFile> {
+        self.files
+            .iter()
+            .find(|f| file_name(&f.path).starts_with("data"))
+    }
+
+    /// The label file (`model/modelN.npy`, `modelN.npy` in a Kaggle part).
+    #[must_use]
+    pub fn label_file(&self) -> Option<&WrittenFile> {
+        self.files
+            .iter()
+            .find(|f| file_name(&f.path).starts_with("model"))
+    }
+}
+
+/// The last component of a `/`-separated relative path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// The provenance records of a shard, read from its file under `dir` (the

@@ -196,6 +196,17 @@ fn read_listing(dir: &Path) -> Result<Option<Listing>> {
         let Some(data) = sh.files.first() else {
             return Err(bad(format!("shard {} lists no files", sh.index)));
         };
+        if data
+            .path
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with("model"))
+        {
+            return Err(bad(format!(
+                "shard {} has no seismic data file: the output was written with output.data = false (predictions only), so it cannot be an input",
+                sh.index
+            )));
+        }
         let ids = shard_ids(dir, &path, &m.format, &sh)?;
         let name = data.path.rsplit('/').next().unwrap_or(&data.path);
         let shard = SourceShard {

@@ -103,6 +103,12 @@ pub fn build(
             }
         }
     }
+    if !spec.output.data && !env.labels {
+        return Err(Error::config(
+            file,
+            "output.data = false writes only the velocity maps (labels), but this pipeline's outputs have none: add a pseudo_label stage, use labelled inputs, or write the data",
+        ));
+    }
     if spec.keep_original && (env.shape != SEISMIC_SHAPE || env.labels != labelled) {
         return Err(Error::config(
             file,

@@ -96,7 +96,8 @@ fn damaged_shards(
 ) -> BTreeMap<usize, String> {
     let mut bad = BTreeMap::new();
     for (&i, rec) in done {
-        let expect_files = 1 + usize::from(pipeline.out_labels);
+        let expect_files =
+            usize::from(pipeline.spec.output.data) + usize::from(pipeline.out_labels);
         if rec.files.len() != expect_files {
             bad.insert(
                 i,

@@ -32,20 +32,33 @@ pub struct Plan {
     dtype: DType,
     out_shape: Vec<usize>,
     labels: bool,
+    /// Whether data files are written (`output.data`).
+    data: bool,
 }
 
 impl Plan {
     /// Plan `pipeline` over `inputs`.
     #[must_use]
     pub fn new(pipeline: &Pipeline, inputs: &InputSet) -> Plan {
-        Plan::from_counts(
+        let mut plan = Plan::from_counts(
             inputs.total(),
             pipeline.outputs_per_input(),
             pipeline.spec.output.samples_per_shard,
             pipeline.spec.output.dtype,
             &pipeline.out_shape,
             pipeline.out_labels,
-        )
+        );
+        if !pipeline.spec.output.data {
+            plan.without_data();
+        }
+        plan
+    }
+
+    /// The plan of an output that writes no seismic data (`output.data = false`).
+    fn without_data(&mut self) {
+        self.data = false;
+        self.total_bytes = (0..self.shards).map(|j| self.shard_bytes(j)).sum();
+        self.data_shard_bytes = 0;
     }
 
     /// Plan `samples_in` input samples making `per_input` output samples each,
@@ -84,6 +97,7 @@ impl Plan {
             dtype,
             out_shape: out_shape.to_vec(),
             labels,
+            data: true,
         }
     }
 
@@ -92,12 +106,16 @@ impl Plan {
     #[must_use]
     pub fn shard_bytes(&self, j: usize) -> u64 {
         let n = self.shard_range(j).len();
-        npy_file_bytes(self.dtype, n, &self.out_shape)
-            + if self.labels {
-                npy_file_bytes(self.dtype, n, &VELOCITY_SHAPE)
-            } else {
-                0
-            }
+        let data = if self.data {
+            npy_file_bytes(self.dtype, n, &self.out_shape)
+        } else {
+            0
+        };
+        data + if self.labels {
+            npy_file_bytes(self.dtype, n, &VELOCITY_SHAPE)
+        } else {
+            0
+        }
     }
 
     /// Output sample range of 0-based shard `j`.

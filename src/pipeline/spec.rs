@@ -64,6 +64,17 @@ pub struct OutputSpec {
     /// Element type of the written arrays.
     #[serde(default)]
     pub dtype: DType,
+    /// Whether to write the seismic data. `false` writes only the labels
+    /// (predictions), the provenance and the manifest — no copy of the
+    /// inputs — for predicting a test set. Written to a pipeline's JSON only
+    /// when `false`, so the fingerprint of pipelines without it is unchanged.
+    #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    pub data: bool,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if signature
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn default_samples_per_shard() -> usize {

@@ -203,11 +203,13 @@ fn middle_thread(
 /// were the slowest link of flip + noise.
 fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
     let dtype = ctx.pipeline.spec.output.dtype;
-    let mut hashers: Option<(Sha256, Option<Sha256>)> = None;
+    let write_data = ctx.pipeline.spec.output.data;
+    let mut hashers: Option<(Option<Sha256>, Option<Sha256>)> = None;
     for mut chunk in rx {
         if chunk.first_of_shard {
             let (dshape, lshape) = ctx.shard_shapes(chunk.shard);
-            let data = Sha256::new_with_prefix(npy::header_bytes(dtype, &dshape));
+            let data =
+                write_data.then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &dshape)));
             let label = ctx
                 .pipeline
                 .out_labels
@@ -241,7 +243,9 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
                 });
             }
             let mut data_buf = Vec::new();
-            dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
+            if let Some(dh) = dh.as_mut() {
+                dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
+            }
             let mut label_buf = Vec::new();
             if let (Some(lh), Some(v)) = (lh.as_mut(), s.velocity.as_ref()) {
                 lh.update(npy::item_bytes(
@@ -250,14 +254,14 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
                     &mut label_buf,
                 ));
             }
-            if !data_buf.is_empty() {
+            if !data_buf.is_empty() || !label_buf.is_empty() {
                 item.encoded = Some((data_buf, lh.is_some().then_some(label_buf)));
             }
         }
         if chunk.last_of_shard {
             let (dh, lh) = hashers.take().expect("a shard is open");
             chunk.digests = Some((
-                npy::hex(&dh.finalize()),
+                dh.map(|h| npy::hex(&h.finalize())),
                 lh.map(|h| npy::hex(&h.finalize())),
             ));
         }
@@ -271,7 +275,8 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
 /// The shard being written: its two files and its records so far.
 struct OpenShard {
     index: usize,
-    data: NpyWriter,
+    /// None with `output.data = false`.
+    data: Option<NpyWriter>,
     label: Option<NpyWriter>,
     provenance: Vec<Value>,
     dropped: Vec<Value>,
@@ -285,7 +290,16 @@ impl OpenShard {
         let (dshape, lshape) = ctx.shard_shapes(shard);
         Ok(OpenShard {
             index: shard + 1,
-            data: NpyWriter::create_unhashed(&dir.join(&dp), &dp, dtype, &dshape)?,
+            data: if ctx.pipeline.spec.output.data {
+                Some(NpyWriter::create_unhashed(
+                    &dir.join(&dp),
+                    &dp,
+                    dtype,
+                    &dshape,
+                )?)
+            } else {
+                None
+            },
             label: if ctx.pipeline.out_labels {
                 Some(NpyWriter::create_unhashed(
                     &dir.join(&lp),
@@ -318,11 +332,13 @@ impl OpenShard {
             None => (None, None),
         };
         let mut bytes = 0u64;
-        match &data_bytes {
-            Some(b) => self.data.write_encoded_item(b)?,
-            None => self.data.write_item(standard(&item.sample.seismic))?,
+        if let Some(dw) = self.data.as_mut() {
+            match &data_bytes {
+                Some(b) => dw.write_encoded_item(b)?,
+                None => dw.write_item(standard(&item.sample.seismic))?,
+            }
+            bytes += (item.sample.seismic.len() * npy::itemsize(dtype)) as u64;
         }
-        bytes += (item.sample.seismic.len() * npy::itemsize(dtype)) as u64;
         if let (Some(lw), Some(v)) = (self.label.as_mut(), item.sample.velocity.as_ref()) {
             match &label_bytes {
                 Some(b) => lw.write_encoded_item(b)?,
@@ -339,13 +355,20 @@ impl OpenShard {
 
     /// Finish the shard: its provenance file first, then both array files
     /// (fsync, rename) with the hash thread's `digests`.
-    fn finish(self, dir: &Path, digests: Option<(String, Option<String>)>) -> Result<ShardRecord> {
+    fn finish(
+        self,
+        dir: &Path,
+        digests: Option<(Option<String>, Option<String>)>,
+    ) -> Result<ShardRecord> {
         let provenance = write_provenance(dir, self.index, &self.provenance)?;
         let (data_sha, label_sha) = match digests {
-            Some((d, l)) => (Some(d), l),
+            Some((d, l)) => (d, l),
             None => (None, None),
         };
-        let mut files = vec![self.data.finish_with(data_sha)?];
+        let mut files = Vec::with_capacity(2);
+        if let Some(d) = self.data {
+            files.push(d.finish_with(data_sha)?);
+        }
         if let Some(l) = self.label {
             files.push(l.finish_with(label_sha)?);
         }

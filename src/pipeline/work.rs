@@ -42,7 +42,7 @@ pub(super) struct Chunk {
     pub items: Vec<Item>,
     /// On a shard's last chunk, after the hash thread: SHA-256 (hex) of the
     /// data file and of the label file as planned.
-    pub digests: Option<(String, Option<String>)>,
+    pub digests: Option<(Option<String>, Option<String>)>,
 }
 
 /// A run of stages that one thread applies to a chunk.

@@ -625,3 +625,88 @@ fn a_partitioned_run_merges_to_the_single_run_submission() {
         );
     }
 }
+
+#[test]
+fn predictions_only_output_writes_no_copy_of_the_inputs() {
+    if !crate::util::torch_binary(
+        "pseudo_label::predictions_only_output_writes_no_copy_of_the_inputs",
+    ) {
+        return;
+    }
+    let Some(py) = python("pseudo_label predictions only") else {
+        return;
+    };
+    let t = tempdir();
+    let d = t.path();
+    fixtures(&py, d);
+    let stage = "models = [{ path = \"a.pt\" }]\nvelocity_range = [-10.0, 10.0]\nbatch_size = 2";
+    run_ok(d, &pipeline(d, "full", stage, ""));
+    let p = pipeline(d, "only", stage, "");
+    let text_of = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(
+        &p,
+        text_of.replace("[output]\n", "[output]\ndata = false\n"),
+    )
+    .unwrap();
+    run_ok(d, &p);
+    let (full, only) = (d.join("full"), d.join("only"));
+    // No data files; the same predictions, submission and provenance.
+    assert!(std::fs::read_dir(only.join("data")).map_or(true, |mut r| r.next().is_none()));
+    for f in [
+        "submission.csv",
+        "model/model1.npy",
+        "model/model2.npy",
+        "provenance/prov1.jsonl",
+    ] {
+        assert_eq!(
+            std::fs::read(full.join(f)).unwrap(),
+            std::fs::read(only.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let m = crate::util::manifest_inline(&only);
+    for sh in m["shards"].as_array().unwrap() {
+        let files = sh["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{sh}");
+        assert!(files[0]["path"].as_str().unwrap().starts_with("model/"));
+        // Provenance points at the input file each prediction is for.
+        for r in sh["provenance"].as_array().unwrap() {
+            assert!(
+                d.join("test").join(r["input"].as_str().unwrap()).is_file(),
+                "{r}"
+            );
+        }
+    }
+    let o = seispipe(d, &["verify", only.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let size = |dir: &Path| -> u64 {
+        crate::util::files_below(dir)
+            .iter()
+            .map(|f| std::fs::metadata(f).unwrap().len())
+            .sum()
+    };
+    assert!(
+        size(&only) * 10 < size(&full),
+        "{} vs {}",
+        size(&only),
+        size(&full)
+    );
+    // Nothing to write without labels: refused before any data is read.
+    let flip = d.join("flip.toml");
+    std::fs::write(
+        &flip,
+        format!(
+            "seed = 0\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\ndata = false\n[[stages]]\ntype = \"flip\"\n",
+            d.join("test").display(),
+            d.join("flipped").display()
+        ),
+    )
+    .unwrap();
+    let o = seispipe(d, &["check", flip.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("output.data = false writes only the velocity maps"),
+        "{}",
+        text(&o)
+    );
+}

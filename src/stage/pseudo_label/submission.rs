@@ -162,7 +162,7 @@ pub fn write_outputs(
     let mut text = String::with_capacity(70 * 400);
     let mut map = vec![0f32; VELOCITY_VALUES];
     for sh in shards {
-        let Some(label) = sh.files.get(1) else {
+        let Some(label) = sh.label_file() else {
             return Err(crate::Error::Layout {
                 path: out_dir.join(sh.files.first().map_or("", |f| f.path.as_str())),
                 reason: "shard has no label file to read predictions from".into(),
