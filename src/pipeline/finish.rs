@@ -115,11 +115,15 @@ fn input_entries(inputs: &InputSet) -> Vec<serde_json::Value> {
         .map(|f| {
             let entry = InputEntry {
                 path: &f.rel,
-                label: f.label.as_ref().map(|l| {
-                    l.strip_prefix(&inputs.root)
+                label: f.label.as_ref().map(|l| match &f.source {
+                    // A Kaggle part's label is named as in the output it came
+                    // from, like its data file (`rel`).
+                    Some(src) if src.part => f.rel.replacen("data/data", "model/model", 1),
+                    _ => l
+                        .strip_prefix(&inputs.root)
                         .unwrap_or(l)
                         .display()
-                        .to_string()
+                        .to_string(),
                 }),
                 samples: f.samples,
                 dtype: npy::descr(f.data_header.dtype),
