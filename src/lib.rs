@@ -33,6 +33,7 @@ pub mod model;
 pub mod physics;
 pub mod pipeline;
 pub(crate) mod progress;
+pub mod report;
 pub mod rng;
 pub mod sample;
 pub(crate) mod settings;
