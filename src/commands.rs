@@ -136,6 +136,23 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
     }
+    // The shards and manifest are complete whatever happens here; a report
+    // that cannot be written fails the command with that said, and
+    // `seispipe report` (or the same run again) writes it.
+    let out_dir = Path::new(&r.pipeline.spec.output.dir);
+    write_report(out_dir).map_err(|e| Error::Layout {
+        path: out_dir.join(crate::report::REPORT_NAME),
+        reason: format!(
+            "the run finished (every shard and manifest.json are written), but the report could not be written: {e}; `seispipe report {}` writes it again",
+            out_dir.display()
+        ),
+    })?;
+    if !args.quiet {
+        eprintln!(
+            "report: {}",
+            out_dir.join(crate::report::REPORT_NAME).display()
+        );
+    }
     if let Some(k) = kaggle {
         let out = kaggle::after_run(&r.pipeline, &k)?;
         if !args.quiet {
@@ -442,6 +459,16 @@ pub fn make_demo_model(
 /// # Errors
 /// See [`crate::report::write_report`].
 pub fn report(dir: &Path) -> Result<String> {
-    let _ = dir;
-    Ok(String::new())
+    write_report(dir)?;
+    Ok(format!(
+        "wrote {}\n",
+        dir.join(crate::report::REPORT_NAME).display()
+    ))
+}
+
+/// Write `DIR/report.html` and list it in the manifest's `extra_files` (the
+/// one place both happen: after `run`, and for `seispipe report`).
+fn write_report(dir: &Path) -> Result<()> {
+    let file = crate::report::write_report(dir, &crate::report::ReportOptions::default())?;
+    crate::report::list_in_manifest(dir, &file)
 }

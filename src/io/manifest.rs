@@ -152,8 +152,31 @@ impl Manifest {
 }
 
 /// The append-only record of finished shards, one JSON line each, fsynced.
+/// Each line is the [`ShardRecord`] with two more keys, `run_started_at` (when
+/// this `Journal` was opened: the run that wrote the shard) and `finished_at`
+/// (when the line was appended), Unix seconds to the millisecond, for the
+/// report's throughput over time. The times stay in the journal: the manifest
+/// is built from the records alone.
 pub struct Journal {
     path: PathBuf,
+    opened_at: f64,
+}
+
+/// When a journalled shard was finished, and by which run.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ShardTiming {
+    /// When the run that wrote the shard started (Unix seconds).
+    pub run_started_at: f64,
+    /// When the shard was journalled (Unix seconds).
+    pub finished_at: f64,
+}
+
+/// Now, in Unix seconds to the millisecond.
+fn unix_now() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_millis() as f64 / 1000.0
 }
 
 impl Journal {
@@ -162,7 +185,29 @@ impl Journal {
     pub fn new(out_dir: &Path) -> Journal {
         Journal {
             path: out_dir.join(STATE_DIR).join("journal.jsonl"),
+            opened_at: unix_now(),
         }
+    }
+
+    /// Every journal line that parses, in order, with its times when it has
+    /// them (lines written before times were recorded have none). A shard
+    /// redone by a later run appears again.
+    ///
+    /// # Errors
+    /// The journal exists but cannot be read.
+    pub fn read_timed(&self) -> Result<Vec<(ShardRecord, Option<ShardTiming>)>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.path, "read journal", e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let rec = serde_json::from_str::<ShardRecord>(l).ok()?;
+                Some((rec, serde_json::from_str::<ShardTiming>(l).ok()))
+            })
+            .collect())
     }
 
     /// Finished shards recorded so far. A torn last line (power loss during an
@@ -187,7 +232,12 @@ impl Journal {
     /// # Errors
     /// I/O failures, named with the path.
     pub fn append(&self, rec: &ShardRecord) -> Result<()> {
-        let mut line = serde_json::to_string(rec).expect("records serialise");
+        let mut v = serde_json::to_value(rec).expect("records serialise");
+        if let Value::Object(o) = &mut v {
+            o.insert("run_started_at".into(), Value::from(self.opened_at));
+            o.insert("finished_at".into(), Value::from(unix_now()));
+        }
+        let mut line = v.to_string();
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -273,4 +323,56 @@ pub fn verify_output(dir: &Path) -> Result<VerifyReport> {
     // A Kaggle part (see `crate::kaggle`) also holds its dataset-metadata.json,
     // which Kaggle does not serve back with the download, so it is not listed.
     verify_files(dir, &files, &[MANIFEST_NAME, "dataset-metadata.json"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_lines_carry_times_that_records_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
+        let j = Journal::new(dir.path());
+        let rec = ShardRecord {
+            index: 1,
+            samples: 2,
+            dropped: Vec::new(),
+            files: Vec::new(),
+            provenance: vec![serde_json::json!({"id": "a#0"}); 2],
+        };
+        j.append(&rec).unwrap();
+        j.append(&ShardRecord {
+            index: 2,
+            ..rec.clone()
+        })
+        .unwrap();
+        // The records read back exactly, without the times…
+        assert_eq!(
+            j.read().unwrap(),
+            vec![
+                rec.clone(),
+                ShardRecord {
+                    index: 2,
+                    ..rec.clone()
+                }
+            ]
+        );
+        // …which are there for whoever asks.
+        let timed = j.read_timed().unwrap();
+        assert_eq!(timed.len(), 2);
+        let (t1, t2) = (timed[0].1.unwrap(), timed[1].1.unwrap());
+        assert_eq!(t1.run_started_at, t2.run_started_at);
+        assert!(t1.run_started_at <= t1.finished_at && t1.finished_at <= t2.finished_at);
+        assert!(t1.run_started_at > 1.6e9, "{t1:?}");
+        // A line from before times were recorded: a record without times.
+        let path = dir.path().join(STATE_DIR).join("journal.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&serde_json::to_string(&rec).unwrap());
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let timed = j.read_timed().unwrap();
+        assert_eq!(timed.len(), 3);
+        assert_eq!(timed[2], (rec, None));
+    }
 }

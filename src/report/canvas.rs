@@ -62,9 +62,9 @@ impl Canvas {
     fn blend(&mut self, x: i64, y: i64, c: Rgb, a: f32) {
         if x >= 0 && y >= 0 && (x as usize) < self.width && (y as usize) < self.height {
             let i = (y as usize * self.width + x as usize) * 3;
-            for k in 0..3 {
-                let under = f32::from(self.px[i + k]);
-                self.px[i + k] = (under + (f32::from(c[k]) - under) * a).round() as u8;
+            for (under, &over) in self.px[i..i + 3].iter_mut().zip(&c) {
+                let u = f32::from(*under);
+                *under = (u + (f32::from(over) - u) * a).round() as u8;
             }
         }
     }

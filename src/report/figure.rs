@@ -47,15 +47,24 @@ pub(super) fn ticks(a: f64, b: f64, max: usize) -> Vec<f64> {
         return vec![lo];
     }
     let max = max.clamp(2, 7) as f64;
-    let mag = 10f64.powf((span / max).log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0, 20.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| (span / s).floor() + 1.0 <= max)
-        .unwrap_or(20.0 * mag);
+    // step = mantissa · 10^e; ticks are k · mantissa scaled by 10^e in one
+    // rounding, so 3 · 0.2 prints as 0.6.
+    let e = (span / max).log10().floor() as i32;
+    let scaled = |m: f64| {
+        if e < 0 {
+            m / 10f64.powi(-e)
+        } else {
+            m * 10f64.powi(e)
+        }
+    };
+    let mantissa = [1.0, 2.0, 2.5, 5.0, 10.0, 20.0]
+        .into_iter()
+        .find(|&m| (span / scaled(m)).floor() + 1.0 <= max)
+        .unwrap_or(20.0);
+    let step = scaled(mantissa);
     let first = (lo / step - 1e-9).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
-    (first..=last).map(|k| k as f64 * step).collect()
+    (first..=last).map(|k| scaled(k as f64 * mantissa)).collect()
 }
 
 /// A tick label: as few decimals as the step needs.
@@ -74,8 +83,11 @@ pub(super) fn tick_label(v: f64, all: &[f64]) -> String {
         .unwrap_or(6) as usize;
     let s = format!("{v:.decimals$}");
     // "-0" and "-0.0" read as 0.
-    if s.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') {
-        s.trim_start_matches('-').to_string()
+    if s.trim_start_matches('-')
+        .chars()
+        .all(|c| c == '0' || c == '.')
+    {
+        "0".to_string()
     } else {
         s.replace('-', "−")
     }
@@ -99,7 +111,14 @@ fn y_axis(c: &mut Canvas, x: i64, y: i64, h: i64, axis: Axis, label: Option<&str
     for &v in &t {
         let py = y + ((v - axis.from) / (axis.to - axis.from) * (h - 1) as f64).round() as i64;
         c.fill(x - 4, py, 4, 1, INK);
-        c.text(x - 6, py - lh / 2, &tick_label(v, &t), LABEL, INK, Align::Right);
+        c.text(
+            x - 6,
+            py - lh / 2,
+            &tick_label(v, &t),
+            LABEL,
+            INK,
+            Align::Right,
+        );
     }
     if let Some(l) = label {
         c.text_up(x - LEFT + 2, y + h / 2, l, LABEL, GREY);
@@ -127,7 +146,15 @@ fn heat(
 }
 
 /// A vertical colour bar of height h at (x, y) for [lo, hi], labelled.
-fn color_bar(c: &mut Canvas, x: i64, y: i64, h: i64, map: ColorMap, lo: f64, hi: f64, label: &str) -> i64 {
+fn color_bar(
+    c: &mut Canvas,
+    x: i64,
+    y: i64,
+    h: i64,
+    map: ColorMap,
+    (lo, hi): (f64, f64),
+    label: &str,
+) -> i64 {
     for py in 0..h {
         let t = 1.0 - py as f32 / (h - 1) as f32;
         let col = map.at(t);
@@ -135,7 +162,11 @@ fn color_bar(c: &mut Canvas, x: i64, y: i64, h: i64, map: ColorMap, lo: f64, hi:
     }
     c.frame(x, y, BAR_W, h, INK);
     let lh = super::font::line_height(LABEL) as i64;
-    let t = if hi > lo { ticks(lo, hi, (h / 36) as usize) } else { vec![lo] };
+    let t = if hi > lo {
+        ticks(lo, hi, (h / 36) as usize)
+    } else {
+        vec![lo]
+    };
     let mut widest = 0;
     for &v in &t {
         let py = if hi > lo {
@@ -144,7 +175,14 @@ fn color_bar(c: &mut Canvas, x: i64, y: i64, h: i64, map: ColorMap, lo: f64, hi:
             y + h / 2
         };
         c.fill(x + BAR_W, py, 3, 1, INK);
-        widest = widest.max(c.text(x + BAR_W + 5, py - lh / 2, &tick_label(v, &t), LABEL, INK, Align::Left));
+        widest = widest.max(c.text(
+            x + BAR_W + 5,
+            py - lh / 2,
+            &tick_label(v, &t),
+            LABEL,
+            INK,
+            Align::Left,
+        ));
     }
     c.text_up(x + BAR_W + 10 + widest, y + h / 2, label, LABEL, GREY);
     BAR_W + 10 + widest + lh + 4
@@ -155,7 +193,14 @@ pub(super) const ROW_H: i64 = ABOVE + GATHER_H + BELOW;
 
 /// Five gathers of `values` (5 × 1000 × 70, source-major), clipped at ±clip,
 /// with their colour bar, at (x, y); `label` names the colour bar.
-pub(super) fn gathers(c: &mut Canvas, x: i64, y: i64, values: &[f32], clip: f32, label: &str) -> i64 {
+pub(super) fn gathers(
+    c: &mut Canvas,
+    x: i64,
+    y: i64,
+    values: &[f32],
+    clip: f32,
+    label: &str,
+) -> i64 {
     let (nt, nr) = (NT, NX);
     let py0 = y + ABOVE;
     let mut px0 = x + LEFT;
@@ -163,14 +208,23 @@ pub(super) fn gathers(c: &mut Canvas, x: i64, y: i64, values: &[f32], clip: f32,
         let g = &values[s * nt * nr..(s + 1) * nt * nr];
         let title = format!("source {} · x = {} m", s + 1, sx as f64 * DX);
         c.text(px0 + GATHER_W / 2, y + 2, &title, LABEL, INK, Align::Center);
-        heat(c, px0, py0, GATHER_W, GATHER_H, ColorMap::Seismic, (-clip, clip), |px, py| {
-            // Receivers nearest; time rows averaged over the pixel's span.
-            let r = (px as usize * nr) / GATHER_W as usize;
-            let t0 = (py as usize * nt) / GATHER_H as usize;
-            let t1 = (((py + 1) as usize * nt) / GATHER_H as usize).max(t0 + 1);
-            let sum: f32 = (t0..t1).map(|t| g[t * nr + r]).sum();
-            sum / (t1 - t0) as f32
-        });
+        heat(
+            c,
+            px0,
+            py0,
+            GATHER_W,
+            GATHER_H,
+            ColorMap::Seismic,
+            (-clip, clip),
+            |px, py| {
+                // Receivers nearest; time rows averaged over the pixel's span.
+                let r = (px as usize * nr) / GATHER_W as usize;
+                let t0 = (py as usize * nt) / GATHER_H as usize;
+                let t1 = (((py + 1) as usize * nt) / GATHER_H as usize).max(t0 + 1);
+                let sum: f32 = (t0..t1).map(|t| g[t * nr + r]).sum();
+                sum / (t1 - t0) as f32
+            },
+        );
         let offset = |r: f64| (r - sx as f64) * DX;
         x_axis(
             c,
@@ -178,15 +232,36 @@ pub(super) fn gathers(c: &mut Canvas, x: i64, y: i64, values: &[f32], clip: f32,
             py0,
             GATHER_W,
             GATHER_H,
-            Axis { from: offset(0.0), to: offset((nr - 1) as f64) },
+            Axis {
+                from: offset(0.0),
+                to: offset((nr - 1) as f64),
+            },
             "offset (m)",
         );
         if s == 0 {
-            y_axis(c, px0, py0, GATHER_H, Axis { from: 0.0, to: (nt - 1) as f64 * DT }, Some("time (s)"));
+            y_axis(
+                c,
+                px0,
+                py0,
+                GATHER_H,
+                Axis {
+                    from: 0.0,
+                    to: (nt - 1) as f64 * DT,
+                },
+                Some("time (s)"),
+            );
         }
         px0 += GATHER_W + GAP;
     }
-    let bar = color_bar(c, px0 + 4, py0, GATHER_H, ColorMap::Seismic, -f64::from(clip), f64::from(clip), label);
+    let bar = color_bar(
+        c,
+        px0 + 4,
+        py0,
+        GATHER_H,
+        ColorMap::Seismic,
+        (-f64::from(clip), f64::from(clip)),
+        label,
+    );
     px0 + 4 + bar - x
 }
 
@@ -210,9 +285,38 @@ pub(super) fn velocity(
         v[(py as usize * n) / VEL as usize * n + (px as usize * n) / VEL as usize]
     });
     let extent = (n - 1) as f64 * DX;
-    x_axis(c, px0, py0, VEL, VEL, Axis { from: 0.0, to: extent }, "x (m)");
-    y_axis(c, px0, py0, VEL, Axis { from: 0.0, to: extent }, Some("depth (m)"));
-    let bar = color_bar(c, px0 + VEL + 10, py0, VEL, map, f64::from(lo), f64::from(hi), unit);
+    x_axis(
+        c,
+        px0,
+        py0,
+        VEL,
+        VEL,
+        Axis {
+            from: 0.0,
+            to: extent,
+        },
+        "x (m)",
+    );
+    y_axis(
+        c,
+        px0,
+        py0,
+        VEL,
+        Axis {
+            from: 0.0,
+            to: extent,
+        },
+        Some("depth (m)"),
+    );
+    let bar = color_bar(
+        c,
+        px0 + VEL + 10,
+        py0,
+        VEL,
+        map,
+        (f64::from(lo), f64::from(hi)),
+        unit,
+    );
     LEFT + VEL + 10 + bar
 }
 
@@ -263,30 +367,65 @@ pub(super) fn spectrograms(c: &mut Canvas, x: i64, y: i64, s: &Spectrogram<'_>) 
     let half_t = 0.5 * SPEC as f64 / nt as f64;
     let along = |v: &[f64], half: f64| {
         let (a, b) = (v[0], *v.last().unwrap_or(&v[0]));
-        let per_px = if v.len() > 1 { (b - a) / (SPEC as f64 - 2.0 * half) } else { 1.0 };
+        let per_px = if v.len() > 1 {
+            (b - a) / (SPEC as f64 - 2.0 * half)
+        } else {
+            1.0
+        };
         (a - half * per_px, b + half * per_px)
     };
     let (t_from, t_to) = along(s.frame_times_s, half_t);
     let (f_lo, f_hi) = along(s.freqs_hz, half_f);
     for (k, (ch, title)) in s.channels.iter().enumerate() {
         c.text(px0 + SPEC / 2, y + 2, title, LABEL, INK, Align::Center);
-        heat(c, px0, py0, SPEC, SPEC, ColorMap::Viridis, (lo, hi), |px, py| {
-            let t = (px as usize * nt) / SPEC as usize;
-            let f = nf - 1 - (py as usize * nf) / SPEC as usize;
-            at(*ch, f, t)
-        });
-        x_axis(c, px0, py0, SPEC, SPEC, Axis { from: t_from, to: t_to }, "time (s)");
+        heat(
+            c,
+            px0,
+            py0,
+            SPEC,
+            SPEC,
+            ColorMap::Viridis,
+            (lo, hi),
+            |px, py| {
+                let t = (px as usize * nt) / SPEC as usize;
+                let f = nf - 1 - (py as usize * nf) / SPEC as usize;
+                at(*ch, f, t)
+            },
+        );
+        x_axis(
+            c,
+            px0,
+            py0,
+            SPEC,
+            SPEC,
+            Axis {
+                from: t_from,
+                to: t_to,
+            },
+            "time (s)",
+        );
         y_axis(
             c,
             px0,
             py0,
             SPEC,
-            Axis { from: f_hi, to: f_lo },
+            Axis {
+                from: f_hi,
+                to: f_lo,
+            },
             (k == 0).then_some("frequency (Hz)"),
         );
         px0 += SPEC + GAP + 28;
     }
-    let bar = color_bar(c, px0, py0, SPEC, ColorMap::Viridis, f64::from(lo), f64::from(hi), &s.unit);
+    let bar = color_bar(
+        c,
+        px0,
+        py0,
+        SPEC,
+        ColorMap::Viridis,
+        (f64::from(lo), f64::from(hi)),
+        &s.unit,
+    );
     px0 + bar - x
 }
 
@@ -297,10 +436,16 @@ mod tests {
     #[test]
     fn ticks_are_round_and_inside() {
         assert_eq!(ticks(0.0, 0.999, 7), vec![0.0, 0.2, 0.4, 0.6, 0.8]);
-        assert_eq!(ticks(-340.0, 350.0, 7), vec![-300.0, -200.0, -100.0, 0.0, 100.0, 200.0, 300.0]);
-        assert_eq!(ticks(-340.0, 350.0, 3), vec![-200.0, 0.0, 200.0]);
+        assert_eq!(
+            ticks(-340.0, 350.0, 7),
+            vec![-300.0, -200.0, -100.0, 0.0, 100.0, 200.0, 300.0]
+        );
+        assert_eq!(ticks(-340.0, 350.0, 3), vec![-250.0, 0.0, 250.0]);
         assert_eq!(ticks(0.0, 690.0, 2), vec![0.0, 500.0]);
-        assert_eq!(ticks(1500.0, 4500.0, 7), vec![1500.0, 2000.0, 2500.0, 3000.0, 3500.0, 4000.0, 4500.0]);
+        assert_eq!(
+            ticks(1500.0, 4500.0, 7),
+            vec![1500.0, 2000.0, 2500.0, 3000.0, 3500.0, 4000.0, 4500.0]
+        );
         assert_eq!(ticks(3.0, 3.0, 5), vec![3.0]);
         for max in 2..=7 {
             let t = ticks(0.0, 690.0, max);

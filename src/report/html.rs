@@ -1,5 +1,668 @@
-//! x
+//! `report.html`: one self-contained page per output (CSS inline, charts as
+//! inline SVG, previews as PNG data URIs; nothing fetched), written at the
+//! end of `seispipe run` and by `seispipe report`, and listed in the
+//! manifest's `extra_files` ([`list_in_manifest`]). Its sections: what was
+//! run, previews, drawn stage parameters, value distributions per shard,
+//! throughput over time, disk use. The same output gives the same bytes.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use base64::Engine as _;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::preview::{self, DEFAULT_CLIP_PERCENTILE};
+use super::source::Source;
+use super::stats::{self, Field, Quantiles, ShardSample, Timeline};
+use super::svg::{self, esc, fmt};
+use crate::error::{Error, Result};
+use crate::io::atomic;
+use crate::io::manifest::{Manifest, RecordedSample, MANIFEST_NAME};
+use crate::io::npy::{self, WrittenFile};
+
+/// The report's file name in an output directory.
 pub const REPORT_NAME: &str = "report.html";
-pub struct ReportOptions;
-pub fn write_report() {}
-pub fn list_in_manifest() {}
+
+/// What goes into a report.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    /// Preview images (augmented copies, from the first and last shards).
+    pub previews: usize,
+    /// Samples read from each shard for its value distributions.
+    pub samples_per_shard: usize,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions {
+            previews: 2,
+            samples_per_shard: 2,
+        }
+    }
+}
+
+/// A shard whose sampled RMS amplitude is this many times above or below the
+/// median shard's is flagged as possibly mis-scaled.
+const MISSCALED_FACTOR: f64 = 3.0;
+
+const CSS: &str = "body{font-family:sans-serif;margin:24px auto;max-width:1240px;color:#222;line-height:1.4}\
+h1{font-size:22px}h2{font-size:18px;border-bottom:1px solid #ccc;padding-bottom:4px;margin-top:32px}\
+h3{font-size:15px;margin-bottom:4px}table{border-collapse:collapse;margin:8px 0}\
+td,th{border:1px solid #ddd;padding:3px 8px;text-align:left;font-size:13px;vertical-align:top}\
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}\
+.flag{color:#c0392b;font-weight:bold}.note{color:#666;font-size:13px}img{max-width:100%;border:1px solid #eee}\
+.param{display:inline-block;margin:4px 16px 12px 0;vertical-align:top}code,pre{font-size:12px;background:#f7f7f7}\
+pre{padding:8px;overflow-x:auto}";
+
+/// Write `DIR/report.html` for the output in `dir`; returns its entry for
+/// the manifest's `extra_files`.
+///
+/// # Errors
+/// No readable manifest, provenance that cannot be read, or the file cannot
+/// be written. Problems with single shards or previews are shown in the report.
+pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
+    let m = Manifest::load(dir)?;
+    let html = render(dir, &m, opts)?;
+    let path = dir.join(REPORT_NAME);
+    atomic::write_atomic(&path, html.as_bytes())?;
+    Ok(WrittenFile {
+        path: REPORT_NAME.into(),
+        shape: Vec::new(),
+        dtype: "text".into(),
+        bytes: html.len() as u64,
+        sha256: npy::hex(&Sha256::digest(html.as_bytes())),
+    })
+}
+
+/// Add `file` to (or replace it in) the `extra_files` of `DIR/manifest.json`,
+/// leaving every other byte of the manifest as it was; nothing is written
+/// when it is already listed as it is.
+///
+/// # Errors
+/// No readable manifest, or it cannot be written.
+pub fn list_in_manifest(dir: &Path, file: &WrittenFile) -> Result<()> {
+    let path = dir.join(MANIFEST_NAME);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "read manifest", e))?;
+    let mut v: Value = serde_json::from_str(&text).map_err(|e| Error::Verify {
+        dir: dir.to_path_buf(),
+        reason: format!("{MANIFEST_NAME} is not a seispipe manifest: {e}"),
+    })?;
+    let Some(o) = v.as_object_mut() else {
+        return Err(Error::Verify {
+            dir: dir.to_path_buf(),
+            reason: format!("{MANIFEST_NAME} is not a JSON object"),
+        });
+    };
+    let entry = serde_json::to_value(file).expect("file entries serialise");
+    let extra = o
+        .entry("extra_files")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    let Some(list) = extra.as_array_mut() else {
+        return Err(Error::Verify {
+            dir: dir.to_path_buf(),
+            reason: format!("{MANIFEST_NAME}: extra_files is not a list"),
+        });
+    };
+    match list.iter_mut().find(|f| f["path"] == file.path.as_str()) {
+        Some(old) if *old == entry => return Ok(()),
+        Some(old) => *old = entry,
+        None => list.push(entry),
+    }
+    let mut out = serde_json::to_string_pretty(&v).expect("manifest serialises");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    atomic::write_atomic(&path, out.as_bytes())
+}
+
+/// The whole page.
+fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
+    let params = stats::stage_params(dir, m)?;
+    let sampled = stats::sampled(dir, m, opts.samples_per_shard);
+    let timeline = stats::timeline(dir)?;
+    let name = dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let mut h = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>seispipe report: {}</title><style>{CSS}</style></head><body>\n<h1>seispipe report: {}</h1>\n",
+        esc(&name),
+        esc(&name)
+    );
+    run_section(&mut h, dir, m);
+    previews_section(&mut h, dir, m, opts);
+    params_section(&mut h, &params);
+    distributions_section(&mut h, m, &sampled, opts);
+    throughput_section(&mut h, &timeline);
+    disk_section(&mut h, dir, m);
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+fn row(h: &mut String, label: &str, id: &str, value: &str) {
+    let _ = writeln!(
+        h,
+        "<tr><th>{}</th><td id=\"{id}\">{value}</td></tr>",
+        esc(label)
+    );
+}
+
+/// One escaped line per stage: "[i] type (key = value, …)".
+fn stage_list(m: &Manifest) -> Vec<String> {
+    m.pipeline["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, s)| {
+            let params: Vec<String> = s
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| *k != "type")
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect();
+            esc(&format!(
+                "[{i}] {} ({})",
+                s["type"].as_str().unwrap_or("?"),
+                params.join(", ")
+            ))
+        })
+        .collect()
+}
+
+fn run_section(h: &mut String, dir: &Path, m: &Manifest) {
+    h.push_str("<section id=\"run\"><h2>What was run</h2><table>\n");
+    row(h, "output", "output", &esc(&dir.display().to_string()));
+    row(h, "pipeline file", "pipeline-file", &esc(&m.pipeline_file));
+    row(
+        h,
+        "seispipe version",
+        "seispipe-version",
+        &esc(&m.seispipe_version),
+    );
+    row(h, "seed", "seed", &m.seed.to_string());
+    row(
+        h,
+        "fingerprint",
+        "fingerprint",
+        &format!("<code>{}</code>", esc(&m.fingerprint)),
+    );
+    let copies = format!(
+        "{} augmented {} input sample{}",
+        m.pipeline["copies"],
+        if m.pipeline["copies"] == 1 {
+            "copy per"
+        } else {
+            "copies per"
+        },
+        if m.pipeline["keep_original"] == true {
+            ", plus the original"
+        } else {
+            ""
+        }
+    );
+    row(h, "copies", "copies", &esc(&copies));
+    let stages = stage_list(m);
+    row(
+        h,
+        "stages",
+        "stages",
+        &if stages.is_empty() {
+            "none".into()
+        } else {
+            stages.join("<br>")
+        },
+    );
+    if let Some(v) = &m.versions {
+        row(
+            h,
+            "algorithm versions",
+            "versions",
+            &format!("<code>{}</code>", esc(&v.to_string())),
+        );
+    }
+    if let Some(note) = &m.unversioned_resume {
+        row(
+            h,
+            "warning",
+            "unversioned",
+            &format!("<span class=\"flag\">{}</span>", esc(note)),
+        );
+    }
+    row(h, "random numbers", "rng", &esc(&m.rng));
+    let shape = format!(
+        "{:?} {}{}",
+        m.sample_shape,
+        m.dtype,
+        m.label_shape
+            .as_ref()
+            .map_or(String::new(), |l| format!(", labels {l:?}"))
+    );
+    row(h, "sample shape", "sample-shape", &esc(&shape));
+    row(h, "input root", "input-root", &esc(&m.input_root));
+    row(h, "input files", "input-files", &m.inputs.len().to_string());
+    row(h, "samples in", "samples-in", &m.samples_in.to_string());
+    row(h, "samples out", "samples-out", &m.samples_out.to_string());
+    row(
+        h,
+        "samples dropped",
+        "samples-dropped",
+        &m.samples_dropped.to_string(),
+    );
+    row(h, "shards", "shards", &m.shards.len().to_string());
+    row(
+        h,
+        "files skipped",
+        "files-skipped",
+        &m.skipped_files.len().to_string(),
+    );
+    h.push_str("</table>\n");
+    let _ = writeln!(
+        h,
+        "<details><summary>the pipeline as run</summary><pre>{}</pre></details>",
+        esc(&serde_json::to_string_pretty(&m.pipeline).unwrap_or_default())
+    );
+    inputs_and_losses(h, m);
+    h.push_str("</section>\n");
+}
+
+/// The input files (the first 50), skipped files, and dropped samples by reason.
+fn inputs_and_losses(h: &mut String, m: &Manifest) {
+    // Inputs: the first 50, then how many more.
+    h.push_str("<h3>Inputs</h3><table id=\"inputs\"><tr><th>file</th><th>label</th><th>samples</th><th>dtype</th></tr>\n");
+    for e in m.inputs.iter().take(50) {
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            esc(e["path"].as_str().unwrap_or("")),
+            esc(e["label"].as_str().unwrap_or("—")),
+            e["samples"],
+            esc(e["dtype"].as_str().unwrap_or(""))
+        );
+    }
+    h.push_str("</table>\n");
+    if m.inputs.len() > 50 {
+        let _ = writeln!(
+            h,
+            "<p class=\"note\">… and {} more input files.</p>",
+            m.inputs.len() - 50
+        );
+    }
+    h.push_str("<h3>Skipped files</h3>");
+    if m.skipped_files.is_empty() {
+        h.push_str("<p id=\"skipped\">none</p>\n");
+    } else {
+        h.push_str("<table id=\"skipped\"><tr><th>file</th><th>reason</th></tr>\n");
+        for s in &m.skipped_files {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td></tr>",
+                esc(&s.path),
+                esc(&s.reason)
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    // Dropped samples, by reason.
+    let mut reasons: std::collections::BTreeMap<String, Vec<String>> =
+        std::collections::BTreeMap::new();
+    for d in m.shards.iter().flat_map(|s| s.dropped.iter()) {
+        let r = RecordedSample::of(d);
+        reasons
+            .entry(r.reason)
+            .or_default()
+            .push(format!("{} (copy {})", r.id, r.copy));
+    }
+    h.push_str("<h3>Dropped samples</h3>");
+    if reasons.is_empty() {
+        h.push_str("<p id=\"dropped\">none</p>\n");
+    } else {
+        h.push_str(
+            "<table id=\"dropped\"><tr><th>reason</th><th>samples</th><th>first ones</th></tr>\n",
+        );
+        for (reason, ids) in &reasons {
+            let first: Vec<&str> = ids.iter().take(5).map(String::as_str).collect();
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                esc(reason),
+                ids.len(),
+                esc(&first.join(", "))
+            );
+        }
+        h.push_str("</table>\n");
+    }
+}
+
+/// Positions of augmented copies (a stage applied) to preview: the first one
+/// of the first shard, then of the last, then of the shards between.
+fn preview_positions(dir: &Path, m: &Manifest, n: usize) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(m.shards.len());
+    let mut at = 0;
+    for s in &m.shards {
+        starts.push(at);
+        at += s.samples;
+    }
+    let mut order: Vec<usize> = (0..m.shards.len()).collect();
+    if order.len() > 1 {
+        let last = order.pop().expect("two or more");
+        order.insert(1, last);
+    }
+    let mut out = Vec::new();
+    for k in order {
+        if out.len() >= n {
+            break;
+        }
+        let Ok(recs) = super::provenance_of(dir, &m.shards[k]) else {
+            continue;
+        };
+        let augmented = recs.iter().position(|r| {
+            RecordedSample::of(r).copy > 0
+                && r["stages"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|st| st["applied"] == true))
+        });
+        if let Some(j) = augmented {
+            out.push(starts[k] + j);
+        }
+    }
+    if out.is_empty() && m.samples_out > 0 && n > 0 {
+        out.push(0);
+    }
+    out
+}
+
+fn previews_section(h: &mut String, dir: &Path, m: &Manifest, opts: &ReportOptions) {
+    h.push_str("<section id=\"previews\"><h2>Previews</h2>\n");
+    let positions = preview_positions(dir, m, opts.previews);
+    let _ = writeln!(
+        h,
+        "<p class=\"note\">Augmented copies beside the samples they were made from (<code>seispipe preview {} --samples {}</code> draws the same).</p>",
+        esc(&dir.display().to_string()),
+        positions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+    );
+    match Source::open(dir, None) {
+        Ok(source) => {
+            for i in positions {
+                match preview::render(&source, i, DEFAULT_CLIP_PERCENTILE) {
+                    Ok(png) => {
+                        let _ = writeln!(
+                            h,
+                            "<figure><img alt=\"sample {i}\" src=\"data:image/png;base64,{}\"><figcaption class=\"note\">sample {i}</figcaption></figure>",
+                            base64::engine::general_purpose::STANDARD.encode(png)
+                        );
+                    }
+                    Err(e) => {
+                        let _ = writeln!(
+                            h,
+                            "<p class=\"flag\">sample {i}: no preview: {}</p>",
+                            esc(&e.to_string())
+                        );
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(
+                h,
+                "<p class=\"flag\">no previews: {}</p>",
+                esc(&e.to_string())
+            );
+        }
+    }
+    h.push_str("</section>\n");
+}
+
+fn params_section(h: &mut String, params: &[stats::StageParams]) {
+    h.push_str("<section id=\"parameters\"><h2>Drawn stage parameters</h2>\n<p class=\"note\">From the provenance record of every output sample.</p>\n");
+    if params.is_empty() {
+        h.push_str("<p>no stages</p>\n");
+    }
+    for p in params {
+        let _ = writeln!(
+            h,
+            "<div class=\"stage\" data-stage=\"{}\" data-applied=\"{}\" data-not-applied=\"{}\"><h3>[{}] {}</h3>",
+            p.index,
+            p.applied,
+            p.not_applied,
+            p.index,
+            esc(&p.kind)
+        );
+        let total = p.applied + p.not_applied;
+        if total > 0 {
+            let _ = writeln!(
+                h,
+                "<div class=\"param\">applied: {} of {total} ({:.1} %)<br>{}</div>",
+                p.applied,
+                100.0 * p.applied as f64 / total as f64,
+                svg::categories(&[("yes".into(), p.applied), ("no".into(), p.not_applied)])
+            );
+        }
+        for (key, field) in &p.fields {
+            match field {
+                Field::Numbers(v) if !v.is_empty() => {
+                    let (lo, hi) = v
+                        .iter()
+                        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+                            (a.min(x), b.max(x))
+                        });
+                    let mean = v.iter().sum::<f64>() / v.len() as f64;
+                    let _ = writeln!(
+                        h,
+                        "<div class=\"param\" data-stage=\"{}\" data-key=\"{}\" data-n=\"{}\" data-min=\"{lo}\" data-mean=\"{mean}\" data-max=\"{hi}\"><b>{}</b>: {} values, min {}, mean {}, max {}<br>{}</div>",
+                        p.index,
+                        esc(key),
+                        v.len(),
+                        esc(key),
+                        v.len(),
+                        fmt(lo),
+                        fmt(mean),
+                        fmt(hi),
+                        svg::histogram(v, key)
+                    );
+                }
+                Field::Numbers(_) => {}
+                Field::Categories { counts, more } => {
+                    let mut bars: Vec<(String, usize)> =
+                        counts.iter().map(|(k, c)| (k.clone(), *c)).collect();
+                    if *more > 0 {
+                        bars.push((
+                            format!("(other values, {MAX} shown)", MAX = counts.len()),
+                            *more,
+                        ));
+                    }
+                    let n: usize = bars.iter().map(|b| b.1).sum();
+                    let _ = writeln!(
+                        h,
+                        "<div class=\"param\" data-stage=\"{}\" data-key=\"{}\" data-n=\"{n}\"><b>{}</b>: {n} values<br>{}</div>",
+                        p.index,
+                        esc(key),
+                        esc(key),
+                        svg::categories(&bars)
+                    );
+                }
+            }
+        }
+        h.push_str("</div>\n");
+    }
+    h.push_str("</section>\n");
+}
+
+/// Shards whose value is more than `factor` times off the median shard's.
+fn outliers(values: &[(usize, f64)], factor: f64) -> Vec<usize> {
+    let mut v: Vec<f64> = values
+        .iter()
+        .map(|x| x.1)
+        .filter(|x| x.is_finite())
+        .collect();
+    if v.len() < 3 {
+        return Vec::new();
+    }
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    values
+        .iter()
+        .filter(|(_, x)| median > 0.0 && (*x > median * factor || *x < median / factor))
+        .map(|x| x.0)
+        .collect()
+}
+
+fn distributions_section(
+    h: &mut String,
+    m: &Manifest,
+    sampled: &[ShardSample],
+    opts: &ReportOptions,
+) {
+    let _ = writeln!(
+        h,
+        "<section id=\"distributions\"><h2>Values per shard</h2>\n<p class=\"note\">Sampled: {} samples of each shard, spread over it; of each, one channel (source) of the data, and its velocity map. Boxes span the 25th to 75th percentile, lines the 1st to 99th, the dark tick is the median, the orange dot the RMS; shards whose RMS is over {MISSCALED_FACTOR}× off the median shard's are red.</p>",
+        opts.samples_per_shard
+    );
+    let data: Vec<(usize, Quantiles)> = sampled
+        .iter()
+        .filter_map(|s| s.data.map(|q| (s.index, q)))
+        .collect();
+    let vel: Vec<(usize, Quantiles)> = sampled
+        .iter()
+        .filter_map(|s| s.velocity.map(|q| (s.index, q)))
+        .collect();
+    let flagged = outliers(
+        &data.iter().map(|(i, q)| (*i, q.rms)).collect::<Vec<_>>(),
+        MISSCALED_FACTOR,
+    );
+    let vflagged = outliers(
+        &vel.iter().map(|(i, q)| (*i, q.p50)).collect::<Vec<_>>(),
+        1.5,
+    );
+    let what = if m.stage_info.values().any(|i| i["freqs_hz"].is_array()) {
+        "spectrogram value"
+    } else {
+        "amplitude"
+    };
+    let _ = writeln!(
+        h,
+        "<h3>Data ({what})</h3>{}",
+        svg::shard_ranges(&data, &flagged, what)
+    );
+    if !vel.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h3>Velocity (m/s)</h3>{}",
+            svg::shard_ranges(&vel, &vflagged, "velocity (m/s)")
+        );
+    }
+    if flagged.is_empty() && vflagged.is_empty() {
+        h.push_str("<p id=\"misscaled\">No shard stands out.</p>\n");
+    } else {
+        let list: Vec<String> = flagged
+            .iter()
+            .map(|i| format!("shard {i} (data)"))
+            .chain(vflagged.iter().map(|i| format!("shard {i} (velocity)")))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<p id=\"misscaled\" class=\"flag\">Possibly mis-scaled: {}</p>",
+            list.join(", ")
+        );
+    }
+    h.push_str("<details><summary>the numbers</summary><table id=\"shard-values\"><tr><th>shard</th><th>samples read</th><th>data p1</th><th>median</th><th>p99</th><th>RMS</th><th>non-finite</th><th>velocity min</th><th>median</th><th>max</th></tr>\n");
+    for s in sampled {
+        if let Some(e) = &s.error {
+            let _ = writeln!(
+                h,
+                "<tr data-shard=\"{}\"><td>{}</td><td colspan=\"9\" class=\"flag\">{}</td></tr>",
+                s.index,
+                s.index,
+                esc(e)
+            );
+            continue;
+        }
+        let q =
+            |q: Option<Quantiles>, f: fn(&Quantiles) -> f64| q.map_or("—".into(), |q| fmt(f(&q)));
+        let _ = writeln!(
+            h,
+            "<tr data-shard=\"{}\" data-rms=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            s.index,
+            s.data.map_or(f64::NAN, |d| d.rms),
+            s.index,
+            s.samples_read,
+            q(s.data, |q| q.p1),
+            q(s.data, |q| q.p50),
+            q(s.data, |q| q.p99),
+            q(s.data, |q| q.rms),
+            s.data.map_or(0, |d| d.nonfinite),
+            q(s.velocity, |q| q.min),
+            q(s.velocity, |q| q.p50),
+            q(s.velocity, |q| q.max)
+        );
+    }
+    h.push_str("</table></details></section>\n");
+}
+
+fn throughput_section(h: &mut String, t: &Timeline) {
+    h.push_str("<section id=\"throughput\"><h2>Throughput over time</h2>\n");
+    match t {
+        Timeline::NoJournal => h.push_str("<p class=\"note\">No journal here (a Kaggle part carries none; the output it was packaged from has it).</p>\n"),
+        Timeline::NoTimes(n) => {
+            let _ = writeln!(h, "<p class=\"note\">The journal's {n} lines carry no times (written by a seispipe that did not record them).</p>");
+        }
+        Timeline::Timed { runs, shards } => {
+            let _ = writeln!(h, "<p class=\"note\">From the journal: when each shard was finished, and by which run; a dashed line is a resumed run's start. Samples per second of a shard = its samples over the time since the run's previous shard (or the run's start).</p>{}", svg::throughput(shards, runs));
+            h.push_str("<table id=\"runs\"><tr><th>run</th><th>started (UTC)</th><th>shards</th><th>samples</th><th>wall time</th><th>samples/s</th><th>MB/s</th></tr>\n");
+            for (k, &start) in runs.iter().enumerate() {
+                let mine: Vec<&stats::Finished> = shards.iter().filter(|f| f.run == k).collect();
+                let samples: usize = mine.iter().map(|f| f.samples).sum();
+                let bytes: u64 = mine.iter().map(|f| f.bytes).sum();
+                let wall: f64 = mine.iter().map(|f| f.took).sum();
+                let _ = writeln!(
+                    h,
+                    "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{samples}</td><td class=\"num\">{} s</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    k + 1,
+                    stats::utc(start),
+                    mine.len(),
+                    fmt(wall),
+                    fmt(samples as f64 / wall.max(1e-3)),
+                    fmt(bytes as f64 / 1e6 / wall.max(1e-3))
+                );
+            }
+            h.push_str("</table>\n");
+        }
+    }
+    h.push_str("</section>\n");
+}
+
+fn disk_section(h: &mut String, dir: &Path, m: &Manifest) {
+    let lines = stats::disk(dir, m);
+    h.push_str("<section id=\"disk\"><h2>Disk used</h2>\n<table><tr><th>what</th><th>files</th><th>bytes</th><th>allocated on disk</th></tr>\n");
+    let mb = |b: u64| {
+        format!(
+            "{} <span class=\"note\">({} MB)</span>",
+            b,
+            fmt(b as f64 / 1e6)
+        )
+    };
+    for l in &lines {
+        let _ = writeln!(
+            h,
+            "<tr data-what=\"{}\" data-files=\"{}\" data-bytes=\"{}\"><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&l.what),
+            l.files,
+            l.bytes,
+            esc(&l.what),
+            l.files,
+            mb(l.bytes),
+            mb(l.allocated)
+        );
+    }
+    let (files, bytes, alloc) = lines.iter().fold((0, 0, 0), |a, l| {
+        (a.0 + l.files, a.1 + l.bytes, a.2 + l.allocated)
+    });
+    let _ = writeln!(
+        h,
+        "<tr><th>total (manifest.json and this report left out)</th><td class=\"num\">{files}</td><td class=\"num\" id=\"bytes-total\" data-bytes=\"{bytes}\">{}</td><td class=\"num\">{}</td></tr></table></section>",
+        mb(bytes),
+        mb(alloc)
+    );
+}

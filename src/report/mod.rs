@@ -57,7 +57,8 @@ fn provenance_value<'a>(
         Provenance::Inline(v) => Cow::Borrowed(v),
         Provenance::File(rel) => {
             let path = dir.join(rel);
-            let f = std::fs::File::open(&path).map_err(|e| Error::io(&path, "open provenance", e))?;
+            let f =
+                std::fs::File::open(&path).map_err(|e| Error::io(&path, "open provenance", e))?;
             let mut out = Vec::with_capacity(samples);
             for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
                 let line = line.map_err(|e| Error::io(&path, "read provenance", e))?;
@@ -135,22 +136,50 @@ mod tests {
     #[test]
     fn provenance_reads_inline_and_file_forms_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let recs = vec![json!({"output_index": 0, "id": "a#0", "copy": 1}), json!({"output_index": 1, "id": "a#0", "copy": 2})];
+        let recs = vec![
+            json!({"output_index": 0, "id": "a#0", "copy": 1}),
+            json!({"output_index": 1, "id": "a#0", "copy": 2}),
+        ];
         let inline = Value::Array(recs.clone());
-        assert_eq!(provenance_value(dir.path(), 1, 2, &inline).unwrap().as_ref(), recs.as_slice());
+        assert_eq!(
+            provenance_value(dir.path(), 1, 2, &inline)
+                .unwrap()
+                .as_ref(),
+            recs.as_slice()
+        );
         std::fs::create_dir_all(dir.path().join("provenance")).unwrap();
-        let text: String = recs.iter().map(|r| format!("{r}\n")).collect();
+        let text = recs.iter().fold(String::new(), |mut t, r| {
+            t.push_str(&r.to_string());
+            t.push('\n');
+            t
+        });
         std::fs::write(dir.path().join("provenance/prov1.jsonl"), text).unwrap();
         let file = json!({"path": "provenance/prov1.jsonl", "bytes": 1, "sha256": "x"});
-        assert_eq!(provenance_value(dir.path(), 1, 2, &file).unwrap().as_ref(), recs.as_slice());
+        assert_eq!(
+            provenance_value(dir.path(), 1, 2, &file).unwrap().as_ref(),
+            recs.as_slice()
+        );
         // A count that does not match, a missing file, a bad line: named.
-        let e = provenance_value(dir.path(), 1, 3, &file).unwrap_err().to_string();
-        assert!(e.contains("shard 1 has 3 samples but 2 provenance records"), "{e}");
+        let e = provenance_value(dir.path(), 1, 3, &file)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("shard 1 has 3 samples but 2 provenance records"),
+            "{e}"
+        );
         let gone = json!({"path": "provenance/prov9.jsonl"});
-        let e = provenance_value(dir.path(), 9, 2, &gone).unwrap_err().to_string();
+        let e = provenance_value(dir.path(), 9, 2, &gone)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("prov9.jsonl"), "{e}");
-        std::fs::write(dir.path().join("provenance/prov1.jsonl"), "{\"id\": 1}\nnot json\n").unwrap();
-        let e = provenance_value(dir.path(), 1, 2, &file).unwrap_err().to_string();
+        std::fs::write(
+            dir.path().join("provenance/prov1.jsonl"),
+            "{\"id\": 1}\nnot json\n",
+        )
+        .unwrap();
+        let e = provenance_value(dir.path(), 1, 2, &file)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2: not a provenance record"), "{e}");
     }
 }

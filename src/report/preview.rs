@@ -60,15 +60,19 @@ pub fn preview(path: &Path, opts: &PreviewOptions) -> Result<Vec<PathBuf>> {
     if !(opts.clip_percentile > 0.0 && opts.clip_percentile <= 100.0) {
         return Err(Error::config(
             "--clip-percentile",
-            format!("{} is out of range; expected 0 < p ≤ 100", opts.clip_percentile),
+            format!(
+                "{} is out of range; expected 0 < p ≤ 100",
+                opts.clip_percentile
+            ),
         ));
     }
     let source = Source::open(path, opts.input_root.clone())?;
     let indices = select(&source, &opts.selection)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| Error::io(&opts.out, "create directory", e))?;
-    let stem = path
-        .file_stem()
-        .map_or_else(|| "sample".to_string(), |s| s.to_string_lossy().into_owned());
+    let stem = path.file_stem().map_or_else(
+        || "sample".to_string(),
+        |s| s.to_string_lossy().into_owned(),
+    );
     let mut written = Vec::new();
     for i in indices {
         let png = render(&source, i, opts.clip_percentile)?;
@@ -93,7 +97,10 @@ fn select(source: &Source, sel: &Selection) -> Result<Vec<usize>> {
             if *n > len {
                 return Err(Error::config(
                     "--random",
-                    format!("{n} samples asked for, but {} holds {len}", source.path.display()),
+                    format!(
+                        "{n} samples asked for, but {} holds {len}",
+                        source.path.display()
+                    ),
                 ));
             }
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(*seed);
@@ -108,7 +115,11 @@ fn select(source: &Source, sel: &Selection) -> Result<Vec<usize>> {
 /// numpy's default linear interpolation; 0 when there are none.
 #[must_use]
 pub fn abs_percentile(values: &[f32], p: f64) -> f32 {
-    let mut a: Vec<f32> = values.iter().filter(|v| v.is_finite()).map(|v| v.abs()).collect();
+    let mut a: Vec<f32> = values
+        .iter()
+        .filter(|v| v.is_finite())
+        .map(|v| v.abs())
+        .collect();
     if a.is_empty() {
         return 0.0;
     }
@@ -157,7 +168,10 @@ fn num(v: &Value) -> String {
         }
         Value::Object(o) => format!(
             "{{{}}}",
-            o.iter().map(|(k, v)| format!("{k} {}", num(v))).collect::<Vec<_>>().join(", ")
+            o.iter()
+                .map(|(k, v)| format!("{k} {}", num(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::String(s) => s.clone(),
         other => other.to_string(),
@@ -213,7 +227,11 @@ fn wrap(text: &str, size: f32, width: f32) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split(' ') {
-        let candidate = if line.is_empty() { word.to_string() } else { format!("{line} {word}") };
+        let candidate = if line.is_empty() {
+            word.to_string()
+        } else {
+            format!("{line} {word}")
+        };
         if font::width(&candidate, size) > width && !line.is_empty() {
             lines.push(std::mem::take(&mut line));
             line = format!("    {word}");
@@ -239,9 +257,28 @@ struct Row {
 fn spectrogram_info<'a>(m: Option<&'a Manifest>, shape: &[usize]) -> Option<&'a Value> {
     m?.stage_info.values().find(|info| {
         info["shape"].as_array().is_some_and(|s| {
-            s.len() == shape.len() && s.iter().zip(shape).all(|(a, b)| a.as_u64() == Some(*b as u64))
+            s.len() == shape.len()
+                && s.iter()
+                    .zip(shape)
+                    .all(|(a, b)| a.as_u64() == Some(*b as u64))
         }) && info["freqs_hz"].is_array()
     })
+}
+
+/// The caption's first lines: where the sample is, and its stages.
+fn caption_head(source: &Source, i: usize, after: &Shown) -> Vec<String> {
+    let mut caption = vec![format!(
+        "{} · sample {i} of {} · {}",
+        source.path.display(),
+        source.len(),
+        after.place
+    )];
+    if let Some(rec) = &after.record {
+        let r = RecordedSample::of(rec);
+        let _ = write!(caption[0], " · id {} · copy {}", r.id, r.copy);
+        caption.extend(stage_lines(rec, source.manifest()));
+    }
+    caption
 }
 
 /// The PNG of sample `i` of `source`.
@@ -263,17 +300,7 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
             ),
         });
     }
-    let mut caption = vec![format!(
-        "{} · sample {i} of {} · {}",
-        source.path.display(),
-        source.len(),
-        after.place
-    )];
-    if let Some(rec) = &after.record {
-        let r = RecordedSample::of(rec);
-        caption[0].push_str(&format!(" · id {} · copy {}", r.id, r.copy));
-        caption.extend(stage_lines(rec, m));
-    }
+    let mut caption = caption_head(source, i, &after);
     let before = source.before(&after);
     match &before {
         Before::Found(b) => caption.push(format!("before: {}", b.place)),
@@ -290,10 +317,13 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
         Before::Found(b) => Some(*b),
         _ => None,
     };
-    let maps: Vec<&[f32]> = [after.velocity.as_deref(), before.as_ref().and_then(|b| b.velocity.as_deref())]
-        .into_iter()
-        .flatten()
-        .collect();
+    let maps: Vec<&[f32]> = [
+        after.velocity.as_deref(),
+        before.as_ref().and_then(|b| b.velocity.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let vrange = range(&maps);
     let vel = |s: &Shown| {
         s.velocity
@@ -305,7 +335,11 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
         (Some(c), _) => caption.push(format!(
             "gathers clipped at ±{} (the {p}th percentile of |amplitude| of this sample){}",
             num(&Value::from(f64::from(c))),
-            if before.is_some() { ", before and after alike" } else { "" }
+            if before.is_some() {
+                ", before and after alike"
+            } else {
+                ""
+            }
         )),
         (None, Some(info)) => caption.push(format!(
             "spectrograms: {} of receiver {} of each source",
@@ -316,7 +350,11 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
     }
     let after_velocity = vel(&after);
     rows.push(Row {
-        heading: if before.is_some() { "after (this sample)".into() } else { "this sample".into() },
+        heading: if before.is_some() {
+            "after (this sample)".into()
+        } else {
+            "this sample".into()
+        },
         sample: after.clone(),
         clip,
         velocity: after_velocity,
@@ -336,35 +374,52 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
             velocity: v,
         });
         if same_shape && after.shape == SEISMIC_SHAPE {
-            let values: Vec<f32> = after.values.iter().zip(&b.values).map(|(a, b)| a - b).collect();
-            let dclip = abs_percentile(&values, p);
-            let velocity = match (&after.velocity, &b.velocity) {
-                (Some(a), Some(bv)) => Some(a.iter().zip(bv).map(|(a, b)| a - b).collect::<Vec<f32>>()),
-                _ => None,
-            };
-            let dv = velocity.as_deref().map_or(0.0, |d| abs_percentile(d, 100.0));
-            caption.push(format!(
-                "difference clipped at ±{} (the {p}th percentile of |after − before|); velocity difference ±{} m/s",
-                num(&Value::from(f64::from(dclip))),
-                num(&Value::from(f64::from(dv)))
-            ));
-            rows.push(Row {
-                heading: "difference (after − before)".into(),
-                sample: Shown {
-                    place: String::new(),
-                    values,
-                    shape: after.shape.clone(),
-                    velocity,
-                    record: None,
-                },
-                clip: Some(dclip),
-                velocity: Some((ColorMap::Seismic, (-dv, dv), "Δ velocity (m/s)", "velocity difference")),
-            });
+            rows.push(difference(&after, &b, p, &mut caption));
         } else if !same_shape {
             caption.push("no difference row: the stages changed the sample's shape".into());
         }
     }
     Ok(draw(&caption, &rows, spec_info).png())
+}
+
+/// The row of after − before (seismic and velocity), and its caption line.
+fn difference(after: &Shown, b: &Shown, p: f64, caption: &mut Vec<String>) -> Row {
+    let values: Vec<f32> = after
+        .values
+        .iter()
+        .zip(&b.values)
+        .map(|(a, b)| a - b)
+        .collect();
+    let dclip = abs_percentile(&values, p);
+    let velocity = match (&after.velocity, &b.velocity) {
+        (Some(a), Some(bv)) => Some(a.iter().zip(bv).map(|(a, b)| a - b).collect::<Vec<f32>>()),
+        _ => None,
+    };
+    let dv = velocity
+        .as_deref()
+        .map_or(0.0, |d| abs_percentile(d, 100.0));
+    caption.push(format!(
+        "difference clipped at ±{} (the {p}th percentile of |after − before|); velocity difference ±{} m/s",
+        num(&Value::from(f64::from(dclip))),
+        num(&Value::from(f64::from(dv)))
+    ));
+    Row {
+        heading: "difference (after − before)".into(),
+        sample: Shown {
+            place: String::new(),
+            values,
+            shape: after.shape.clone(),
+            velocity,
+            record: None,
+        },
+        clip: Some(dclip),
+        velocity: Some((
+            ColorMap::Seismic,
+            (-dv, dv),
+            "Δ velocity (m/s)",
+            "velocity difference",
+        )),
+    }
 }
 
 /// Lay the caption and the rows out on a canvas.
@@ -387,14 +442,31 @@ fn draw(caption: &[String], rows: &[Row], spec_info: Option<&Value>) -> Canvas {
     y += 8;
     for row in rows {
         c.fill(MARGIN, y + lh / 2, WIDTH - 2 * MARGIN, 1, [210, 210, 210]);
-        c.fill(MARGIN, y, font::width(&row.heading, TITLE) as i64 + 12, lh, WHITE);
+        c.fill(
+            MARGIN,
+            y,
+            font::width(&row.heading, TITLE) as i64 + 12,
+            lh,
+            WHITE,
+        );
         c.text(MARGIN + 4, y, &row.heading, TITLE, GREY, Align::Left);
         let top = y + lh + 6;
         let mut x = MARGIN;
         let s = &row.sample;
         if let Some(clip) = row.clip {
-            let label = if row.heading.starts_with("difference") { "after − before" } else { "amplitude" };
-            x += figure::gathers(&mut c, x, top, &s.values, clip.max(f32::MIN_POSITIVE), label) + 24;
+            let label = if row.heading.starts_with("difference") {
+                "after − before"
+            } else {
+                "amplitude"
+            };
+            x += figure::gathers(
+                &mut c,
+                x,
+                top,
+                &s.values,
+                clip.max(f32::MIN_POSITIVE),
+                label,
+            ) + 24;
         } else if let (Some(info), 4) = (spec_info, s.shape.len()) {
             x += spectrogram_block(&mut c, x, top, s, info) + 24;
         }
@@ -409,7 +481,10 @@ fn draw(caption: &[String], rows: &[Row], spec_info: Option<&Value>) -> Canvas {
 /// The spectrogram panels of `s` (channels are sources, or Re/Im pairs).
 fn spectrogram_block(c: &mut Canvas, x: i64, y: i64, s: &Shown, info: &Value) -> i64 {
     let floats = |k: &str| -> Vec<f64> {
-        info[k].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default()
+        info[k]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default()
     };
     let (freqs, times) = (floats("freqs_hz"), floats("frame_times_s"));
     let shape = [s.shape[0], s.shape[1], s.shape[2], s.shape[3]];
@@ -418,9 +493,15 @@ fn spectrogram_block(c: &mut Canvas, x: i64, y: i64, s: &Shown, info: &Value) ->
     }
     let pairs = info["axes"][0].as_str() == Some("channel");
     let channels = if pairs {
-        (0..shape[0] / 2).take(5).map(|k| (2 * k, format!("source {} · Re", k + 1))).collect()
+        (0..shape[0] / 2)
+            .take(5)
+            .map(|k| (2 * k, format!("source {} · Re", k + 1)))
+            .collect()
     } else {
-        (0..shape[0]).take(5).map(|k| (k, format!("source {}", k + 1))).collect()
+        (0..shape[0])
+            .take(5)
+            .map(|k| (k, format!("source {}", k + 1)))
+            .collect()
     };
     figure::spectrograms(
         c,
@@ -465,7 +546,10 @@ mod tests {
         ]});
         assert_eq!(
             stage_lines(&rec, None),
-            vec!["[0] flip: not applied", "[1] gaussian_noise: applied, std = 0.25"]
+            vec![
+                "[0] flip: not applied",
+                "[1] gaussian_noise: applied, std = 0.25"
+            ]
         );
         let lines = wrap("a b c d e f g h", TITLE, 30.0);
         assert!(lines.len() > 2, "{lines:?}");

@@ -69,7 +69,11 @@ pub(super) struct Source {
 fn in_sample(e: Error, path: &Path, index: usize) -> Error {
     let reason = match e {
         Error::Npy { path: p, reason } | Error::Layout { path: p, reason } if p == path => reason,
-        Error::Io { path: p, action, source } if p == path => format!("{action}: {source}"),
+        Error::Io {
+            path: p,
+            action,
+            source,
+        } if p == path => format!("{action}: {source}"),
         other => other.to_string(),
     };
     Error::Sample {
@@ -179,9 +183,20 @@ impl Source {
                     .strip_prefix(up)
                     .map(|r| r.to_string_lossy().replace('\\', "/"))
                     .unwrap_or_default();
-                if let Ok(Kind::Output { dir, manifest, shards, starts }) = Self::output(up, Some(&rel)) {
+                if let Ok(Kind::Output {
+                    dir,
+                    manifest,
+                    shards,
+                    starts,
+                }) = Self::output(up, Some(&rel))
+                {
                     if !shards.is_empty() {
-                        return Ok(Kind::Output { dir, manifest, shards, starts });
+                        return Ok(Kind::Output {
+                            dir,
+                            manifest,
+                            shards,
+                            starts,
+                        });
                     }
                 }
             }
@@ -256,7 +271,12 @@ impl Source {
     pub fn sample(&self, i: usize) -> Result<Shown> {
         self.check_index(i)?;
         match &self.kind {
-            Kind::Output { dir, manifest, shards, starts } => {
+            Kind::Output {
+                dir,
+                manifest,
+                shards,
+                starts,
+            } => {
                 let k = starts.partition_point(|&s| s <= i) - 1;
                 let (shard, j) = (&shards[k], i - starts[k]);
                 read_output(dir, manifest, shard, j)
@@ -285,7 +305,10 @@ impl Source {
                 place: format!("{} #{i}", path.display()),
                 values: Vec::new(),
                 shape: Vec::new(),
-                velocity: Some(read_item(path, &VELOCITY_SHAPE[1..], i).or_else(|_| read_item(path, &VELOCITY_SHAPE, i))?),
+                velocity: Some(
+                    read_item(path, &VELOCITY_SHAPE[1..], i)
+                        .or_else(|_| read_item(path, &VELOCITY_SHAPE, i))?,
+                ),
                 record: None,
             }),
         }
@@ -293,7 +316,16 @@ impl Source {
 
     /// What sample `shown` (read from this path) was made from.
     pub fn before(&self, shown: &Shown) -> Before {
-        let (Kind::Output { dir, manifest, shards, .. }, Some(rec)) = (&self.kind, &shown.record) else {
+        let (
+            Kind::Output {
+                dir,
+                manifest,
+                shards,
+                ..
+            },
+            Some(rec),
+        ) = (&self.kind, &shown.record)
+        else {
             return Before::NotACopy;
         };
         let me = RecordedSample::of(rec);
@@ -324,7 +356,12 @@ impl Source {
     }
 
     /// The input sample a provenance record names, under the input root.
-    fn read_input(&self, dir: &Path, m: &Manifest, rec: &Value) -> std::result::Result<Shown, String> {
+    fn read_input(
+        &self,
+        dir: &Path,
+        m: &Manifest,
+        rec: &Value,
+    ) -> std::result::Result<Shown, String> {
         let input = rec["input"].as_str().unwrap_or_default();
         let index = rec["input_index"].as_u64().unwrap_or(0) as usize;
         let root = self.input_root_for(dir, m, input).ok_or_else(|| {
