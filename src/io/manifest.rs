@@ -24,6 +24,10 @@ pub const MANIFEST_FORMAT: &str = "seispipe-manifest/1";
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Hidden state directory (run fingerprint and journal) in an output directory.
 pub const STATE_DIR: &str = ".seispipe";
+/// The output's report (see `crate::report`), listed in `extra_files`. It
+/// is not packaged into Kaggle parts: it describes the whole output, and its
+/// size is not known when `check` plans the parts.
+pub const REPORT_NAME: &str = "report.html";
 
 /// One output shard: its files and where each of its samples came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

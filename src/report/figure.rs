@@ -64,7 +64,9 @@ pub(super) fn ticks(a: f64, b: f64, max: usize) -> Vec<f64> {
     let step = scaled(mantissa);
     let first = (lo / step - 1e-9).ceil() as i64;
     let last = (hi / step + 1e-9).floor() as i64;
-    (first..=last).map(|k| scaled(k as f64 * mantissa)).collect()
+    (first..=last)
+        .map(|k| scaled(k as f64 * mantissa))
+        .collect()
 }
 
 /// A tick label: as few decimals as the step needs.

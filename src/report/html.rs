@@ -21,8 +21,7 @@ use crate::io::atomic;
 use crate::io::manifest::{Manifest, RecordedSample, MANIFEST_NAME};
 use crate::io::npy::{self, WrittenFile};
 
-/// The report's file name in an output directory.
-pub const REPORT_NAME: &str = "report.html";
+pub use crate::io::manifest::REPORT_NAME;
 
 /// What goes into a report.
 #[derive(Debug, Clone)]

@@ -29,7 +29,10 @@ use crate::error::{Error, Result};
 use crate::io::manifest::ShardRecord;
 
 pub use html::{list_in_manifest, write_report, ReportOptions, REPORT_NAME};
-pub use preview::{abs_percentile, preview, PreviewOptions, Selection, DEFAULT_CLIP_PERCENTILE};
+pub use preview::{
+    abs_percentile, pair, preview, Pair, PreviewOptions, Selection, DEFAULT_CLIP_PERCENTILE,
+};
+pub use source::SampleView;
 
 /// The provenance records of `shard` of the output in `dir`, one per written
 /// sample, in order. The one place provenance is read, for both forms a

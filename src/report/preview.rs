@@ -14,7 +14,7 @@ use super::canvas::{Align, Canvas, GREY, INK, WHITE};
 use super::colormap::ColorMap;
 use super::figure::{self, Spectrogram, ROW_H, TITLE};
 use super::font;
-use super::source::{Before, Shown, Source};
+use super::source::{Before, SampleView, Source};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::manifest::{Manifest, RecordedSample};
@@ -45,6 +45,38 @@ pub struct PreviewOptions {
     pub clip_percentile: f64,
     /// Where inputs are looked for first (else the manifest's `input_root`).
     pub input_root: Option<PathBuf>,
+}
+
+/// A sample and the one it is compared with, as a preview pairs them.
+#[derive(Debug, Clone)]
+pub struct Pair {
+    /// The sample.
+    pub after: SampleView,
+    /// What it was made from (the original kept in the same output, or the
+    /// input sample), when it is an augmented copy and that was found.
+    pub before: Option<SampleView>,
+    /// Why there is no `before` although it is a copy.
+    pub missing: Option<String>,
+}
+
+/// Sample `index` of `path` and what it was made from, found through its
+/// provenance (see [`preview`] for the paths and `input_root`).
+///
+/// # Errors
+/// As [`preview`].
+pub fn pair(path: &Path, index: usize, input_root: Option<PathBuf>) -> Result<Pair> {
+    let source = Source::open(path, input_root)?;
+    let after = source.sample(index)?;
+    let (before, missing) = match source.before(&after) {
+        Before::Found(b) => (Some(*b), None),
+        Before::Missing(why) => (None, Some(why)),
+        Before::NotACopy => (None, None),
+    };
+    Ok(Pair {
+        after,
+        before,
+        missing,
+    })
 }
 
 /// The default clipping percentile.
@@ -246,7 +278,7 @@ fn wrap(text: &str, size: f32, width: f32) -> Vec<String> {
 /// One row of the figure: its heading and what it draws.
 struct Row {
     heading: String,
-    sample: Shown,
+    sample: SampleView,
     /// Seismic clip (gathers) or `None` for spectrogram panels.
     clip: Option<f32>,
     /// Velocity colour map, range, colour-bar label and title.
@@ -266,7 +298,7 @@ fn spectrogram_info<'a>(m: Option<&'a Manifest>, shape: &[usize]) -> Option<&'a 
 }
 
 /// The caption's first lines: where the sample is, and its stages.
-fn caption_head(source: &Source, i: usize, after: &Shown) -> Vec<String> {
+fn caption_head(source: &Source, i: usize, after: &SampleView) -> Vec<String> {
     let mut caption = vec![format!(
         "{} · sample {i} of {} · {}",
         source.path.display(),
@@ -325,7 +357,7 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
     .flatten()
     .collect();
     let vrange = range(&maps);
-    let vel = |s: &Shown| {
+    let vel = |s: &SampleView| {
         s.velocity
             .as_ref()
             .map(|_| (ColorMap::Viridis, vrange, "velocity (m/s)", "velocity map"))
@@ -383,7 +415,7 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
 }
 
 /// The row of after − before (seismic and velocity), and its caption line.
-fn difference(after: &Shown, b: &Shown, p: f64, caption: &mut Vec<String>) -> Row {
+fn difference(after: &SampleView, b: &SampleView, p: f64, caption: &mut Vec<String>) -> Row {
     let values: Vec<f32> = after
         .values
         .iter()
@@ -405,7 +437,7 @@ fn difference(after: &Shown, b: &Shown, p: f64, caption: &mut Vec<String>) -> Ro
     ));
     Row {
         heading: "difference (after − before)".into(),
-        sample: Shown {
+        sample: SampleView {
             place: String::new(),
             values,
             shape: after.shape.clone(),
@@ -479,7 +511,7 @@ fn draw(caption: &[String], rows: &[Row], spec_info: Option<&Value>) -> Canvas {
 }
 
 /// The spectrogram panels of `s` (channels are sources, or Re/Im pairs).
-fn spectrogram_block(c: &mut Canvas, x: i64, y: i64, s: &Shown, info: &Value) -> i64 {
+fn spectrogram_block(c: &mut Canvas, x: i64, y: i64, s: &SampleView, info: &Value) -> i64 {
     let floats = |k: &str| -> Vec<f64> {
         info[k]
             .as_array()

@@ -15,9 +15,9 @@ use crate::io::manifest::{Manifest, RecordedSample, ShardRecord, MANIFEST_NAME};
 use crate::io::npy::{self, NpyHeader};
 use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
 
-/// One sample as read.
+/// One sample as a preview reads it.
 #[derive(Debug, Clone)]
-pub(super) struct Shown {
+pub struct SampleView {
     /// Where it is, for captions: the file and the index in it.
     pub place: String,
     /// The data: (5, 1000, 70) seismic, or another output shape.
@@ -33,7 +33,7 @@ pub(super) struct Shown {
 /// What an augmented copy is compared with.
 pub(super) enum Before {
     /// The input sample (or the original copy kept in the same output).
-    Found(Box<Shown>),
+    Found(Box<SampleView>),
     /// The sample is itself an original (copy 0) or has no provenance.
     NotACopy,
     /// It should have one, but it could not be found; why.
@@ -268,7 +268,7 @@ impl Source {
     ///
     /// # Errors
     /// Out of range, or a shard that cannot be read (named with the index in it).
-    pub fn sample(&self, i: usize) -> Result<Shown> {
+    pub fn sample(&self, i: usize) -> Result<SampleView> {
         self.check_index(i)?;
         match &self.kind {
             Kind::Output {
@@ -293,7 +293,7 @@ impl Source {
                     .read_velocity(f, j)
                     .map_err(|e| in_sample(e, file.label.as_deref().unwrap_or(&file.data), j))?
                     .map(|v| v.into_raw_vec_and_offset().0);
-                Ok(Shown {
+                Ok(SampleView {
                     place: format!("{} #{j}", file.data.display()),
                     values,
                     shape: SEISMIC_SHAPE.to_vec(),
@@ -301,7 +301,7 @@ impl Source {
                     record: None,
                 })
             }
-            Kind::Velocity { path, .. } => Ok(Shown {
+            Kind::Velocity { path, .. } => Ok(SampleView {
                 place: format!("{} #{i}", path.display()),
                 values: Vec::new(),
                 shape: Vec::new(),
@@ -315,7 +315,7 @@ impl Source {
     }
 
     /// What sample `shown` (read from this path) was made from.
-    pub fn before(&self, shown: &Shown) -> Before {
+    pub fn before(&self, shown: &SampleView) -> Before {
         let (
             Kind::Output {
                 dir,
@@ -361,7 +361,7 @@ impl Source {
         dir: &Path,
         m: &Manifest,
         rec: &Value,
-    ) -> std::result::Result<Shown, String> {
+    ) -> std::result::Result<SampleView, String> {
         let input = rec["input"].as_str().unwrap_or_default();
         let index = rec["input_index"].as_u64().unwrap_or(0) as usize;
         let root = self.input_root_for(dir, m, input).ok_or_else(|| {
@@ -387,7 +387,7 @@ impl Source {
         } else {
             None
         };
-        Ok(Shown {
+        Ok(SampleView {
             place: format!("{} #{index}", data.display()),
             values,
             shape: SEISMIC_SHAPE.to_vec(),
@@ -413,14 +413,14 @@ impl Source {
 }
 
 /// Sample `j` of an output shard, with its label and provenance record.
-fn read_output(dir: &Path, m: &Manifest, shard: &ShardRecord, j: usize) -> Result<Shown> {
+fn read_output(dir: &Path, m: &Manifest, shard: &ShardRecord, j: usize) -> Result<SampleView> {
     let data = dir.join(&shard.files[0].path);
     let values = read_item(&data, &m.sample_shape, j)?;
     let velocity = match (&m.label_shape, shard.files.get(1)) {
         (Some(shape), Some(f)) => Some(read_item(&dir.join(&f.path), shape, j)?),
         _ => None,
     };
-    Ok(Shown {
+    Ok(SampleView {
         place: format!("{} #{j}", shard.files[0].path),
         values,
         shape: m.sample_shape.clone(),

@@ -8,5 +8,6 @@ mod kaggle;
 mod layers;
 mod physics;
 mod pseudo_label;
+mod report;
 mod spectrogram;
 mod versions;
