@@ -62,7 +62,7 @@ pre{padding:8px;overflow-x:auto}";
 /// be written. Problems with single shards or previews are shown in the report.
 pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
     let m = Manifest::load(dir)?;
-    let html = render(dir, &m, opts)?;
+    let html = render(dir, m, opts)?;
     let path = dir.join(REPORT_NAME);
     atomic::write_atomic(&path, html.as_bytes())?;
     Ok(WrittenFile {
@@ -116,7 +116,8 @@ pub fn list_in_manifest(dir: &Path, file: &WrittenFile) -> Result<()> {
 }
 
 /// The whole page.
-fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
+fn render(dir: &Path, manifest: Manifest, opts: &ReportOptions) -> Result<String> {
+    let m = &manifest;
     let params = stats::stage_params(dir, m)?;
     let sampled = stats::sampled(dir, m, opts.samples_per_shard);
     let timeline = stats::timeline(dir)?;
@@ -130,11 +131,14 @@ fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
         esc(&name)
     );
     run_section(&mut h, dir, m);
-    previews_section(&mut h, dir, m, opts);
-    params_section(&mut h, &params);
-    distributions_section(&mut h, m, &sampled, opts);
-    throughput_section(&mut h, &timeline);
-    disk_section(&mut h, dir, m);
+    let mut rest = String::new();
+    params_section(&mut rest, &params);
+    distributions_section(&mut rest, m, &sampled, opts);
+    throughput_section(&mut rest, &timeline);
+    disk_section(&mut rest, dir, m);
+    // Last, as the previews take the manifest (read once, however large).
+    previews_section(&mut h, dir, manifest, opts);
+    h.push_str(&rest);
     h.push_str("</body></html>\n");
     Ok(h)
 }
@@ -373,42 +377,32 @@ fn preview_positions(dir: &Path, m: &Manifest, n: usize) -> Vec<usize> {
     out
 }
 
-fn previews_section(h: &mut String, dir: &Path, m: &Manifest, opts: &ReportOptions) {
+fn previews_section(h: &mut String, dir: &Path, m: Manifest, opts: &ReportOptions) {
     h.push_str("<section id=\"previews\"><h2>Previews</h2>\n");
-    let positions = preview_positions(dir, m, opts.previews);
+    let positions = preview_positions(dir, &m, opts.previews);
     let _ = writeln!(
         h,
         "<p class=\"note\">Augmented copies beside the samples they were made from (<code>seispipe preview {} --samples {}</code> draws the same).</p>",
         esc(&dir.display().to_string()),
         positions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
     );
-    match Source::open(dir, None) {
-        Ok(source) => {
-            for i in positions {
-                match preview::render(&source, i, DEFAULT_CLIP_PERCENTILE) {
-                    Ok(png) => {
-                        let _ = writeln!(
-                            h,
-                            "<figure><img alt=\"sample {i}\" src=\"data:image/png;base64,{}\"><figcaption class=\"note\">sample {i}</figcaption></figure>",
-                            base64::engine::general_purpose::STANDARD.encode(png)
-                        );
-                    }
-                    Err(e) => {
-                        let _ = writeln!(
-                            h,
-                            "<p class=\"flag\">sample {i}: no preview: {}</p>",
-                            esc(&e.to_string())
-                        );
-                    }
-                }
+    let source = Source::of_output(dir, m);
+    for i in positions {
+        match preview::render(&source, i, DEFAULT_CLIP_PERCENTILE) {
+            Ok(png) => {
+                let _ = writeln!(
+                    h,
+                    "<figure><img alt=\"sample {i}\" src=\"data:image/png;base64,{}\"><figcaption class=\"note\">sample {i}</figcaption></figure>",
+                    base64::engine::general_purpose::STANDARD.encode(png)
+                );
             }
-        }
-        Err(e) => {
-            let _ = writeln!(
-                h,
-                "<p class=\"flag\">no previews: {}</p>",
-                esc(&e.to_string())
-            );
+            Err(e) => {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"flag\">sample {i}: no preview: {}</p>",
+                    esc(&e.to_string())
+                );
+            }
         }
     }
     h.push_str("</section>\n");

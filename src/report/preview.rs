@@ -67,7 +67,7 @@ pub struct Pair {
 pub fn pair(path: &Path, index: usize, input_root: Option<PathBuf>) -> Result<Pair> {
     let source = Source::open(path, input_root)?;
     let after = source.sample(index)?;
-    let (before, missing) = match source.before(&after) {
+    let (before, missing) = match source.before(index, &after) {
         Before::Found(b) => (Some(*b), None),
         Before::Missing(why) => (None, Some(why)),
         Before::NotACopy => (None, None),
@@ -333,7 +333,7 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
         });
     }
     let mut caption = caption_head(source, i, &after);
-    let before = source.before(&after);
+    let before = source.before(i, &after);
     match &before {
         Before::Found(b) => caption.push(format!("before: {}", b.place)),
         Before::Missing(why) => caption.push(format!("before: not shown: {why}")),

@@ -41,12 +41,13 @@ pub(super) enum Before {
 }
 
 enum Kind {
-    /// An output or a Kaggle part; `shards` in order, `starts` their first
+    /// An output or a Kaggle part; `shards` (positions in the manifest's
+    /// list) in order, `starts` their first
     /// sample positions (one extra entry: the total).
     Output {
         dir: PathBuf,
         manifest: Box<Manifest>,
-        shards: Vec<ShardRecord>,
+        shards: Vec<usize>,
         starts: Vec<usize>,
     },
     /// A directory of inputs, or one input file.
@@ -152,26 +153,35 @@ impl Source {
         })
     }
 
+    /// The output in `dir` whose manifest is already read.
+    pub fn of_output(dir: &Path, manifest: Manifest) -> Source {
+        Source {
+            path: dir.to_path_buf(),
+            kind: Self::output_of(dir, manifest, None),
+            input_root: None,
+        }
+    }
+
     /// An output's shards (all, or only the one whose files include `only`).
     fn output(dir: &Path, only: Option<&str>) -> Result<Kind> {
-        let manifest = Manifest::load(dir)?;
-        let mut shards: Vec<ShardRecord> = manifest
-            .shards
-            .iter()
-            .filter(|s| only.is_none_or(|f| s.files.iter().any(|x| x.path == f)))
-            .cloned()
+        Ok(Self::output_of(dir, Manifest::load(dir)?, only))
+    }
+
+    fn output_of(dir: &Path, manifest: Manifest, only: Option<&str>) -> Kind {
+        let mut shards: Vec<usize> = (0..manifest.shards.len())
+            .filter(|&k| only.is_none_or(|f| manifest.shards[k].files.iter().any(|x| x.path == f)))
             .collect();
-        shards.sort_by_key(|s| s.index);
+        shards.sort_by_key(|&k| manifest.shards[k].index);
         let mut starts = vec![0];
-        for s in &shards {
-            starts.push(starts.last().copied().unwrap_or(0) + s.samples);
+        for &k in &shards {
+            starts.push(starts.last().copied().unwrap_or(0) + manifest.shards[k].samples);
         }
-        Ok(Kind::Output {
+        Kind::Output {
             dir: dir.to_path_buf(),
             manifest: Box::new(manifest),
             shards,
             starts,
-        })
+        }
     }
 
     /// A `.npy` file: a shard listed by a manifest one or two folders up, an
@@ -278,7 +288,7 @@ impl Source {
                 starts,
             } => {
                 let k = starts.partition_point(|&s| s <= i) - 1;
-                let (shard, j) = (&shards[k], i - starts[k]);
+                let (shard, j) = (&manifest.shards[shards[k]], i - starts[k]);
                 read_output(dir, manifest, shard, j)
             }
             Kind::Inputs(set) => {
@@ -314,14 +324,14 @@ impl Source {
         }
     }
 
-    /// What sample `shown` (read from this path) was made from.
-    pub fn before(&self, shown: &SampleView) -> Before {
+    /// What sample `i`, read as `shown`, was made from.
+    pub fn before(&self, i: usize, shown: &SampleView) -> Before {
         let (
             Kind::Output {
                 dir,
                 manifest,
                 shards,
-                ..
+                starts,
             },
             Some(rec),
         ) = (&self.kind, &shown.record)
@@ -333,16 +343,21 @@ impl Source {
             return Before::NotACopy;
         }
         // The original kept beside it (keep_original) is exact and travels
-        // with the output; otherwise the input file.
-        for shard in shards {
+        // with the output; otherwise the input file. An original is written
+        // just before its copies, so it is in this shard or the one before.
+        let k = starts.partition_point(|&s| s <= i) - 1;
+        for shard in [Some(k), k.checked_sub(1)]
+            .into_iter()
+            .flatten()
+            .map(|k| &manifest.shards[shards[k]])
+        {
             let records = match super::provenance_of(dir, shard) {
                 Ok(r) => r,
                 Err(e) => return Before::Missing(e.to_string()),
             };
-            if let Some(j) = records
-                .iter()
-                .position(|r| RecordedSample::of(r).copy == 0 && r.get("id") == rec.get("id"))
-            {
+            if let Some(j) = records.iter().position(|r| {
+                r.get("copy").and_then(Value::as_u64) == Some(0) && r.get("id") == rec.get("id")
+            }) {
                 return match read_output(dir, manifest, shard, j) {
                     Ok(s) => Before::Found(Box::new(s)),
                     Err(e) => Before::Missing(format!("the original copy could not be read: {e}")),
