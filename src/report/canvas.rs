@@ -111,6 +111,20 @@ impl Canvas {
         }
     }
 
+    /// The left `width` columns (all of them when it is wider).
+    pub fn crop(&self, width: usize) -> Canvas {
+        let width = width.min(self.width);
+        let mut px = Vec::with_capacity(width * self.height * 3);
+        for row in self.px.chunks_exact(self.width * 3) {
+            px.extend_from_slice(&row[..width * 3]);
+        }
+        Canvas {
+            width,
+            height: self.height,
+            px,
+        }
+    }
+
     /// The PNG bytes (8-bit RGB, zlib at the `png` crate's `High` level with
     /// its default adaptive filter: deterministic for the same pixels).
     pub fn png(&self) -> Vec<u8> {

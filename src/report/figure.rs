@@ -24,9 +24,9 @@ pub(super) const GATHER_W: i64 = 98;
 pub(super) const GATHER_H: i64 = 300;
 const GAP: i64 = 14;
 /// Velocity panel size (70 × 70 cells of 10 m).
-const VEL: i64 = 210;
+pub(super) const VEL: i64 = 210;
 /// Spectrogram panel size.
-const SPEC: i64 = 130;
+pub(super) const SPEC: i64 = 120;
 const BAR_W: i64 = 12;
 
 /// A linear axis: the data values at the two ends of a panel side.
@@ -189,9 +189,6 @@ fn color_bar(
     c.text_up(x + BAR_W + 10 + widest, y + h / 2, label, LABEL, GREY);
     BAR_W + 10 + widest + lh + 4
 }
-
-/// The height of a row of gathers or maps, titles and axes included.
-pub(super) const ROW_H: i64 = ABOVE + GATHER_H + BELOW;
 
 /// Five gathers of `values` (5 × 1000 × 70, source-major), clipped at ±clip,
 /// with their colour bar, at (x, y); `label` names the colour bar.
@@ -417,7 +414,7 @@ pub(super) fn spectrograms(c: &mut Canvas, x: i64, y: i64, s: &Spectrogram<'_>) 
             },
             (k == 0).then_some("frequency (Hz)"),
         );
-        px0 += SPEC + GAP + 28;
+        px0 += SPEC + GAP + 22;
     }
     let bar = color_bar(
         c,

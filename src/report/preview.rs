@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::canvas::{Align, Canvas, GREY, INK, WHITE};
 use super::colormap::ColorMap;
-use super::figure::{self, Spectrogram, ROW_H, TITLE};
+use super::figure::{self, Spectrogram, ABOVE, BELOW, GATHER_H, SPEC, TITLE, VEL};
 use super::font;
 use super::source::{Before, SampleView, Source};
 use crate::error::{Error, Result};
@@ -242,7 +242,7 @@ fn stage_lines(rec: &Value, m: Option<&Manifest>) -> Vec<String> {
             s.push_str(match applied {
                 Some(true) => ": applied",
                 Some(false) => ": not applied",
-                None => ":",
+                None => "",
             });
             for (k, v) in st.as_object().into_iter().flatten() {
                 if !matches!(k.as_str(), "stage" | "type" | "applied") {
@@ -457,31 +457,37 @@ fn difference(after: &SampleView, b: &SampleView, p: f64, caption: &mut Vec<Stri
 /// Lay the caption and the rows out on a canvas.
 fn draw(caption: &[String], rows: &[Row], spec_info: Option<&Value>) -> Canvas {
     const MARGIN: i64 = 16;
+    // The caption wraps at this width; the picture is as wide as its widest
+    // row (drawn on a wider canvas, then cut).
     const WIDTH: i64 = 1180;
+    const ROOM: i64 = 2000;
     let lh = font::line_height(TITLE).ceil() as i64 + 2;
     let lines: Vec<String> = caption
         .iter()
         .flat_map(|l| wrap(l, TITLE, (WIDTH - 2 * MARGIN) as f32))
         .collect();
-    let row_h = lh + 6 + ROW_H + 10;
-    let height = MARGIN + lines.len() as i64 * lh + 8 + rows.len() as i64 * row_h + MARGIN;
-    let mut c = Canvas::new(WIDTH as usize, height as usize, WHITE);
+    let spectrogram = |row: &Row| row.clip.is_none() && row.sample.shape.len() == 4;
+    let row_h = |row: &Row| {
+        let blocks = [
+            row.clip.map(|_| GATHER_H),
+            spectrogram(row).then_some(SPEC),
+            row.sample.velocity.as_ref().map(|_| VEL),
+        ];
+        lh + 6 + ABOVE + blocks.into_iter().flatten().max().unwrap_or(0) + BELOW + 10
+    };
+    let height =
+        MARGIN + lines.len() as i64 * lh + 8 + rows.iter().map(row_h).sum::<i64>() + MARGIN;
+    let mut c = Canvas::new(ROOM as usize, height as usize, WHITE);
     let mut y = MARGIN;
     for l in &lines {
         c.text(MARGIN, y, l, TITLE, INK, Align::Left);
         y += lh;
     }
     y += 8;
+    let mut used = WIDTH - MARGIN;
+    let mut headings = Vec::new();
     for row in rows {
-        c.fill(MARGIN, y + lh / 2, WIDTH - 2 * MARGIN, 1, [210, 210, 210]);
-        c.fill(
-            MARGIN,
-            y,
-            font::width(&row.heading, TITLE) as i64 + 12,
-            lh,
-            WHITE,
-        );
-        c.text(MARGIN + 4, y, &row.heading, TITLE, GREY, Align::Left);
+        headings.push(y);
         let top = y + lh + 6;
         let mut x = MARGIN;
         let s = &row.sample;
@@ -499,15 +505,28 @@ fn draw(caption: &[String], rows: &[Row], spec_info: Option<&Value>) -> Canvas {
                 clip.max(f32::MIN_POSITIVE),
                 label,
             ) + 24;
-        } else if let (Some(info), 4) = (spec_info, s.shape.len()) {
+        } else if let (Some(info), true) = (spec_info, spectrogram(row)) {
             x += spectrogram_block(&mut c, x, top, s, info) + 24;
         }
         if let (Some(v), Some((map, r, unit, title))) = (&s.velocity, row.velocity) {
-            figure::velocity(&mut c, x, top, v, map, r, title, unit);
+            x += figure::velocity(&mut c, x, top, v, map, r, title, unit);
         }
-        y += row_h;
+        used = used.max(x);
+        y += row_h(row);
     }
-    c
+    let width = used + MARGIN;
+    for (row, &hy) in rows.iter().zip(&headings) {
+        c.fill(MARGIN, hy + lh / 2, width - 2 * MARGIN, 1, [210, 210, 210]);
+        c.fill(
+            MARGIN,
+            hy,
+            font::width(&row.heading, TITLE) as i64 + 12,
+            lh,
+            WHITE,
+        );
+        c.text(MARGIN + 4, hy, &row.heading, TITLE, GREY, Align::Left);
+    }
+    c.crop(width as usize)
 }
 
 /// The spectrogram panels of `s` (channels are sources, or Re/Im pairs).
