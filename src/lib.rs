@@ -19,6 +19,8 @@
 //! * [`io::manifest`] — the manifest, provenance and `verify`.
 //! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
 //!   metadata, per-part manifests and an upload plan (`seispipe package`).
+//! * [`report`] — pictures: PNG previews of samples beside what they were
+//!   made from (`seispipe preview`), and each output's `report.html`.
 //! * [`app`] is the program both binaries run; `settings` resolves the command line; `commands` implements each
 //!   subcommand; `progress` prints for people on stderr.
 

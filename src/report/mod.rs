@@ -15,6 +15,7 @@ mod figure;
 mod font;
 mod html;
 mod preview;
+mod sections;
 mod source;
 mod stats;
 mod svg;

@@ -6,8 +6,10 @@
 //! chart, rendered by headless Chromium).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use scraper::{Html, Selector};
 use seispipe::pipeline::spec::DType;
 use seispipe::report;
@@ -151,41 +153,50 @@ fn preview_bytes_are_the_same_for_the_same_inputs_and_options() {
     assert_eq!(names(&o1).lines().count(), 3);
 }
 
+/// Sample `i` of input file `f` (seismic, velocity) of [`inputs`].
+fn input(dir: &Path, f: usize, i: usize) -> Vec<f32> {
+    item(
+        &dir.join(format!("in/FlatVel_A/data/data{f}.npy")),
+        i,
+        350_000,
+    )
+}
+
+fn input_vel(dir: &Path, f: usize, i: usize) -> Vec<f32> {
+    item(
+        &dir.join(format!("in/FlatVel_A/model/model{f}.npy")),
+        i,
+        4900,
+    )
+}
+
+/// numpy's `v[:, ::-1]` of a 70 × 70 map.
+fn mirror_map(v: &[f32]) -> Vec<f32> {
+    v.chunks_exact(70)
+        .flat_map(|row| row.iter().rev().copied())
+        .collect()
+}
+
+/// Run the flip-always pipeline NAME (`keep_original` or not) on [`inputs`].
+fn flipped(dir: &Path, name: &str, keep_original: bool, per_shard: usize) -> PathBuf {
+    let p = pipe(
+        dir,
+        name,
+        &format!("copies = 1\nkeep_original = {keep_original}"),
+        FLIP_ALWAYS,
+        &format!("samples_per_shard = {per_shard}"),
+    );
+    run_ok(dir, &["run", "-q", &p]);
+    dir.join("out").join(name)
+}
+
 #[test]
-fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
+fn copies_are_paired_with_the_originals_kept_beside_them() {
     let t = util::tempdir();
     let dir = t.path();
     inputs(dir);
-    let input = |f: usize, i: usize| {
-        item(
-            &dir.join(format!("in/FlatVel_A/data/data{f}.npy")),
-            i,
-            350_000,
-        )
-    };
-    let input_vel = |f: usize, i: usize| {
-        item(
-            &dir.join(format!("in/FlatVel_A/model/model{f}.npy")),
-            i,
-            4900,
-        )
-    };
-    let mirror_map = |v: &[f32]| -> Vec<f32> {
-        v.chunks_exact(70)
-            .flat_map(|row| row.iter().rev().copied())
-            .collect()
-    };
-
     // keep_original: the original copy in the same output is the "before".
-    let p = pipe(
-        dir,
-        "kept",
-        "copies = 1\nkeep_original = true",
-        FLIP_ALWAYS,
-        "samples_per_shard = 4",
-    );
-    run_ok(dir, &["run", "-q", &p]);
-    let out = dir.join("out/kept");
+    let out = flipped(dir, "kept", true, 4);
     for (pos, (f, i)) in [
         (1usize, (1usize, 0usize)),
         (3, (1, 1)),
@@ -199,29 +210,30 @@ fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
         assert!(before.place.starts_with("data/data"), "{}", before.place);
         assert_eq!(
             before.values,
-            input(f, i),
+            input(dir, f, i),
             "{pos}: the original is input {f}#{i}"
         );
         assert_eq!(pair.after.values, mirror(&before.values), "{pos}: flipped");
-        assert_eq!(pair.after.velocity.unwrap(), mirror_map(&input_vel(f, i)));
+        assert_eq!(
+            pair.after.velocity.unwrap(),
+            mirror_map(&input_vel(dir, f, i))
+        );
     }
     // An original has nothing before it.
     let pair = report::pair(&out, 0, None).unwrap();
     assert!(pair.before.is_none() && pair.missing.is_none());
     // Through one shard file: the same pairing.
     let pair = report::pair(&out.join("data/data2.npy"), 3, None).unwrap();
-    assert_eq!(pair.before.unwrap().values, input(2, 0));
+    assert_eq!(pair.before.unwrap().values, input(dir, 2, 0));
+}
 
+#[test]
+fn copies_are_paired_with_their_inputs_under_the_input_root() {
+    let t = util::tempdir();
+    let dir = t.path();
+    inputs(dir);
     // No originals kept: the input file under the manifest's input_root.
-    let p = pipe(
-        dir,
-        "copies",
-        "copies = 1\nkeep_original = false",
-        FLIP_ALWAYS,
-        "samples_per_shard = 2",
-    );
-    run_ok(dir, &["run", "-q", &p]);
-    let out = dir.join("out/copies");
+    let out = flipped(dir, "copies", false, 2);
     assert_eq!(
         manifest(&out)["input_root"],
         "in",
@@ -236,7 +248,7 @@ fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
             "{}",
             before.place
         );
-        assert_eq!(before.values, input(f, i));
+        assert_eq!(before.values, input(dir, f, i));
         assert_eq!(pair.after.values, mirror(&before.values));
     }
     // Moved away from its inputs: said so, and --input-root finds them.
@@ -255,8 +267,23 @@ fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
         "{why}"
     );
     let pair = report::pair(&moved, 1, Some(dir.join("in"))).unwrap();
-    assert_eq!(pair.before.unwrap().values, input(1, 1));
+    assert_eq!(pair.before.unwrap().values, input(dir, 1, 1));
 
+    // A directory of inputs: previews without before/after.
+    let pair = report::pair(&dir.join("in"), 4, None).unwrap();
+    assert_eq!(pair.after.values, input(dir, 2, 1));
+    assert!(pair.before.is_none() && pair.missing.is_none());
+    run_ok(dir, &["preview", "in", "--samples", "4", "--out", "pin"]);
+    assert!(dir.join("pin/in-4.png").is_file());
+}
+
+#[test]
+fn copies_in_kaggle_parts_are_paired_too() {
+    let t = util::tempdir();
+    let dir = t.path();
+    inputs(dir);
+    flipped(dir, "copies", false, 2);
+    flipped(dir, "kept", true, 4);
     // Kaggle parts: inputs found from the part too, and the original copy
     // in the same part.
     for (name, per_part) in [("copies", 2usize), ("kept", 4)] {
@@ -284,11 +311,11 @@ fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
     let rec = &m["shards"][0]["provenance"][1];
     let pair = report::pair(&part, 1, None).unwrap();
     let (f, i) = (
-        1 + rec["input"].as_str().unwrap().contains("data2") as usize,
+        1 + usize::from(rec["input"].as_str().unwrap().contains("data2")),
         rec["input_index"].as_u64().unwrap() as usize,
     );
-    assert_eq!(pair.before.unwrap().values, input(f, i), "{rec}");
-    assert_eq!(pair.after.values, mirror(&input(f, i)));
+    assert_eq!(pair.before.unwrap().values, input(dir, f, i), "{rec}");
+    assert_eq!(pair.after.values, mirror(&input(dir, f, i)));
     let part = dir.join("kg-kept/fwi-test-part-002");
     let pair = report::pair(&part, 1, None).unwrap();
     let before = pair.before.unwrap();
@@ -305,13 +332,6 @@ fn copies_are_paired_with_their_originals_and_inputs_through_provenance() {
             "pk",
         ],
     );
-
-    // A directory of inputs: previews without before/after.
-    let pair = report::pair(&dir.join("in"), 4, None).unwrap();
-    assert_eq!(pair.after.values, input(2, 1));
-    assert!(pair.before.is_none() && pair.missing.is_none());
-    run_ok(dir, &["preview", "in", "--samples", "4", "--out", "pin"]);
-    assert!(dir.join("pin/in-4.png").is_file());
 }
 
 #[test]
@@ -441,6 +461,64 @@ fn attr(e: &scraper::ElementRef<'_>, name: &str) -> String {
         .to_string()
 }
 
+/// The report's drawn parameters equal those recomputed here from every
+/// provenance record of the manifest.
+fn check_parameters(doc: &Html, m: &Value) {
+    // Drawn parameters, recomputed here from every provenance record.
+    let mut applied: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
+    let mut stds = Vec::new();
+    for shard in m["shards"].as_array().unwrap() {
+        for rec in shard["provenance"].as_array().unwrap() {
+            for st in rec["stages"].as_array().unwrap() {
+                let e = applied.entry(st["stage"].as_u64().unwrap()).or_default();
+                if st["applied"] == true {
+                    e.0 += 1;
+                } else {
+                    e.1 += 1;
+                }
+                if let Some(s) = st["std"].as_f64() {
+                    stds.push(s);
+                }
+            }
+        }
+    }
+    let stages = select(doc, "#parameters .stage");
+    assert_eq!(stages.len(), 2);
+    for s in &stages {
+        let i: u64 = attr(s, "data-stage").parse().unwrap();
+        assert_eq!(
+            (attr(s, "data-applied"), attr(s, "data-not-applied")),
+            (applied[&i].0.to_string(), applied[&i].1.to_string()),
+            "stage {i}"
+        );
+    }
+    let std_block = select(doc, "#parameters .param[data-key=\"std\"]");
+    assert_eq!(std_block.len(), 1);
+    let num = |k: &str| attr(&std_block[0], k).parse::<f64>().unwrap();
+    assert_eq!(num("data-n") as usize, stds.len());
+    assert!(stds.len() > 3, "{}", stds.len());
+    assert_eq!(
+        num("data-min"),
+        stds.iter().copied().fold(f64::INFINITY, f64::min)
+    );
+    assert_eq!(
+        num("data-max"),
+        stds.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    );
+    let mean = stds.iter().sum::<f64>() / stds.len() as f64;
+    assert!(
+        (num("data-mean") - mean).abs() <= 1e-12 * mean,
+        "{} vs {mean}",
+        num("data-mean")
+    );
+    assert!(
+        std_block[0]
+            .select(&Selector::parse("svg rect").unwrap())
+            .count()
+            > 1
+    );
+}
+
 #[test]
 fn report_shows_every_section_with_the_manifests_numbers() {
     let t = util::tempdir();
@@ -491,59 +569,7 @@ fn report_shows_every_section_with_the_manifests_numbers() {
         select(&doc, "#inputs tr").len(),
         1 + m["inputs"].as_array().unwrap().len()
     );
-    // Drawn parameters, recomputed here from every provenance record.
-    let mut applied: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
-    let mut stds = Vec::new();
-    for shard in m["shards"].as_array().unwrap() {
-        for rec in shard["provenance"].as_array().unwrap() {
-            for st in rec["stages"].as_array().unwrap() {
-                let e = applied.entry(st["stage"].as_u64().unwrap()).or_default();
-                if st["applied"] == true {
-                    e.0 += 1;
-                } else {
-                    e.1 += 1;
-                }
-                if let Some(s) = st["std"].as_f64() {
-                    stds.push(s);
-                }
-            }
-        }
-    }
-    let stages = select(&doc, "#parameters .stage");
-    assert_eq!(stages.len(), 2);
-    for s in &stages {
-        let i: u64 = attr(s, "data-stage").parse().unwrap();
-        assert_eq!(
-            (attr(s, "data-applied"), attr(s, "data-not-applied")),
-            (applied[&i].0.to_string(), applied[&i].1.to_string()),
-            "stage {i}"
-        );
-    }
-    let std_block = select(&doc, "#parameters .param[data-key=\"std\"]");
-    assert_eq!(std_block.len(), 1);
-    let num = |k: &str| attr(&std_block[0], k).parse::<f64>().unwrap();
-    assert_eq!(num("data-n") as usize, stds.len());
-    assert!(stds.len() > 3, "{}", stds.len());
-    assert_eq!(
-        num("data-min"),
-        stds.iter().copied().fold(f64::INFINITY, f64::min)
-    );
-    assert_eq!(
-        num("data-max"),
-        stds.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-    );
-    let mean = stds.iter().sum::<f64>() / stds.len() as f64;
-    assert!(
-        (num("data-mean") - mean).abs() <= 1e-12 * mean,
-        "{} vs {mean}",
-        num("data-mean")
-    );
-    assert!(
-        std_block[0]
-            .select(&Selector::parse("svg rect").unwrap())
-            .count()
-            > 1
-    );
+    check_parameters(&doc, &m);
     // Previews: PNGs inline, and nothing fetched from anywhere.
     let imgs = select(&doc, "#previews img");
     assert_eq!(imgs.len(), 2);
@@ -552,7 +578,6 @@ fn report_shows_every_section_with_the_manifests_numbers() {
         let b64 = src
             .strip_prefix("data:image/png;base64,")
             .expect("an inline PNG");
-        use base64::Engine as _;
         let png = base64::engine::general_purpose::STANDARD
             .decode(b64)
             .unwrap();
@@ -585,7 +610,23 @@ fn report_shows_every_section_with_the_manifests_numbers() {
     let disk = select(&doc, "#disk tr[data-what]");
     assert_eq!(attr(&disk[0], "data-bytes"), listed(0).to_string());
     assert_eq!(attr(&disk[1], "data-bytes"), listed(1).to_string());
+}
 
+#[test]
+fn report_is_listed_in_the_manifest_and_written_again_the_same() {
+    let t = util::tempdir();
+    let dir = t.path();
+    inputs(dir);
+    let p = pipe(
+        dir,
+        "aug",
+        "copies = 2\nkeep_original = true",
+        FLIP_NOISE,
+        "samples_per_shard = 4",
+    );
+    run_ok(dir, &["run", "-q", &p]);
+    let out = dir.join("out/aug");
+    let m = manifest(&out);
     // Listed in the manifest with its hash; verify is clean; `seispipe
     // report` writes the same bytes and leaves the manifest as it was.
     let entry = m["extra_files"]
@@ -732,7 +773,6 @@ fn chromium(test: &str) -> Option<PathBuf> {
         std::env::var_os("CI").is_none(),
         "{msg} (a skip is a failure under CI)"
     );
-    use std::io::Write;
     let _ = writeln!(std::io::stderr(), "{msg}");
     None
 }
