@@ -125,7 +125,7 @@ impl Canvas {
         }
     }
 
-    /// The PNG bytes (8-bit RGB, zlib at the `png` crate's `High` level with
+    /// The PNG bytes (8-bit RGB, zlib at the `png` crate's `Balanced` level with
     /// its default adaptive filter: deterministic for the same pixels).
     pub fn png(&self) -> Vec<u8> {
         let mut out = Cursor::new(Vec::new());
@@ -133,7 +133,7 @@ impl Canvas {
             let mut enc = png::Encoder::new(&mut out, self.width as u32, self.height as u32);
             enc.set_color(png::ColorType::Rgb);
             enc.set_depth(png::BitDepth::Eight);
-            enc.set_compression(png::Compression::High);
+            enc.set_compression(png::Compression::Balanced);
             let mut w = enc.write_header().expect("PNG header into memory");
             w.write_image_data(&self.px).expect("PNG data into memory");
         }

@@ -8,6 +8,7 @@ use super::stats::{self, Field, Quantiles, ShardSample, Timeline};
 use super::svg::{self, esc, fmt};
 use super::ReportOptions;
 use crate::io::manifest::Manifest;
+use crate::progress::human_bytes;
 
 /// A shard whose sampled RMS amplitude is this many times above or below the
 /// median shard's is flagged as possibly mis-scaled.
@@ -216,11 +217,11 @@ pub(super) fn throughput_section(h: &mut String, t: &Timeline) {
                 let wall: f64 = mine.iter().map(|f| f.took).sum();
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{samples}</td><td class=\"num\">{} s</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{samples}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
                     k + 1,
                     stats::utc(start),
                     mine.len(),
-                    fmt(wall),
+                    duration(wall),
                     fmt(samples as f64 / wall.max(1e-3)),
                     fmt(bytes as f64 / 1e6 / wall.max(1e-3))
                 );
@@ -231,16 +232,21 @@ pub(super) fn throughput_section(h: &mut String, t: &Timeline) {
     h.push_str("</section>\n");
 }
 
+/// Seconds as people read them: "42.0 s", "12.5 min", "3.2 h".
+fn duration(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 3.0 * 3600.0 {
+        format!("{:.1} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
 pub(super) fn disk_section(h: &mut String, dir: &Path, m: &Manifest) {
     let lines = stats::disk(dir, m);
     h.push_str("<section id=\"disk\"><h2>Disk used</h2>\n<table><tr><th>what</th><th>files</th><th>bytes</th><th>allocated on disk</th></tr>\n");
-    let mb = |b: u64| {
-        format!(
-            "{} <span class=\"note\">({} MB)</span>",
-            b,
-            fmt(b as f64 / 1e6)
-        )
-    };
+    let mb = |b: u64| format!("{b} <span class=\"note\">({})</span>", human_bytes(b));
     for l in &lines {
         let _ = writeln!(
             h,
