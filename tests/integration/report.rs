@@ -275,6 +275,11 @@ fn copies_are_paired_with_their_inputs_under_the_input_root() {
     assert!(pair.before.is_none() && pair.missing.is_none());
     run_ok(dir, &["preview", "in", "--samples", "4", "--out", "pin"]);
     assert!(dir.join("pin/in-4.png").is_file());
+    // A file of velocity maps alone.
+    let maps = "in/FlatVel_A/model/model2.npy";
+    run_ok(dir, &["preview", maps, "--samples", "2", "--out", "pin"]);
+    let (_, _, rgb) = decode_png(&dir.join("pin/model2-2.png"));
+    assert!(colour_counts(&rgb).2 > 0, "viridis yellow in the map");
 }
 
 #[test]
