@@ -42,7 +42,8 @@ build: venv
 
 # The main job (flip + noise augmentation of data/train_samples), then the
 # other capabilities on the same sample data: pseudo-labels for data/test with
-# a model the project fits itself, and Kaggle-ready parts of the demo output.
+# a model the project fits itself, Kaggle-ready parts of the demo output, and
+# pictures of it (report.html, previews).
 # Every step resumes or is idempotent, so `make demo` can be rerun.
 demo: build
 	$(BIN) check pipelines/demo.toml
@@ -54,6 +55,11 @@ demo: build
 	$(BIN) package out/demo --into out/demo-kaggle --owner your-kaggle-name \
 	    --slug fwi-demo-aug --title "FWI demo augmented" --max-dataset-bytes 25MB
 	$(BIN) verify out/demo-kaggle/fwi-demo-aug-part-001
+	# Pictures: the report `run` wrote (written again here, same bytes) and
+	# previews of two augmented copies beside their originals.
+	$(BIN) report out/demo
+	$(BIN) preview out/demo --samples 1,11 --out out/demo-previews
+	@echo "demo: open out/demo/report.html; previews in out/demo-previews/"
 
 test: venv
 	cargo fmt --all -- --check
@@ -66,6 +72,8 @@ test: venv
 	$(TORCH_ENV) cargo build $(CARGO_FLAGS)
 	# make on a machine without the venv: one invocation must create it and build.
 	tests/setup/fresh_venv.sh
+	# Headless Chromium renders a report in the tests (Debian's chromium).
+	tests/setup/chromium.sh
 	$(TORCH_ENV) cargo test $(CARGO_FLAGS) 2>&1 | tee target/test.log; test $${PIPESTATUS[0]} -eq 0
 	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test.log
 	# seispipe-data (python/) against outputs the binary just built writes,
@@ -86,4 +94,4 @@ bench: build
 	$(PYTHON) benches/merge_scale.py
 
 clean-demo:
-	rm -rf out/demo out/demo_model.pt out/pseudo_label out/demo-kaggle
+	rm -rf out/demo out/demo_model.pt out/pseudo_label out/demo-kaggle out/demo-previews

@@ -99,6 +99,14 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
             print!("{s}");
             commands::EXIT_OK
         }),
+        Command::Preview(args) => commands::preview(args).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
+        Command::Report { dir } => commands::report(dir).map(|s| {
+            print!("{s}");
+            commands::EXIT_OK
+        }),
         Command::MakeDemoModel(args) => commands::make_demo_model(args, models).map(|s| {
             eprint!("{s}");
             commands::EXIT_OK

@@ -57,6 +57,39 @@ pub enum Command {
     Synth(SynthArgs),
     /// Fit a tiny demo net on labelled shards and save it as TorchScript (for pseudo_label).
     MakeDemoModel(DemoModelArgs),
+    /// Draw samples as PNGs: gathers, velocity map, spectrograms; an augmented copy beside its input.
+    Preview(PreviewArgs),
+    /// Write report.html for a finished output (`run` writes it; this writes it again).
+    Report {
+        /// The output directory (holds manifest.json).
+        dir: PathBuf,
+    },
+}
+
+/// `seispipe preview`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").args(["samples", "random"])))]
+pub struct PreviewArgs {
+    /// An output directory, a Kaggle part, a shard file, a directory of inputs, or one .npy file.
+    pub path: PathBuf,
+    /// Sample positions in PATH, 0-based (default 0): --samples 0,5,17.
+    #[arg(long, value_delimiter = ',', value_name = "I,J,…")]
+    pub samples: Vec<usize>,
+    /// Preview N samples drawn at random (with --seed).
+    #[arg(long, value_name = "N")]
+    pub random: Option<usize>,
+    /// Seed of --random.
+    #[arg(long, default_value_t = 0, requires = "random")]
+    pub seed: u64,
+    /// Folder for the PNGs (one per sample, named PATHSTEM-INDEX.png).
+    #[arg(long, default_value = "previews")]
+    pub out: PathBuf,
+    /// Clip gathers at ± this percentile of |amplitude| of the sample.
+    #[arg(long, default_value_t = crate::report::DEFAULT_CLIP_PERCENTILE, value_name = "P")]
+    pub clip_percentile: f64,
+    /// Where the inputs an output was made from are (default: the manifest's input_root).
+    #[arg(long, value_name = "DIR")]
+    pub input_root: Option<PathBuf>,
 }
 
 /// `seispipe make-demo-model`.

@@ -220,6 +220,23 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     if summary.partition.is_some() {
         return Ok(summary);
     }
+    // The shards and manifest are complete whatever happens here; a report
+    // that cannot be written fails the command with that said, and
+    // `seispipe report` (or the same run again) writes it.
+    let out_dir = Path::new(&r.pipeline.spec.output.dir);
+    write_report(out_dir).map_err(|e| Error::Layout {
+        path: out_dir.join(crate::report::REPORT_NAME),
+        reason: format!(
+            "the run finished (every shard and manifest.json are written), but the report could not be written: {e}; `seispipe report {}` writes it again",
+            out_dir.display()
+        ),
+    })?;
+    if !args.quiet {
+        eprintln!(
+            "report: {}",
+            out_dir.join(crate::report::REPORT_NAME).display()
+        );
+    }
     if let Some(k) = kaggle {
         let out = kaggle::after_run(&r.pipeline, &k)?;
         if !args.quiet {
@@ -239,6 +256,13 @@ pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
     let (r, recorded) = settings::resolve_recorded(dir, models)?;
     let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
     let summary = crate::pipeline::merge::merge(&r.pipeline, &r.inputs, dir, &recorded)?;
+    write_report(dir).map_err(|e| Error::Layout {
+        path: dir.join(crate::report::REPORT_NAME),
+        reason: format!(
+            "the merge finished (manifest.json is written), but the report could not be written: {e}; `seispipe report {}` writes it again",
+            dir.display()
+        ),
+    })?;
     let mut text = format!(
         "merged {}: {} samples in → {} samples out ({} dropped) in {} shards, {}; manifest written\n",
         dir.display(),
@@ -514,6 +538,33 @@ pub fn package(args: &crate::cli::PackageArgs) -> Result<String> {
     kaggle::package(args)
 }
 
+/// `seispipe preview`: the PNGs written, one line each.
+///
+/// # Errors
+/// See [`crate::report::preview`].
+pub fn preview(args: &crate::cli::PreviewArgs) -> Result<String> {
+    use crate::report::{PreviewOptions, Selection};
+    let selection = match args.random {
+        Some(n) => Selection::Random { n, seed: args.seed },
+        None if args.samples.is_empty() => Selection::Indices(vec![0]),
+        None => Selection::Indices(args.samples.clone()),
+    };
+    let files = crate::report::preview(
+        &args.path,
+        &PreviewOptions {
+            selection,
+            out: args.out.clone(),
+            clip_percentile: args.clip_percentile,
+            input_root: args.input_root.clone(),
+        },
+    )?;
+    let mut s = String::new();
+    for f in files {
+        let _ = writeln!(s, "wrote {}", f.display());
+    }
+    Ok(s)
+}
+
 /// `seispipe make-demo-model`: what was written and how well it fits, as text.
 ///
 /// # Errors
@@ -535,4 +586,23 @@ pub fn make_demo_model(
         steps: args.steps,
         seed: args.seed,
     })
+}
+
+/// `seispipe report`: where the report went.
+///
+/// # Errors
+/// See [`crate::report::write_report`].
+pub fn report(dir: &Path) -> Result<String> {
+    write_report(dir)?;
+    Ok(format!(
+        "wrote {}\n",
+        dir.join(crate::report::REPORT_NAME).display()
+    ))
+}
+
+/// Write `DIR/report.html` (after `run`, after `merge`, and for `seispipe
+/// report`). The manifest names it (`report`) without a hash: its bytes
+/// depend on when shards were written.
+fn write_report(dir: &Path) -> Result<()> {
+    crate::report::write_report(dir, &crate::report::ReportOptions::default()).map(|_| ())
 }

@@ -22,6 +22,8 @@
 //!   run; [`launch`] writes the Slurm and Kubernetes jobs that do it.
 //! * [`kaggle`] — splits a finished output into Kaggle dataset parts with
 //!   metadata, per-part manifests and an upload plan (`seispipe package`).
+//! * [`report`] — pictures: PNG previews of samples beside what they were
+//!   made from (`seispipe preview`), and each output's `report.html`.
 //! * [`app`] is the program both binaries run; `settings` resolves the command line; `commands` implements each
 //!   subcommand; `progress` prints for people on stderr.
 
@@ -37,6 +39,7 @@ pub mod model;
 pub mod physics;
 pub mod pipeline;
 pub(crate) mod progress;
+pub mod report;
 pub mod rng;
 pub mod sample;
 pub(crate) mod settings;

@@ -29,6 +29,10 @@ pub const MANIFEST_FORMAT: &str = "seispipe-manifest/2";
 pub const MANIFEST_NAME: &str = "manifest.json";
 /// Hidden state directory (run fingerprint and journal) in an output directory.
 pub const STATE_DIR: &str = ".seispipe";
+/// The output's report (see `crate::report`), listed in `extra_files`. It
+/// is not packaged into Kaggle parts: it describes the whole output, and its
+/// size is not known when `check` plans the parts.
+pub const REPORT_NAME: &str = "report.html";
 
 /// One output shard: its files and where each of its samples came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -194,6 +198,11 @@ pub struct Manifest {
     /// Other files a stage wrote (submission CSVs…), relative paths with hashes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_files: Vec<WrittenFile>,
+    /// The output's report ([`REPORT_NAME`]), named but not hashed: it shows
+    /// when and how fast shards were written, so its bytes differ between
+    /// runs that wrote the same output; `verify` accepts it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 impl Manifest {
@@ -220,8 +229,31 @@ impl Manifest {
 }
 
 /// The append-only record of finished shards, one JSON line each, fsynced.
+/// Each line is the [`ShardRecord`] with two more keys, `run_started_at` (when
+/// this `Journal` was opened: the run that wrote the shard) and `finished_at`
+/// (when the line was appended), Unix seconds to the millisecond, for the
+/// report's throughput over time. The times stay in the journal: the manifest
+/// is built from the records alone.
 pub struct Journal {
     path: PathBuf,
+    opened_at: f64,
+}
+
+/// When a journalled shard was finished, and by which run.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct ShardTiming {
+    /// When the run that wrote the shard started (Unix seconds).
+    pub run_started_at: f64,
+    /// When the shard was journalled (Unix seconds).
+    pub finished_at: f64,
+}
+
+/// Now, in Unix seconds to the millisecond.
+fn unix_now() -> f64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    d.as_millis() as f64 / 1000.0
 }
 
 impl Journal {
@@ -230,6 +262,7 @@ impl Journal {
     pub fn new(out_dir: &Path) -> Journal {
         Journal {
             path: out_dir.join(STATE_DIR).join("journal.jsonl"),
+            opened_at: unix_now(),
         }
     }
 
@@ -242,6 +275,7 @@ impl Journal {
             None => Journal::new(out_dir),
             Some(s) => Journal {
                 path: out_dir.join(STATE_DIR).join(format!("journal-{s}.jsonl")),
+                opened_at: unix_now(),
             },
         }
     }
@@ -268,6 +302,28 @@ impl Journal {
             .into_iter()
             .map(|n| Journal {
                 path: state.join(n),
+                opened_at: unix_now(),
+            })
+            .collect())
+    }
+
+    /// Every journal line that parses, in order, with its times when it has
+    /// them (lines written before times were recorded have none). A shard
+    /// redone by a later run appears again.
+    ///
+    /// # Errors
+    /// The journal exists but cannot be read.
+    pub fn read_timed(&self) -> Result<Vec<(ShardRecord, Option<ShardTiming>)>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(&self.path, "read journal", e)),
+        };
+        Ok(text
+            .lines()
+            .filter_map(|l| {
+                let rec = serde_json::from_str::<ShardRecord>(l).ok()?;
+                Some((rec, serde_json::from_str::<ShardTiming>(l).ok()))
             })
             .collect())
     }
@@ -300,7 +356,12 @@ impl Journal {
     /// # Errors
     /// I/O failures, named with the path.
     pub fn append(&self, rec: &ShardRecord) -> Result<()> {
-        let mut line = serde_json::to_string(rec).expect("records serialise");
+        let mut v = serde_json::to_value(rec).expect("records serialise");
+        if let Value::Object(o) = &mut v {
+            o.insert("run_started_at".into(), Value::from(self.opened_at));
+            o.insert("finished_at".into(), Value::from(unix_now()));
+        }
+        let mut line = v.to_string();
         line.push('\n');
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -385,5 +446,110 @@ pub fn verify_output(dir: &Path) -> Result<VerifyReport> {
     let files: Vec<&WrittenFile> = m.all_files().collect();
     // A Kaggle part (see `crate::kaggle`) also holds its dataset-metadata.json,
     // which Kaggle does not serve back with the download, so it is not listed.
-    verify_files(dir, &files, &[MANIFEST_NAME, "dataset-metadata.json"])
+    verify_files(
+        dir,
+        &files,
+        &[MANIFEST_NAME, "dataset-metadata.json", REPORT_NAME],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provenance_files_are_read_with_their_count_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("provenance")).unwrap();
+        std::fs::write(
+            dir.path().join("provenance/prov1.jsonl"),
+            "{\"id\":\"a#0\",\"copy\":1}\n{\"id\":\"a#0\",\"copy\":2}\n",
+        )
+        .unwrap();
+        let shard = |samples: usize, path: &str| ShardRecord {
+            index: 1,
+            samples,
+            dropped: Vec::new(),
+            files: Vec::new(),
+            provenance: WrittenFile {
+                path: path.into(),
+                shape: vec![samples],
+                dtype: "jsonl".into(),
+                bytes: 0,
+                sha256: String::new(),
+            },
+        };
+        let recs = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl")).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(RecordedSample::of(&recs[1]).copy, 2);
+        let e = read_provenance(dir.path(), &shard(3, "provenance/prov1.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("holds 2 provenance records; shard 1 has 3 samples"),
+            "{e}"
+        );
+        let e = read_provenance(dir.path(), &shard(2, "provenance/prov9.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prov9.jsonl"), "{e}");
+        std::fs::write(dir.path().join("provenance/prov1.jsonl"), "{}\nnot json\n").unwrap();
+        let e = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2 is not a provenance record"), "{e}");
+    }
+
+    #[test]
+    fn journal_lines_carry_times_that_records_leave_out() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
+        let j = Journal::new(dir.path());
+        let rec = ShardRecord {
+            index: 1,
+            samples: 2,
+            dropped: Vec::new(),
+            files: Vec::new(),
+            provenance: WrittenFile {
+                path: "provenance/prov1.jsonl".into(),
+                shape: vec![2],
+                dtype: "jsonl".into(),
+                bytes: 10,
+                sha256: String::new(),
+            },
+        };
+        j.append(&rec).unwrap();
+        j.append(&ShardRecord {
+            index: 2,
+            ..rec.clone()
+        })
+        .unwrap();
+        // The records read back exactly, without the times…
+        assert_eq!(
+            j.read().unwrap(),
+            vec![
+                rec.clone(),
+                ShardRecord {
+                    index: 2,
+                    ..rec.clone()
+                }
+            ]
+        );
+        // …which are there for whoever asks.
+        let timed = j.read_timed().unwrap();
+        assert_eq!(timed.len(), 2);
+        let (t1, t2) = (timed[0].1.unwrap(), timed[1].1.unwrap());
+        assert_eq!(t1.run_started_at, t2.run_started_at);
+        assert!(t1.run_started_at <= t1.finished_at && t1.finished_at <= t2.finished_at);
+        assert!(t1.run_started_at > 1.6e9, "{t1:?}");
+        // A line from before times were recorded: a record without times.
+        let path = dir.path().join(STATE_DIR).join("journal.jsonl");
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(&serde_json::to_string(&rec).unwrap());
+        text.push('\n');
+        std::fs::write(&path, text).unwrap();
+        let timed = j.read_timed().unwrap();
+        assert_eq!(timed.len(), 3);
+        assert_eq!(timed[2], (rec, None));
+    }
 }

@@ -17,7 +17,7 @@ use super::render::{plan_markdown, upload_script};
 use super::{LinkMode, Settings};
 use crate::error::{Error, Result};
 use crate::io::atomic::{sync_dir, temp_path_for, write_atomic};
-use crate::io::manifest::{Manifest, ShardRecord, MANIFEST_NAME};
+use crate::io::manifest::{Manifest, ShardRecord, MANIFEST_NAME, REPORT_NAME};
 use crate::io::npy::{self, WrittenFile};
 
 /// Marker of a staging folder (safe to delete: it holds only links or copies).
@@ -93,7 +93,7 @@ pub(super) fn units_of(m: &Manifest, out_dir: &Path) -> Result<Vec<Unit>> {
         placed.push(provenance);
         units.push(Unit::Shard(rec, placed));
     }
-    for x in &m.extra_files {
+    for x in m.extra_files.iter().filter(|x| x.path != REPORT_NAME) {
         units.push(Unit::Extra(place(x)?));
     }
     Ok(units)

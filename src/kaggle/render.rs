@@ -139,6 +139,7 @@ pub(super) fn render_manifest(
     part.samples_dropped = p.dropped;
     part.shards = shards;
     part.extra_files = extras;
+    part.report = None; // parts leave the report out
     let mut v = serde_json::to_value(&part).expect("manifest serialises");
     if let Some(o) = v.as_object_mut() {
         o.insert(

@@ -98,6 +98,7 @@ pub(super) fn write_manifest(
         samples_dropped: outcome.summary.samples_dropped,
         shards,
         extra_files,
+        report: Some(manifest::REPORT_NAME.into()),
     };
     atomic::write_atomic(
         &out_dir.join(MANIFEST_NAME),

@@ -1,6 +1,6 @@
 //! The layering of `src/` stays true: no cycle between top-level modules.
-//! Intended flow: app, cli, commands, settings → pipeline, kaggle, synth →
-//! stage → model, physics, dsp → io, rng, sample, progress, error.
+//! Intended flow: app, cli, commands, settings → pipeline, kaggle, synth,
+//! report → stage → model, physics, dsp → io, rng, sample, progress, error.
 //! Edges are the `crate::…` paths in code (comments and `#[cfg(test)]`
 //! modules left out).
 

@@ -25,11 +25,12 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
-/// Every file of an output (its state directory excluded) with its bytes.
+/// Every file of an output (its state directory and report.html — which
+/// shows run times — excluded) with its bytes.
 fn snapshot(out: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     files_below(out)
         .into_iter()
-        .filter(|p| !p.starts_with(out.join(".seispipe")))
+        .filter(|p| !p.starts_with(out.join(".seispipe")) && !p.ends_with("report.html"))
         .map(|p| {
             (
                 p.strip_prefix(out).unwrap().to_path_buf(),

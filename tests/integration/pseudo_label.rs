@@ -602,7 +602,7 @@ fn a_partitioned_run_merges_to_the_single_run_submission() {
     let files = |root: &Path| -> BTreeMap<PathBuf, Vec<u8>> {
         crate::util::files_below(root)
             .into_iter()
-            .filter(|f| !f.starts_with(root.join(".seispipe")))
+            .filter(|f| !f.starts_with(root.join(".seispipe")) && !f.ends_with("report.html"))
             .map(|f| {
                 (
                     f.strip_prefix(root).unwrap().to_path_buf(),
