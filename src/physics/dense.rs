@@ -65,13 +65,18 @@ mod tests {
     /// velocity, no damping (t2 = 1) in the model, t2 < 1 in the sponge.
     #[test]
     fn tables_follow_the_padding_and_the_sponge() {
-        let vel: Vec<f32> = (0..NX * NZ).map(|i| 1500.0 + (i % 71) as f32 * 40.0).collect();
+        let vel: Vec<f32> = (0..NX * NZ)
+            .map(|i| 1500.0 + (i % 71) as f32 * 40.0)
+            .collect();
         let d = DenseCoefficients::new(&Coefficients::new(&vel).unwrap());
         let alpha = |v: f32| ((f64::from(v) * 1e-3 / 10.0).powi(2)) as f32;
         assert_eq!(d.alpha[(NBC + 3) * NPAD + NBC + 5], alpha(vel[3 * NX + 5]));
         // Corner (0, 0) replicates model cell (0, 0); far right replicates x = 69.
         assert_eq!(d.alpha[0], alpha(vel[0]));
-        assert_eq!(d.alpha[(NBC + 2) * NPAD + NPAD - 1], alpha(vel[2 * NX + NX - 1]));
+        assert_eq!(
+            d.alpha[(NBC + 2) * NPAD + NPAD - 1],
+            alpha(vel[2 * NX + NX - 1])
+        );
         assert_eq!(d.t2[(NBC + 10) * NPAD + NBC + 10], 1.0);
         assert!(d.t2[NPAD / 2] < 1.0 && d.t2[(NBC + 10) * NPAD] < 1.0);
         let amp = source_amplitudes(&vel, 17);

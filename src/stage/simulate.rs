@@ -230,12 +230,14 @@ impl BatchStage for SimulateBatch {
                 StageError::in_batch(k, "simulate needs a velocity map; this sample has none")
             })?;
             let flat = velocity_values(vel).map_err(|e| StageError::in_batch(k, e.message))?;
-            let m = physics::Medium::new(&flat, self.clip).map_err(|e| StageError::in_batch(k, e))?;
+            let m =
+                physics::Medium::new(&flat, self.clip).map_err(|e| StageError::in_batch(k, e))?;
             maps.extend_from_slice(m.velocity());
         }
-        let out = self.sim.simulate(&maps, &self.sources).map_err(|e| {
-            StageError::new(format!("simulation on {}: {e}", self.sim.device()))
-        })?;
+        let out = self
+            .sim
+            .simulate(&maps, &self.sources)
+            .map_err(|e| StageError::new(format!("simulation on {}: {e}", self.sim.device())))?;
         let per = self.sources.len() * physics::PER_SOURCE;
         for ((s, o), v) in samples
             .iter_mut()
@@ -244,8 +246,9 @@ impl BatchStage for SimulateBatch {
         {
             s.seismic = ArrayD::from_shape_vec(IxDyn(&[self.sources.len(), NT, NX]), o.to_vec())
                 .expect("shape matches length");
-            s.velocity =
-                Some(Array3::from_shape_vec((1, 70, 70), v.to_vec()).expect("shape matches length"));
+            s.velocity = Some(
+                Array3::from_shape_vec((1, 70, 70), v.to_vec()).expect("shape matches length"),
+            );
         }
         Ok(vec![json!({ "applied": true }); samples.len()])
     }

@@ -11,5 +11,6 @@ mod layers;
 mod partitions;
 mod physics;
 mod pseudo_label;
+mod simulate_device;
 mod spectrogram;
 mod versions;

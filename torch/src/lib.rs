@@ -11,9 +11,7 @@ pub mod torchscript;
 
 use std::sync::Arc;
 
-use seispipe::model::{
-    Backend, DemoModelRequest, LoadRequest, Model, ModelBackend, Simulator,
-};
+use seispipe::model::{Backend, DemoModelRequest, LoadRequest, Model, ModelBackend, Simulator};
 
 use torchscript::{resolve_device, LoadOptions, TorchScriptModel};
 

@@ -169,7 +169,9 @@ impl TchSimulator {
             step(&cur, &mut prev, &alpha, &t1, &t2, c2, c3).map_err(err("step"))?;
             std::mem::swap(&mut cur, &mut prev);
             // Inject after the update, record right after the injection.
-            let flat = cur.f_view([mi * si, i64_of(CELLS)]).map_err(err("inject"))?;
+            let flat = cur
+                .f_view([mi * si, i64_of(CELLS)])
+                .map_err(err("inject"))?;
             let a = amp
                 .f_narrow(0, ti, 1)
                 .and_then(|a| a.f_view([mi * si, 1]))
@@ -185,9 +187,7 @@ impl TchSimulator {
                 .and_then(|r| r.f_narrow(3, nbc, nx))
                 .and_then(|r| r.f_view([mi, si, nx]))
                 .map_err(err("record"))?;
-            let mut slot = record
-                .f_select(0, ti)
-                .map_err(err("record"))?;
+            let mut slot = record.f_select(0, ti).map_err(err("record"))?;
             slot.f_copy_(&rec).map_err(err("record"))?;
         }
         let host = record
@@ -215,9 +215,20 @@ fn step(
 ) -> Result<(), tch::TchError> {
     let np = i64_of(NPAD);
     // A 2-cell periodic frame: row z + 2 of `q` is padded row z (mod 310).
-    let rows = Tensor::f_cat(&[p.f_narrow(2, np - 2, 2)?, p.shallow_clone(), p.f_narrow(2, 0, 2)?], 2)?;
+    let rows = Tensor::f_cat(
+        &[
+            p.f_narrow(2, np - 2, 2)?,
+            p.shallow_clone(),
+            p.f_narrow(2, 0, 2)?,
+        ],
+        2,
+    )?;
     let q = Tensor::f_cat(
-        &[rows.f_narrow(3, np - 2, 2)?, rows.shallow_clone(), rows.f_narrow(3, 0, 2)?],
+        &[
+            rows.f_narrow(3, np - 2, 2)?,
+            rows.shallow_clone(),
+            rows.f_narrow(3, 0, 2)?,
+        ],
         3,
     )?;
     let at = |dz: i64, dx: i64| -> Result<Tensor, tch::TchError> {
@@ -329,7 +340,10 @@ mod tests {
             .enumerate()
         {
             let (name, sx) = (maps[k / 5].0, SOURCE_X[k % 5]);
-            assert!(g.iter().all(|v| v.is_finite()), "{name}, source {sx}: non-finite");
+            assert!(
+                g.iter().all(|v| v.is_finite()),
+                "{name}, source {sx}: non-finite"
+            );
             let e = rel_l2(g, w);
             let late = rel_l2(&g[700 * NX..], &w[700 * NX..]);
             assert!(
@@ -338,7 +352,11 @@ mod tests {
             );
             worst = worst.max(e);
             worst_late = worst_late.max(late);
-            same_bits += g.iter().zip(w).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+            same_bits += g
+                .iter()
+                .zip(w)
+                .filter(|(a, b)| a.to_bits() == b.to_bits())
+                .count();
         }
         eprintln!(
             "tch {device} vs Rust kernel: worst relative L2 {worst:.2e} (t ≥ 700: {worst_late:.2e}); {same_bits} of {} values bit-identical",
