@@ -21,10 +21,10 @@
 //! contraction into FMA can occur between them: on CPU the records equal the
 //! Rust kernel's (the test checks relative L2 ≤ 1e-5, and reports the bits).
 //!
-//! Cost: unfused, a step reads and writes the field about 20 times (the frame,
-//! 6 adds, 7 multiply/subtract/adds, each a pass over `(maps, sources, 310,
-//! 310)` f32), so on a GPU it is bound by memory bandwidth, not arithmetic:
-//! see docs/physics.md for the estimate.
+//! Cost: unfused, a step is about 20 tensor operations, some 40 passes over
+//! the `(maps, sources, 310, 310)` f32 field (~170 bytes per cell update for
+//! 14 flops), so on a GPU it is bound by memory bandwidth, not arithmetic:
+//! see docs/physics.md ("CUDA: unmeasured") for the estimate.
 
 use tch::{Device, Kind, Tensor};
 
