@@ -2,7 +2,7 @@
 vs a plain NumPy implementation of the same scheme, on the same velocity maps.
 
 usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 1]
-                                  [--baseline-bin PATH] [--repeat 1]
+                                  [--baseline-bin PATH] [--repeat 1] [--device cuda:0]
        (run from the repository root after `cargo build --release --workspace`;
        use the venv python: $SEISPIPE_PYTHON, which has torch and deepwave)
 
@@ -16,6 +16,13 @@ usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 
    output is also compared with seispipe's.
 4. With --baseline-bin, another seispipe binary (an earlier build) runs the
    same synth right after, for a new/old ratio from the same run.
+5. With --device (cpu or cuda:N), the libtorch simulator (`simulate` stage,
+   device = ...) runs the same maps through `seispipe run` (one chunk: every
+   map in one batch), and so does the Rust kernel (the stage without device,
+   --threads workers), each timed over the whole run (libtorch start,
+   reading and writing included: the same overheads for both); deepwave runs
+   on the device too. Prints samples/h of all three, the ratios, and the
+   relative L2 between the device's records and the Rust kernel's.
 
 Cell updates count the grid each code steps: 310 x 310 x 1000 x 5 per sample
 for seispipe and NumPy; deepwave's grid is (70 + 2*20)^2 x 1001 x 5 (its PML
@@ -41,11 +48,12 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 from openfwi_roll_ref import ricker, simulate as numpy_simulate  # noqa: E402
 
 
-def deepwave_simulate(vel, threads):
+def deepwave_simulate(vel, threads, device="cpu"):
     import torch
     import deepwave
 
     torch.set_num_threads(threads)
+    dev = torch.device(device)
     w = ricker(NT + 1)
     src = torch.zeros(5, 1, 2, dtype=torch.long)
     src[:, 0, 0] = 1
@@ -54,10 +62,39 @@ def deepwave_simulate(vel, threads):
     rec[:, :, 0] = 1
     rec[:, :, 1] = torch.arange(70)
     amp = -torch.from_numpy(w).reshape(1, 1, -1).repeat(5, 1, 1)
+    src, rec, amp = src.to(dev), rec.to(dev), amp.to(dev)
     for i in range(vel.shape[0]):
-        deepwave.scalar(torch.from_numpy(np.ascontiguousarray(vel[i])), DX, DT,
+        deepwave.scalar(torch.from_numpy(np.ascontiguousarray(vel[i])).to(dev), DX, DT,
                         source_amplitudes=amp, source_locations=src,
                         receiver_locations=rec, accuracy=4, pml_width=20, pml_freq=15.0)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def stage_runs(vel, device, threads):
+    """Time `seispipe run` with a simulate stage on the Rust kernel and on
+    `device`; returns (rust samples/s, device samples/s, relative L2)."""
+    n = vel.shape[0]
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in", "CurveFault_B")
+        os.makedirs(os.path.join(inp, "model"))
+        os.makedirs(os.path.join(inp, "data"))
+        np.save(os.path.join(inp, "model", "model1.npy"), vel[:, None].astype(np.float32))
+        np.save(os.path.join(inp, "data", "data1.npy"), np.zeros((n, 5, NT, NX), np.float32))
+        rates, outs = {}, {}
+        for name, stage in [("rust", ""), ("device", f'device = "{device}"')]:
+            pipe = os.path.join(d, f"{name}.toml")
+            out = os.path.join(d, name)
+            with open(pipe, "w") as f:
+                f.write(f'seed = 1\ncopies = 1\nkeep_original = false\n[run]\nchunk_samples = {n}\n'
+                        f'[input]\npath = "{os.path.join(d, "in")}"\n[output]\ndir = "{out}"\n'
+                        f'[[stages]]\ntype = "simulate"\n{stage}\n')
+            t = time.perf_counter()
+            subprocess.run([BIN, "run", "--quiet", "--threads", str(threads), pipe], check=True)
+            rates[name] = n / (time.perf_counter() - t)
+            outs[name] = np.load(os.path.join(out, "data", "data1.npy"))
+        err = float(np.linalg.norm(outs["device"] - outs["rust"]) / np.linalg.norm(outs["rust"]))
+    return rates["rust"], rates["device"], err
 
 
 def main():
@@ -67,6 +104,7 @@ def main():
     ap.add_argument("--numpy-samples", type=int, default=1)
     ap.add_argument("--baseline-bin", help="an earlier seispipe binary to compare with")
     ap.add_argument("--repeat", type=int, default=1, help="seispipe runs (best of), alternating with the baseline")
+    ap.add_argument("--device", help="also run the libtorch simulator (simulate stage) and deepwave on this device: cpu or cuda:N")
     a = ap.parse_args()
 
     def synth(binary):
@@ -115,6 +153,22 @@ def main():
     if base_rate:
         print(f"baseline {a.baseline_bin}: {base_rate:.3f} samples/s; ratio new/baseline {sp_rate / base_rate:.3f}")
     print(f"numpy np.roll port vs seispipe output: relative L2 {err:.2e}")
+    if a.device:
+        device_report(a, vel)
+
+
+def device_report(a, vel):
+    rust, dev, err = stage_runs(vel, a.device, a.threads)
+    t = time.perf_counter()
+    deepwave_simulate(vel, a.threads, a.device)
+    dw_dev = a.samples / (time.perf_counter() - t)
+    print(f"simulate stage through `seispipe run`, {a.samples} maps in one chunk (whole-run wall time):")
+    print(f"{'':26} {'samples/s':>10} {'samples/h':>10}")
+    for name, rate in [(f"tch on {a.device}", dev), (f"Rust kernel, {a.threads} threads", rust),
+                       (f"deepwave on {a.device}", dw_dev)]:
+        print(f"{name:26} {rate:10.3f} {rate * 3600:10.0f}")
+    print(f"ratio samples/s   tch {a.device}/Rust kernel {dev / rust:.2f}   tch {a.device}/deepwave {dev / dw_dev:.2f}")
+    print(f"tch {a.device} vs Rust kernel records: relative L2 {err:.2e}")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
 //! `seispipe` is built without references to libtorch, so it starts in a few
 //! milliseconds; `seispipe-torch` is the same program with the libtorch
 //! backend passed in ([`main_with`]). When `seispipe` is
-//! asked for something that needs a model (a pipeline with a `pseudo_label`
-//! stage, `make-demo-model`), it replaces itself with `seispipe-torch` from
+//! asked for something that needs libtorch (a pipeline with a `pseudo_label`
+//! stage or a `simulate` stage with a `device`, `make-demo-model`), it replaces itself with `seispipe-torch` from
 //! its own directory, same arguments, same process id, so signals and exit
 //! codes behave as if it had done the work itself.
 
@@ -147,17 +147,23 @@ fn needs_torch(cli: &Cli) -> bool {
         Command::K8s(args) => &args.pipeline,
         Command::Merge { dir, .. } => {
             return crate::pipeline::resume::run_origin(dir).is_ok_and(|o| {
-                o.pipeline["stages"]
-                    .as_array()
-                    .is_some_and(|st| st.iter().any(|s| s["type"] == "pseudo_label"))
+                o.pipeline["stages"].as_array().is_some_and(|st| {
+                    st.iter().any(|s| {
+                        s["type"] == "pseudo_label"
+                            || (s["type"] == "simulate" && s["device"].is_string())
+                    })
+                })
             })
         }
         _ => return false,
     };
     crate::pipeline::spec::load(&pipeline.pipeline, &pipeline.set).is_ok_and(|spec| {
-        spec.stages
-            .iter()
-            .any(|s| matches!(s, crate::pipeline::spec::StageSpec::PseudoLabel(_)))
+        spec.stages.iter().any(|s| match s {
+            crate::pipeline::spec::StageSpec::PseudoLabel(_) => true,
+            // A tch device, or "auto" (which looks for a GPU through libtorch).
+            crate::pipeline::spec::StageSpec::Simulate(x) => x.device.is_some(),
+            _ => false,
+        })
     })
 }
 

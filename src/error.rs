@@ -73,12 +73,30 @@ impl Error {
 /// An error raised by a stage while transforming one sample; the executor adds
 /// the file and sample index before reporting it.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StageError(pub String);
+#[error("{message}")]
+pub struct StageError {
+    /// What is wrong.
+    pub message: String,
+    /// For a batch stage: the index, within the batch it was handed, of the
+    /// sample the error is about (the executor names that sample's file and
+    /// index); `None`: the first sample of the batch.
+    pub batch_index: Option<usize>,
+}
 
 impl StageError {
     /// A stage error with a message.
     pub fn new(msg: impl Into<String>) -> Self {
-        StageError(msg.into())
+        StageError {
+            message: msg.into(),
+            batch_index: None,
+        }
+    }
+
+    /// A batch stage's error about sample `index` of its batch.
+    pub fn in_batch(index: usize, msg: impl Into<String>) -> Self {
+        StageError {
+            message: msg.into(),
+            batch_index: Some(index),
+        }
     }
 }

@@ -215,6 +215,38 @@ pub trait ModelBackend: Send + Sync {
     /// # Errors
     /// No labelled inputs, or a libtorch failure.
     fn make_demo_model(&self, request: &DemoModelRequest) -> crate::Result<String>;
+
+    /// How many CUDA devices the backend sees (0: none, or no CUDA support).
+    fn cuda_device_count(&self) -> usize {
+        0
+    }
+
+    /// A batched wave simulator on `device` (`"cpu"` or `"cuda:N"`), for the
+    /// `simulate` stage's `device` key.
+    ///
+    /// # Errors
+    /// A device that does not exist here, or a backend that cannot simulate.
+    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, String> {
+        Err(format!(
+            "device = \"{device}\": this model backend has no simulator"
+        ))
+    }
+}
+
+/// The OpenFWI-exact simulation ([`crate::physics`]: same grid, sponge,
+/// periodic outer edge, wavelet, injection and receivers) of many maps and
+/// sources at once, on a tensor device.
+pub trait Simulator: Send + Sync {
+    /// Simulate `maps.len() / 4900` validated (and, where asked, clipped)
+    /// 70 × 70 maps, each for every source x index of `sources`; returns
+    /// `(maps, sources, 1000, 70)` values in C order.
+    ///
+    /// # Errors
+    /// A tensor library failure (out of device memory…).
+    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String>;
+
+    /// The device it runs on (`"cpu"`, `"cuda:0"`…).
+    fn device(&self) -> String;
 }
 
 /// A shared handle on a [`ModelBackend`], carried by the build environment.

@@ -13,6 +13,7 @@
 //! [`simulate_batch`] uses rayon over (sample, source) pairs, for `synth` and
 //! benchmarks.
 
+pub mod dense;
 pub mod fd;
 pub mod sponge;
 pub mod wavelet;

@@ -89,6 +89,7 @@ pub fn build(
                 let sim = crate::stage::simulate::SimulateSpec {
                     source_positions: crate::stage::simulate::default_sources(),
                     clip_velocity: false,
+                    device: None,
                 }
                 .build(&env)
                 .map_err(|r| {

@@ -235,9 +235,10 @@ impl Ctx<'_> {
             })
             .collect();
         let mut ctxs: Vec<StageCtx<'_>> = samples.iter().map(|s| self.stage_ctx(s, i)).collect();
-        let recs = b
-            .apply_batch(&mut samples, &mut ctxs)
-            .map_err(|e| self.stage_error(&samples[0], i, &e));
+        let recs = b.apply_batch(&mut samples, &mut ctxs).map_err(|e| {
+            let k = e.batch_index.filter(|&k| k < samples.len()).unwrap_or(0);
+            self.stage_error(&samples[k], i, &e)
+        });
         for (&j, s) in live.iter().zip(samples) {
             chunk.items[j].sample = s;
         }

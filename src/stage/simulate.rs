@@ -3,16 +3,19 @@
 //! Also the helper the velocity-space stages (`velocity_mixup`,
 //! `velocity_affine`, `flip` with `exact = true`) use to re-simulate.
 //!
-//! A stage runs on one executor worker: the simulation here is
+//! By default a stage runs on one executor worker: the simulation here is
 //! single-threaded (the executor parallelises across samples) and reuses that
-//! worker's scratch fields.
+//! worker's scratch fields. With `device = "cpu" | "cuda:N"` (or `"auto"`
+//! finding a GPU) the stage is a batch stage instead: each chunk's maps go to
+//! the libtorch backend's [`crate::model::Simulator`] at once (`seispipe-torch`).
 
 use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{BatchStage, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
+use crate::model::Simulator;
 use crate::physics::{self, NT, NX, SOURCE_X};
 use crate::sample::{Sample, SEISMIC_SHAPE};
 
@@ -38,6 +41,11 @@ pub const DOC: super::StageDoc = super::StageDoc {
             "",
             "clip velocities into 1500–4500 m/s instead of refusing values outside 1000–6000",
         ),
+        (
+            "device",
+            "the built-in Rust CPU kernel",
+            "\"cpu\" or \"cuda:N\": batched simulation through libtorch (the `seispipe-torch` binary), equal to the Rust kernel to rounding; \"auto\": cuda:0 when libtorch sees a GPU, else the Rust kernel",
+        ),
     ],
 };
 
@@ -51,6 +59,88 @@ pub struct SimulateSpec {
     /// Clip velocities into 1500–4500 m/s instead of refusing bad ones.
     #[serde(default)]
     pub clip_velocity: bool,
+    /// Where to simulate: unset = the Rust kernel; `cpu`, `cuda:N` or `auto`
+    /// (see [`DeviceChoice`]). Serialised only when set, so the fingerprints
+    /// of pipelines without it are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+}
+
+/// What a `device` value asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// No `device`: the built-in Rust kernel ([`crate::physics`]).
+    Rust,
+    /// `"cpu"` or `"cuda:N"`: the libtorch simulator on that device.
+    Tch(String),
+    /// `"auto"`: `cuda:0` when the libtorch backend sees a GPU, else the Rust kernel.
+    Auto,
+}
+
+/// How to rebuild when the binary lacks libtorch.
+pub const NEEDS_TORCH: &str = "runs the simulation through libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe`, or leave device out for the built-in Rust kernel";
+
+/// Parse a `device` value (no libtorch needed).
+///
+/// # Errors
+/// A value that is not `cpu`, `cuda:N` or `auto`, with the allowed values.
+pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, String> {
+    let Some(d) = device else {
+        return Ok(DeviceChoice::Rust);
+    };
+    let cuda_n = d
+        .strip_prefix("cuda:")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|b| b.is_ascii_digit()));
+    match d {
+        "auto" => Ok(DeviceChoice::Auto),
+        "cpu" => Ok(DeviceChoice::Tch(d.to_string())),
+        _ if cuda_n => Ok(DeviceChoice::Tch(d.to_string())),
+        _ => Err(format!(
+            "device = \"{d}\" is not a device; expected \"cpu\", \"cuda:N\" (N = 0, 1, …) or \"auto\" (or leave device out for the built-in Rust kernel)"
+        )),
+    }
+}
+
+/// The simulator a `device` value selects in this process: `None` for the
+/// Rust kernel.
+///
+/// # Errors
+/// A bad value, a tch device without the libtorch backend, or a device the
+/// backend does not have (e.g. `cuda:3` on a machine with fewer GPUs).
+pub fn resolve_device(
+    device: Option<&str>,
+    env: &BuildEnv,
+) -> Result<Option<Box<dyn Simulator>>, String> {
+    let name = match parse_device(device)? {
+        DeviceChoice::Rust => return Ok(None),
+        DeviceChoice::Auto => match &env.models {
+            Some(b) if b.0.cuda_device_count() > 0 => "cuda:0".to_string(),
+            _ => return Ok(None),
+        },
+        DeviceChoice::Tch(name) => name,
+    };
+    let Some(b) = &env.models else {
+        return Err(format!("device = \"{name}\" {NEEDS_TORCH}"));
+    };
+    b.0.simulator(&name).map(Some)
+}
+
+/// The algorithm record of a simulating stage: with a tch simulator,
+/// `"simulator": "tch-cpu" | "tch-cuda"` is added, since its records differ
+/// from the Rust kernel's by rounding (none added for the Rust kernel, so
+/// existing fingerprints are unchanged).
+#[must_use]
+pub fn algorithm_with(kind: &str, version: u32, sim: Option<&dyn Simulator>) -> serde_json::Value {
+    let mut a = super::algorithm(kind, version, true);
+    if let Some(s) = sim {
+        let kind = if s.device() == "cpu" {
+            "tch-cpu"
+        } else {
+            "tch-cuda"
+        };
+        a["simulator"] = kind.into();
+    }
+    a
 }
 
 /// OpenFWI's five sources.
@@ -96,21 +186,83 @@ impl SimulateSpec {
     /// # Errors
     /// No labels, or bad source positions.
     pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
+        let sim = resolve_device(self.device.as_deref(), env)?;
         require_labels(env, "simulate")?;
         physics::check_sources(&self.source_positions)?;
+        let algorithm = algorithm_with("simulate", ALGORITHM, sim.as_deref());
+        let info = sim
+            .as_ref()
+            .map(|s| json!({ "simulate": { "device": s.device() } }));
+        let (sources, clip) = (self.source_positions.clone(), self.clip_velocity);
+        let runtime = match sim {
+            None => Runtime::Sample(Box::new(Simulate { sources, clip })),
+            Some(sim) => Runtime::Batch(Box::new(SimulateBatch { sources, clip, sim })),
+        };
         Ok(BuiltStage {
             kind: "simulate",
             params: serde_json::to_value(self).expect("spec serialises"),
             out_shape: vec![self.source_positions.len(), NT, NX],
             out_labels: true,
-            info: None,
-            algorithm: super::algorithm("simulate", ALGORITHM, true),
-            runtime: Runtime::Sample(Box::new(Simulate {
-                sources: self.source_positions.clone(),
-                clip: self.clip_velocity,
-            })),
+            info,
+            algorithm,
+            runtime,
         })
     }
+}
+
+/// Runtime `simulate` on a tch device: a batch stage.
+pub struct SimulateBatch {
+    sources: Vec<usize>,
+    clip: bool,
+    sim: Box<dyn Simulator>,
+}
+
+impl BatchStage for SimulateBatch {
+    fn apply_batch(
+        &self,
+        samples: &mut [Sample],
+        _ctxs: &mut [StageCtx<'_>],
+    ) -> Result<Vec<Record>, StageError> {
+        // Every map is checked (and clipped) before anything is simulated.
+        let mut maps = Vec::with_capacity(samples.len() * 4900);
+        for (k, s) in samples.iter().enumerate() {
+            let vel = s.velocity.as_ref().ok_or_else(|| {
+                StageError::in_batch(k, "simulate needs a velocity map; this sample has none")
+            })?;
+            let flat = velocity_values(vel).map_err(|e| StageError::in_batch(k, e.message))?;
+            let m =
+                physics::Medium::new(&flat, self.clip).map_err(|e| StageError::in_batch(k, e))?;
+            maps.extend_from_slice(m.velocity());
+        }
+        let out = self
+            .sim
+            .simulate(&maps, &self.sources)
+            .map_err(|e| StageError::new(format!("simulation on {}: {e}", self.sim.device())))?;
+        let per = self.sources.len() * physics::PER_SOURCE;
+        for ((s, o), v) in samples
+            .iter_mut()
+            .zip(out.chunks_exact(per))
+            .zip(maps.chunks_exact(4900))
+        {
+            s.seismic = ArrayD::from_shape_vec(IxDyn(&[self.sources.len(), NT, NX]), o.to_vec())
+                .expect("shape matches length");
+            s.velocity = Some(
+                Array3::from_shape_vec((1, 70, 70), v.to_vec()).expect("shape matches length"),
+            );
+        }
+        Ok(vec![json!({ "applied": true }); samples.len()])
+    }
+}
+
+/// A (1, 70, 70) map's values in C order.
+fn velocity_values(vel: &Array3<f32>) -> Result<Vec<f32>, StageError> {
+    if vel.shape() != [1, 70, 70] {
+        return Err(StageError::new(format!(
+            "velocity map has shape {:?}; expected (1, 70, 70)",
+            vel.shape()
+        )));
+    }
+    Ok(vel.iter().copied().collect())
 }
 
 /// Runtime `simulate`.

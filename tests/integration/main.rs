@@ -12,5 +12,6 @@ mod partitions;
 mod physics;
 mod pseudo_label;
 mod report;
+mod simulate_device;
 mod spectrogram;
 mod versions;

@@ -1,15 +1,17 @@
 //! The libtorch half of seispipe: TorchScript models ([`torchscript`]), the
-//! demo model ([`demo`]) and [`Torch`], the model backend the
+//! demo model ([`demo`]), the batched wave simulation on CPU or CUDA
+//! ([`simulate`]) and [`Torch`], the model backend the
 //! `seispipe-torch` binary passes to `seispipe::app::main_with`. It is a
 //! crate of its own so that the `seispipe` binary never links libtorch and
 //! starts in milliseconds; see `seispipe::app` for the hand-over.
 
 pub mod demo;
+pub mod simulate;
 pub mod torchscript;
 
 use std::sync::Arc;
 
-use seispipe::model::{Backend, DemoModelRequest, LoadRequest, Model, ModelBackend};
+use seispipe::model::{Backend, DemoModelRequest, LoadRequest, Model, ModelBackend, Simulator};
 
 use torchscript::{resolve_device, LoadOptions, TorchScriptModel};
 
@@ -29,6 +31,18 @@ impl ModelBackend for Torch {
 
     fn make_demo_model(&self, req: &DemoModelRequest) -> seispipe::Result<String> {
         make_demo_model(req)
+    }
+
+    fn cuda_device_count(&self) -> usize {
+        if tch::Cuda::is_available() {
+            usize::try_from(tch::Cuda::device_count()).unwrap_or(0)
+        } else {
+            0
+        }
+    }
+
+    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, String> {
+        Ok(Box::new(simulate::TchSimulator::new(device)?))
     }
 }
 

@@ -1,0 +1,268 @@
+//! `simulate` with `device = "cpu" | "cuda:N" | "auto"`: the libtorch path run
+//! end to end through the `seispipe` binary (which hands the run to
+//! `seispipe-torch`) equals the Rust kernel's records on the edge-stress maps,
+//! the manifest records the simulator, a bad map in a batch is named by its
+//! own file and sample, and bad devices are refused before any data is read.
+
+use std::path::Path;
+
+use seispipe::physics::PER_SOURCE;
+use seispipe::pipeline::spec::DType;
+
+use crate::util::{self, read_npy, seispipe, text, write_npy};
+
+/// Slow surface over fast layers, over a fast faulted block, and uniform
+/// 4500 m/s (the maps of `physics::matches_the_np_roll_port_on_edge_stress_maps`
+/// that need no random draw).
+fn stress_maps() -> Vec<f32> {
+    let layered = (0..4900).map(|i| match i / 70 {
+        0..=7 => 1500.0,
+        8..=19 => 1800.0,
+        20..=39 => 4000.0,
+        40..=54 => 4300.0,
+        _ => 4500.0,
+    });
+    let faulted = (0..4900).map(|i| {
+        let (z, x) = (i / 70, i % 70);
+        let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
+        if z < 6 {
+            1650.0
+        } else if depth < 22.0 {
+            4000.0
+        } else if depth < 40.0 {
+            4250.0
+        } else {
+            4500.0
+        }
+    });
+    layered
+        .chain(faulted)
+        .chain(std::iter::repeat_n(4500.0, 4900))
+        .collect()
+}
+
+/// An OpenFWI-layout labelled input holding `vel` (n maps) and zero data.
+fn write_input(root: &Path, vel: &[f32]) {
+    let n = vel.len() / 4900;
+    write_npy(
+        &root.join("FlatVel_A/model/model1.npy"),
+        DType::F32,
+        &[n, 1, 70, 70],
+        vel,
+    );
+    write_npy(
+        &root.join("FlatVel_A/data/data1.npy"),
+        DType::F32,
+        &[n, 5, 1000, 70],
+        &vec![0.0; n * 5 * PER_SOURCE],
+    );
+}
+
+fn write_pipeline(dir: &Path, name: &str, input: &Path, stage: &str) -> std::path::PathBuf {
+    let p = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &p,
+        format!(
+            "seed = 3\ncopies = 1\nkeep_original = false\n[run]\nchunk_samples = 2\n[input]\npath = \"{}\"\n[output]\ndir = \"{}\"\n[[stages]]\ntype = \"simulate\"\n{stage}\n",
+            input.display(),
+            dir.join(name).display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den).sqrt()
+}
+
+fn algorithm(out: &Path) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    m["versions"]["stages"][0]["algorithm"].clone()
+}
+
+#[test]
+fn tch_cpu_device_runs_end_to_end_and_equals_the_rust_kernel() {
+    if !util::torch_binary(
+        "simulate_device::tch_cpu_device_runs_end_to_end_and_equals_the_rust_kernel",
+    ) {
+        return;
+    }
+    let t = util::tempdir();
+    let d = t.path();
+    let input = d.join("in");
+    let vel = stress_maps();
+    write_input(&input, &vel);
+    for (name, stage) in [("rust", ""), ("tch", "device = \"cpu\"")] {
+        let p = write_pipeline(d, name, &input, stage);
+        let o = seispipe(d, &["run", "--quiet", p.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+    }
+    let (shape, rust) = read_npy(&d.join("rust/data/data1.npy"));
+    let (shape_t, tch) = read_npy(&d.join("tch/data/data1.npy"));
+    assert_eq!(shape, vec![3, 5, 1000, 70]);
+    assert_eq!(shape_t, shape);
+    // Every (sample, source) record, all 1000 time samples.
+    for (k, (a, b)) in tch
+        .chunks_exact(PER_SOURCE)
+        .zip(rust.chunks_exact(PER_SOURCE))
+        .enumerate()
+    {
+        assert!(rust[k * PER_SOURCE..]
+            .iter()
+            .take(PER_SOURCE)
+            .any(|&v| v != 0.0));
+        let e = rel_l2(a, b);
+        assert!(
+            e <= 1e-5,
+            "sample {}, source {}: relative L2 {e:e}",
+            k / 5,
+            k % 5
+        );
+    }
+    let (_, lab) = read_npy(&d.join("tch/model/model1.npy"));
+    assert_eq!(lab, vel);
+    // The simulator is part of the algorithm record only on a tch device.
+    let a = algorithm(&d.join("tch"));
+    assert_eq!(a["simulator"], "tch-cpu", "{a}");
+    assert_eq!(a["physics"], seispipe::physics::ALGORITHM);
+    let a = algorithm(&d.join("rust"));
+    assert!(a.get("simulator").is_none(), "{a}");
+
+    // A bad map in the second chunk is named by its own file and sample.
+    let bad_in = d.join("bad_in");
+    let mut bad = vel.clone();
+    bad[2 * 4900 + 75] = -5.0;
+    write_input(&bad_in, &bad);
+    let p = write_pipeline(d, "bad", &bad_in, "device = \"cpu\"");
+    let o = seispipe(d, &["run", "--quiet", p.to_str().unwrap()]);
+    let msg = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{msg}");
+    assert!(
+        msg.contains("data1.npy")
+            && msg.contains("sample 2")
+            && msg.contains("non-positive")
+            && msg.contains("(z=1, x=5)"),
+        "{msg}"
+    );
+}
+
+/// `device` values refused by `seispipe check` and `run` when the pipeline
+/// is built (the input files' headers are read, no sample is; no output is
+/// written), with the allowed values or the reason.
+#[test]
+fn bad_devices_are_refused_when_the_pipeline_is_built() {
+    let t = util::tempdir();
+    let d = t.path();
+    let input = d.join("in");
+    std::fs::create_dir_all(input.join("FlatVel_A/model")).unwrap();
+    std::fs::create_dir_all(input.join("FlatVel_A/data")).unwrap();
+    write_npy(
+        &input.join("FlatVel_A/model/model1.npy"),
+        DType::F32,
+        &[1, 1, 70, 70],
+        &vec![2000.0; 4900],
+    );
+    write_npy(
+        &input.join("FlatVel_A/data/data1.npy"),
+        DType::F32,
+        &[1, 5, 1000, 70],
+        &vec![0.0; 5 * PER_SOURCE],
+    );
+    let refused = |name: &str, stage: &str, needles: &[&str]| {
+        let p = write_pipeline(d, name, &input, stage);
+        for cmd in ["check", "run"] {
+            let o = seispipe(d, &[cmd, p.to_str().unwrap()]);
+            let msg = text(&o);
+            assert_eq!(o.status.code(), Some(2), "{cmd} {name}: {msg}");
+            for n in needles {
+                assert!(msg.contains(n), "{cmd} {name}: expected {n:?} in\n{msg}");
+            }
+            assert!(msg.contains("simulate"), "{msg}");
+            assert!(
+                !d.join(name).join("data").exists(),
+                "{cmd} {name} wrote data"
+            );
+        }
+    };
+    refused(
+        "gpu",
+        "device = \"gpu\"",
+        &["\"gpu\" is not a device", "\"cpu\"", "cuda:N", "\"auto\""],
+    );
+    refused(
+        "cuda",
+        "device = \"cuda\"",
+        &["\"cuda\" is not a device", "cuda:N"],
+    );
+    if !util::torch_binary("simulate_device::bad_devices_are_refused_when_the_pipeline_is_built") {
+        return;
+    }
+    // More GPUs than any machine has; and cuda:3, refused unless this machine
+    // has four GPUs or more.
+    refused(
+        "cuda9999",
+        "device = \"cuda:9999\"",
+        &["cuda:9999", "CUDA device"],
+    );
+    let p = write_pipeline(d, "cuda3", &input, "device = \"cuda:3\"");
+    let o = seispipe(d, &["check", p.to_str().unwrap()]);
+    if !o.status.success() {
+        let msg = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{msg}");
+        assert!(
+            msg.contains("cuda:3") && msg.contains("CUDA device"),
+            "{msg}"
+        );
+    }
+}
+
+/// A `seispipe` binary without `seispipe-torch` beside it refuses a tch
+/// device by saying what is missing, and runs `device = "auto"` on the Rust
+/// kernel.
+#[test]
+fn tch_devices_without_seispipe_torch_are_refused() {
+    let t = util::tempdir();
+    let d = t.path();
+    let lone = d.join("seispipe");
+    std::fs::copy(env!("CARGO_BIN_EXE_seispipe"), &lone).unwrap();
+    let input = d.join("in");
+    write_input(&input, &vec![2000.0; 4900]);
+    let lone_run = |args: &[&str]| {
+        std::process::Command::new(&lone)
+            .current_dir(d)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for dev in ["cpu", "cuda:0"] {
+        let p = write_pipeline(d, "lone", &input, &format!("device = \"{dev}\""));
+        let o = lone_run(&["run", "--quiet", p.to_str().unwrap()]);
+        let msg = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{msg}");
+        assert!(
+            msg.contains(&format!("device = \"{dev}\""))
+                && msg.contains("seispipe-torch")
+                && msg.contains("leave device out"),
+            "{msg}"
+        );
+        assert!(!d.join("lone/data").exists());
+    }
+    let p = write_pipeline(d, "auto", &input, "device = \"auto\"");
+    let o = lone_run(&["run", "--quiet", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let p = write_pipeline(d, "rust", &input, "");
+    let o = lone_run(&["run", "--quiet", p.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (_, a) = read_npy(&d.join("auto/data/data1.npy"));
+    let (_, b) = read_npy(&d.join("rust/data/data1.npy"));
+    assert_eq!(a, b, "auto without libtorch is the Rust kernel");
+    assert!(algorithm(&d.join("auto")).get("simulator").is_none());
+}
