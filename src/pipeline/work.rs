@@ -332,7 +332,10 @@ mod tests {
                     .map(|seg| match seg {
                         Segment::Samples(v) => format!(
                             "[{}]",
-                            v.iter().map(|(i, _)| i.to_string()).collect::<Vec<_>>().join(" ")
+                            v.iter()
+                                .map(|(i, _)| i.to_string())
+                                .collect::<Vec<_>>()
+                                .join(" ")
                         ),
                         Segment::Batch(i, _) => format!("B{i}"),
                     })
