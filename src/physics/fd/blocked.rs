@@ -234,7 +234,7 @@ pub fn step(
         Isa::Neon => unsafe {
             step_lanes::<super::simd::Neon, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
         },
-        _ => unsafe { step_lanes::<Portable, 1>(cur, next, coef, rows, offsets) },
+        _ => unsafe { step_lanes::<Portable, ROWS_PER_PASS>(cur, next, coef, rows, offsets) },
     }
 }
 

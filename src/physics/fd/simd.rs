@@ -1,6 +1,6 @@
 //! f32 vectors for the [blocked](super::blocked) kernel: one trait, one
-//! implementation per instruction set (AVX-512F, AVX2, NEON, and portable
-//! 4-lane arrays for any other CPU). Only exactly rounded IEEE operations
+//! implementation per instruction set (AVX-512F, AVX2, NEON, SSE2 for other
+//! x86-64 CPUs, 4-lane arrays elsewhere). Only exactly rounded IEEE operations
 //! (add, subtract, multiply) and data movement (loads, stores, lane shifts),
 //! never FMA, so every implementation gives the same bits.
 //!
@@ -196,11 +196,57 @@ mod arm {
     }
 }
 
-/// Four lanes in an array: LLVM maps it to SSE2 on x86-64 (or to whatever
-/// vectors the target has).
+/// 4 lanes of SSE on x86-64, where SSE2 is part of the base architecture.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Portable(std::arch::x86_64::__m128);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Portable {
+    const N: usize = 4;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Portable(std::arch::x86_64::_mm_load_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self) {
+        std::arch::x86_64::_mm_store_ps(p, v.0);
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Portable(std::arch::x86_64::_mm_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Portable(std::arch::x86_64::_mm_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        Portable(std::arch::x86_64::_mm_sub_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Portable(std::arch::x86_64::_mm_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn neighbours(p: *const f32, _: Self, _: Self, _: Self) -> [Self; 4] {
+        use std::arch::x86_64::_mm_loadu_ps;
+        [
+            Portable(_mm_loadu_ps(p.sub(2))),
+            Portable(_mm_loadu_ps(p.sub(1))),
+            Portable(_mm_loadu_ps(p.add(1))),
+            Portable(_mm_loadu_ps(p.add(2))),
+        ]
+    }
+}
+
+/// Four lanes in an array, for CPUs other than x86-64 (on aarch64 only the
+/// tests run it; [`Neon`] is the kernel there).
+#[cfg(not(target_arch = "x86_64"))]
 #[derive(Clone, Copy)]
 pub(super) struct Portable([f32; 4]);
 
+#[cfg(not(target_arch = "x86_64"))]
 impl Portable {
     #[inline(always)]
     fn zip(self, b: Self, f: impl Fn(f32, f32) -> f32) -> Self {
@@ -208,6 +254,7 @@ impl Portable {
     }
 }
 
+#[cfg(not(target_arch = "x86_64"))]
 impl Lanes for Portable {
     const N: usize = 4;
     #[inline(always)]
