@@ -16,12 +16,12 @@
 //!   every row five times.
 //! * **Shared coefficients.** In the 240 top and bottom sponge rows, `α` is
 //!   that of the first or last model row (edge replication), and `t1`, `t2`
-//!   vary only in the 70 middle columns ([`sponge`](crate::physics::sponge)).
+//!   vary only in the 70 middle columns ([`sponge`]).
 //!   Outside those columns a block loads each coefficient once for all its
 //!   rows; in the 70 model rows `t2` is one row for all.
 //! * **Neighbours.** The x ± 1 and x ± 2 values come from lane shifts of
 //!   vectors already in registers or from unaligned loads, per instruction
-//!   set ([`Lanes::neighbours`]).
+//!   set (`Lanes::neighbours` in `simd`).
 //! * **Reach.** The caller passes the columns the wave can have reached as
 //!   well as the rows, so early steps update a square, not whole rows.
 
@@ -304,11 +304,12 @@ unsafe fn block<L: Lanes, const R: usize>(
     let mut co = [[std::ptr::null::<f32>(); R]; 3];
     let part = |a: usize, b: usize| offsets.start.max(a)..offsets.end.min(b);
     if kind(z) == 1 {
-        for j in 0..R {
-            co[0][j] = row(&coef.alpha, z + j - NBC, STRIDE);
-            co[1][j] = row(&coef.t1, z + j - NBC, STRIDE);
+        let [alpha, t1, t2] = &mut co;
+        for (j, (a, t)) in alpha.iter_mut().zip(t1.iter_mut()).enumerate() {
+            *a = row(&coef.alpha, z + j - NBC, STRIDE);
+            *t = row(&coef.t1, z + j - NBC, STRIDE);
         }
-        co[2][0] = row(&coef.t2, 0, STRIDE);
+        t2[0] = row(&coef.t2, 0, STRIDE);
         sweep::<L, R, false, false, true>(cur, next, z, &co, part(0, STRIDE));
         return;
     }
@@ -318,11 +319,12 @@ unsafe fn block<L: Lanes, const R: usize>(
     co[2][0] = row(&coef.t2, 0, STRIDE);
     sweep::<L, R, true, true, true>(cur, next, z, &co, part(0, MID_START));
     sweep::<L, R, true, true, true>(cur, next, z, &co, part(MID_END, STRIDE));
-    for j in 0..R {
+    let [_, t1, t2] = &mut co;
+    for (j, (a, b)) in t1.iter_mut().zip(t2.iter_mut()).enumerate() {
         let k = cap_row(z + j).expect("a sponge row");
         // Pointers to offset 0 of a virtual full row: only MID_START.. is read.
-        co[1][j] = row(&coef.t1_mid, k, MID_WIDTH).wrapping_sub(MID_START);
-        co[2][j] = row(&coef.t2_mid, k, MID_WIDTH).wrapping_sub(MID_START);
+        *a = row(&coef.t1_mid, k, MID_WIDTH).wrapping_sub(MID_START);
+        *b = row(&coef.t2_mid, k, MID_WIDTH).wrapping_sub(MID_START);
     }
     sweep::<L, R, true, false, false>(cur, next, z, &co, part(MID_START, MID_END));
 }

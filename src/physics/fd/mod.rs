@@ -7,7 +7,7 @@
 //!   sponge makes them equal, takes the x±2 (AVX-512) neighbours from lane
 //!   shifts of registers already loaded, and skips the columns the wave
 //!   cannot have reached yet as well as the rows.
-//! * [`reference`] is the straightforward row loop the blocked kernel was
+//! * [`reference`](mod@reference) is the straightforward row loop the blocked kernel was
 //!   derived from. It stays as the reference that tests compare the blocked
 //!   kernel with, bit for bit, and as the baseline of `benches/simulate.py`;
 //!   `SEISPIPE_FD_KERNEL=reference` selects it.
@@ -88,7 +88,7 @@ pub fn kernel_name() -> &'static str {
 pub enum Kernel {
     /// [`blocked`], the default.
     Blocked,
-    /// [`reference`], selected by `SEISPIPE_FD_KERNEL=reference`.
+    /// [`reference`](mod@reference), selected by `SEISPIPE_FD_KERNEL=reference`.
     Reference,
 }
 
