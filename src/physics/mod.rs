@@ -270,12 +270,12 @@ impl Medium {
                 [c, empty] if empty.is_empty() => c,
                 _ => 0..NPAD,
             };
-            for rows in reached_rows(zs, reach) {
-                blocked::wrap_edges(cur, rows);
-            }
+            // The ghost columns of `cur` were filled by the step that wrote
+            // it (the fields start at zero, ghosts included).
             for rows in reached_rows(zs, reach) {
                 blocked::step(isa, cur, prev, &self.blocked, rows, cols.clone());
             }
+            blocked::wrap_rows(prev);
             std::mem::swap(cur, prev);
             let field = cur.as_mut_slice();
             field[src] += beta * self.wavelet[t];

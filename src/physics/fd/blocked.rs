@@ -183,14 +183,20 @@ impl Coefficients {
 /// above and below the grid, as [`super::reference::wrap_edges`] does.
 pub fn wrap_edges(field: &mut Field, rows: Range<usize>) {
     assert!(rows.end <= NPAD);
-    let field = field.as_mut_slice();
     for z in rows {
-        let row = &mut field[(z + 2) * STRIDE..(z + 3) * STRIDE];
+        let row = &mut field.as_mut_slice()[(z + 2) * STRIDE..(z + 3) * STRIDE];
         row[0] = row[NPAD];
         row[1] = row[NPAD + 1];
         row[NPAD + 2] = row[2];
         row[NPAD + 3] = row[3];
     }
+    wrap_rows(field);
+}
+
+/// Fill the two ghost rows above and below the grid: padded rows 308 and 309
+/// above, 0 and 1 below ([`step`] fills the ghost columns itself).
+pub fn wrap_rows(field: &mut Field) {
+    let field = field.as_mut_slice();
     field.copy_within(NPAD * STRIDE..(NPAD + 2) * STRIDE, 0);
     field.copy_within(2 * STRIDE..4 * STRIDE, (NPAD + 2) * STRIDE);
 }
@@ -199,7 +205,9 @@ pub fn wrap_edges(field: &mut Field, rows: Range<usize>) {
 /// padded rows `rows` and at least the padded columns `cols` (whole 16-lane
 /// vectors around them), on the copy compiled for `isa`. Cells outside must
 /// be zero in `cur` and `next` (then they stay zero); `next` holds `p⁻` on
-/// entry.
+/// entry. `cur`'s ghost frame must hold the wrap ([`wrap_edges`]); the step
+/// fills the ghost columns of `rows` in `next` while their lines are in
+/// cache, so only the ghost rows ([`wrap_rows`]) remain before the next step.
 ///
 /// # Panics
 /// `isa` is not available on this CPU, or a range is outside the grid.
@@ -290,10 +298,32 @@ unsafe fn step_lanes<L: Lanes, const R: usize>(
     }
 }
 
-/// Update padded rows `z..z + R` (all of one [`kind`]) at `offsets`.
+/// Update padded rows `z..z + R` (all of one [`kind`]) at `offsets`, then
+/// wrap their ghost columns in `next`.
 #[allow(clippy::inline_always)]
 #[inline(always)]
 unsafe fn block<L: Lanes, const R: usize>(
+    cur: *const f32,
+    next: *mut f32,
+    coef: &Coefficients,
+    z: usize,
+    offsets: &Range<usize>,
+) {
+    sweeps::<L, R>(cur, next, coef, z, offsets);
+    for j in 0..R {
+        // Columns outside `offsets` are zero, ghosts included: copying keeps them so.
+        let row = next.add((z + j + 2) * STRIDE);
+        *row = *row.add(NPAD);
+        *row.add(1) = *row.add(NPAD + 1);
+        *row.add(NPAD + 2) = *row.add(2);
+        *row.add(NPAD + 3) = *row.add(3);
+    }
+}
+
+/// [`block`]'s updates: the sweeps over the offsets of each coefficient kind.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+unsafe fn sweeps<L: Lanes, const R: usize>(
     cur: *const f32,
     next: *mut f32,
     coef: &Coefficients,
@@ -480,7 +510,11 @@ mod tests {
                 for rows in split.clone() {
                     step(isa, &bc, &mut bn, &b, rows, cols.clone());
                 }
+                let row = |z: usize| &bn.as_slice()[(z + 2) * STRIDE..(z + 3) * STRIDE];
                 for z in 0..NPAD {
+                    let ghosts = [row(z)[0], row(z)[1], row(z)[NPAD + 2], row(z)[NPAD + 3]];
+                    let wrapped = [row(z)[NPAD], row(z)[NPAD + 1], row(z)[2], row(z)[3]];
+                    assert_eq!(ghosts, wrapped, "{}: ghost columns of row {z}", isa.name());
                     for x in check.clone() {
                         let got = bn.as_slice()[Field::index(z, x)];
                         assert_eq!(
