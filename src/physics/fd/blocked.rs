@@ -8,12 +8,13 @@
 //!   and 313, and offsets 314..320 are inert. Fields and coefficient rows are
 //!   64-byte aligned, so every 16-lane vector of a row is one cache line.
 //!   The ghost and inert offsets are updated too, with `α = 0`, `t1 = 1`,
-//!   `t2 = 0` (a copy of finite values); [`wrap_edges`] overwrites the ghost
-//!   columns before the next step reads them.
+//!   `t2 = 0` (a copy of finite values); the step then rewrites each row's
+//!   ghost columns with the wrap, while the row is still in cache.
 //! * **Row blocks.** [`ROWS_PER_PASS`] rows are updated per pass over the
 //!   columns: each vector of the two rows above and below and of the rows
 //!   themselves is loaded once for the whole block, where the row loop loads
-//!   every row five times.
+//!   every row five times. The block's Laplacians are computed before its
+//!   updates, so the loads do not queue behind the stores.
 //! * **Shared coefficients.** In the 240 top and bottom sponge rows, `α` is
 //!   that of the first or last model row (edge replication), and `t1`, `t2`
 //!   vary only in the 70 middle columns ([`sponge`]).
@@ -37,8 +38,7 @@ use crate::physics::{C2, C3, NBC, NPAD, NW, NZ};
 pub const STRIDE: usize = NW;
 /// Values in one field: 310 rows plus two ghost rows per side.
 pub const FIELD_LEN: usize = (NPAD + 4) * STRIDE;
-/// Rows updated per pass over the columns (x86-64 and NEON copies; the
-/// portable copy, for CPUs without those, does one).
+/// Rows updated per pass over the columns (every copy).
 pub const ROWS_PER_PASS: usize = 4;
 /// The offsets whose `t1` and `t2` vary from row to row in the top and
 /// bottom sponge rows: the 70 middle columns (offsets 122..192) widened to
