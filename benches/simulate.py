@@ -1,28 +1,34 @@
-"""Benchmark: OpenFWI-exact simulation throughput of seispipe vs deepwave (CPU)
-vs a plain NumPy implementation of the same scheme, on the same velocity maps.
+"""Benchmark: OpenFWI-exact simulation throughput of seispipe's blocked kernel
+vs its reference kernel vs deepwave (CPU) vs a plain NumPy implementation of
+the same scheme, on the same velocity maps, in one run.
 
 usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 1]
-                                  [--baseline-bin PATH] [--repeat 1] [--device cuda:0]
+                                  [--repeat 3] [--baseline-bin PATH] [--device cuda:0]
        (run from the repository root after `cargo build --release --workspace`;
        use the venv python: $SEISPIPE_PYTHON, which has torch and deepwave)
 
-1. `seispipe synth` draws N CurveFault_B maps and simulates them (5 sources,
-   1000 steps, 310 x 310 padded grid) on --threads threads; its reported
-   samples/s is the seispipe figure (map drawing and writing included).
-2. deepwave.scalar runs the same maps with torch.set_num_threads(--threads)
-   (4th order, 20-cell PML, 1001 steps: the test's conventions).
-3. A NumPy port of OpenFWI's scheme (np.roll Laplacian, f32:
-   tests/python/openfwi_roll_ref.py) runs the first --numpy-samples maps; its
-   output is also compared with seispipe's.
-4. With --baseline-bin, another seispipe binary (an earlier build) runs the
-   same synth right after, for a new/old ratio from the same run.
-5. With --device (cpu or cuda:N), the libtorch simulator (`simulate` stage,
-   device = ...) runs the same maps through `seispipe run` (one chunk: every
-   map in one batch), and so does the Rust kernel (the stage without device,
-   --threads workers), each timed over the whole run (libtorch start,
-   reading and writing included: the same overheads for both); deepwave runs
-   on the device too. Prints samples/h of all three, the ratios, and the
-   relative L2 between the device's records and the Rust kernel's.
+Each of --repeat rounds runs, back to back on the same maps:
+1. `seispipe synth` with the default (blocked) kernel: N CurveFault_B maps
+   drawn and simulated (5 sources, 1000 steps, 310 x 310 padded grid) on
+   --threads threads; its reported samples/s is the seispipe figure (map
+   drawing and writing included);
+2. the same synth with SEISPIPE_FD_KERNEL=reference (the row-loop kernel the
+   blocked one must equal bit for bit; the outputs are compared);
+3. deepwave.scalar on the same maps with torch.set_num_threads(--threads)
+   (4th order, 20-cell PML, 1001 steps: the test's conventions);
+4. with --baseline-bin, another seispipe binary (an earlier build).
+Ratios are taken within each round (the machine may be shared: a round's runs
+see the same load) and the median over rounds is printed beside the ratio of
+the best rates. Then a NumPy port of OpenFWI's scheme (np.roll Laplacian, f32:
+tests/python/openfwi_roll_ref.py) runs the first --numpy-samples maps; its
+output is compared with seispipe's.
+With --device (cpu or cuda:N), the libtorch simulator (`simulate` stage,
+device = ...) runs the same maps through `seispipe run` (one chunk: every
+map in one batch), and so does the Rust kernel (the stage without device,
+--threads workers), each timed over the whole run (libtorch start, reading
+and writing included: the same overheads for both); deepwave runs on the
+device too. Prints samples/h of all three, the ratios, and the relative L2
+between the device's records and the Rust kernel's.
 
 Cell updates count the grid each code steps: 310 x 310 x 1000 x 5 per sample
 for seispipe and NumPy; deepwave's grid is (70 + 2*20)^2 x 1001 x 5 (its PML
@@ -103,35 +109,48 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--numpy-samples", type=int, default=1)
     ap.add_argument("--baseline-bin", help="an earlier seispipe binary to compare with")
-    ap.add_argument("--repeat", type=int, default=1, help="seispipe runs (best of), alternating with the baseline")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds (blocked, reference, deepwave[, baseline])")
     ap.add_argument("--device", help="also run the libtorch simulator (simulate stage) and deepwave on this device: cpu or cuda:N")
     a = ap.parse_args()
 
-    def synth(binary):
+    def synth(binary, kernel=None):
+        env = dict(os.environ)
+        env.pop("SEISPIPE_FD_KERNEL", None)
+        if kernel:
+            env["SEISPIPE_FD_KERNEL"] = kernel
         with tempfile.TemporaryDirectory() as d:
             cmd = [binary, "synth", d, "--family", "CurveFault_B", "--samples", str(a.samples),
                    "--seed", "7", "--threads", str(a.threads)]
             t = time.perf_counter()
-            r = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            r = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
             wall = time.perf_counter() - t
-            m = re.search(r"in ([0-9.]+) s \(([0-9.]+) samples/s.*kernel (\w+)", r.stderr)
+            m = re.search(r"in ([0-9.]+) s \(([0-9.]+) samples/s.*kernel (\w+)(?: \((\w+)\))?", r.stderr)
             vel = np.load(os.path.join(d, "CurveFault_B", "vel6_1_0.npy"))[:, 0].astype(np.float32)
             ours = np.load(os.path.join(d, "CurveFault_B", "seis6_1_0.npy"))
-        return float(m.group(2)), m.group(3), wall, vel, ours
+        return float(m.group(2)), f"{m.group(3)} {m.group(4) or ''}".strip(), wall, vel, ours
 
-    # New and baseline alternate, best of --repeat each (the machine is shared).
-    sp_rate, base_rate = 0.0, None
+    rounds = []
     for _ in range(a.repeat):
         rate, kernel, wall, vel, ours = synth(BIN)
-        sp_rate = max(sp_rate, rate)
-        if a.baseline_bin:
-            base_rate = max(base_rate or 0.0, synth(a.baseline_bin)[0])
+        ref_rate, ref_kernel, _, _, ref_out = synth(BIN, "reference")
+        if not np.array_equal(ours.view(np.uint32), ref_out.view(np.uint32)):
+            sys.exit("blocked and reference kernels wrote different bytes")
+        t = time.perf_counter()
+        deepwave_simulate(vel, a.threads)
+        dw_rate = a.samples / (time.perf_counter() - t)
+        base_rate = synth(a.baseline_bin)[0] if a.baseline_bin else None
+        rounds.append((rate, ref_rate, dw_rate, base_rate))
+        print(f"round {len(rounds)}: blocked {rate:.3f}, reference {ref_rate:.3f}, deepwave {dw_rate:.3f}"
+              + (f", baseline {base_rate:.3f}" if base_rate else "") + " samples/s", flush=True)
 
+    def best(i):
+        return max(r[i] for r in rounds)
+
+    def median_ratio(i, j):
+        return float(np.median([r[i] / r[j] for r in rounds]))
+
+    sp_rate, ref_rate, dw_rate = best(0), best(1), best(2)
     cells_sp = 310 * 310 * NT * 5
-    t = time.perf_counter()
-    deepwave_simulate(vel, a.threads)
-    dw_s = time.perf_counter() - t
-    dw_rate = a.samples / dw_s
     cells_dw = (70 + 40) ** 2 * (NT + 1) * 5
 
     nn = max(1, min(a.numpy_samples, a.samples))
@@ -141,17 +160,21 @@ def main():
     np_rate = nn / np_s
     err = max(float(np.linalg.norm(ours[i] - ref[i]) / np.linalg.norm(ref[i])) for i in range(nn))
 
-    print(f"velocity maps: {a.samples} CurveFault_B, threads {a.threads}, cpu: {os.cpu_count()} cores")
-    print(f"{'':10} {'samples/s':>10} {'samples/h':>10} {'Mcell-upd/s':>12}")
-    for name, rate, cells in [("seispipe", sp_rate, cells_sp), ("deepwave", dw_rate, cells_dw),
-                              ("numpy", np_rate, cells_sp)]:
-        print(f"{name:10} {rate:10.3f} {rate * 3600:10.0f} {rate * cells / 1e6:12.0f}")
-    print(f"seispipe kernel: {kernel}; synth wall time incl. process start {wall:.2f} s")
-    print(f"ratio samples/s   seispipe/deepwave {sp_rate / dw_rate:.2f}   seispipe/numpy {sp_rate / np_rate:.1f}")
-    print(f"ratio cell-upd/s  seispipe/deepwave {sp_rate * cells_sp / (dw_rate * cells_dw):.2f}   "
-          f"seispipe/numpy {sp_rate / np_rate:.1f}")
-    if base_rate:
-        print(f"baseline {a.baseline_bin}: {base_rate:.3f} samples/s; ratio new/baseline {sp_rate / base_rate:.3f}")
+    print(f"velocity maps: {a.samples} CurveFault_B, threads {a.threads}, cpu: {os.cpu_count()} cores, "
+          f"{a.repeat} rounds (best rate of each)")
+    print(f"{'':28} {'samples/s':>10} {'samples/h':>10} {'Mcell-upd/s':>12}")
+    for name, rate, cells in [(f"seispipe {kernel}", sp_rate, cells_sp), (f"seispipe {ref_kernel}", ref_rate, cells_sp),
+                              ("deepwave", dw_rate, cells_dw), ("numpy", np_rate, cells_sp)]:
+        print(f"{name:28} {rate:10.3f} {rate * 3600:10.0f} {rate * cells / 1e6:12.0f}")
+    print(f"synth wall time incl. process start (last blocked run) {wall:.2f} s")
+    print(f"ratio samples/s  blocked/reference {sp_rate / ref_rate:.2f} (median of rounds {median_ratio(0, 1):.2f})   "
+          f"blocked/deepwave {sp_rate / dw_rate:.2f} (median {median_ratio(0, 2):.2f})   "
+          f"reference/deepwave {ref_rate / dw_rate:.2f}   blocked/numpy {sp_rate / np_rate:.1f}")
+    print(f"ratio cell-upd/s blocked/deepwave {sp_rate * cells_sp / (dw_rate * cells_dw):.2f}")
+    if a.baseline_bin:
+        print(f"baseline {a.baseline_bin}: {best(3):.3f} samples/s; ratio new/baseline {sp_rate / best(3):.3f} "
+              f"(median of rounds {median_ratio(0, 3):.3f})")
+    print("blocked and reference outputs: bit-identical in every round")
     print(f"numpy np.roll port vs seispipe output: relative L2 {err:.2e}")
     if a.device:
         device_report(a, vel)

@@ -35,6 +35,12 @@ pub fn main() -> ExitCode {
 pub fn main_with(models: Option<Backend>) -> ExitCode {
     keep_freed_memory_mapped();
     let cli = Cli::parse();
+    // A kernel name the library would not know is refused before any work.
+    if let Err(reason) = crate::physics::fd::Kernel::from_env() {
+        let e = crate::error::Error::config("environment", reason);
+        eprintln!("error: {e}");
+        return ExitCode::from(u8::try_from(commands::exit_code(&e)).unwrap_or(1));
+    }
     if models.is_none() {
         if let Some(code) = hand_over_to_torch(&cli) {
             return code;

@@ -523,9 +523,10 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
     let rate = n as f64 / secs.max(1e-9);
     let _ = writeln!(
         s,
-        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {})",
+        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {} ({}))",
         family.name(),
-        crate::physics::fd::kernel_name()
+        crate::physics::fd::kernel_name(),
+        crate::physics::fd::Kernel::selected().name()
     );
     Ok(s)
 }

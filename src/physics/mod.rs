@@ -23,7 +23,8 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use fd::{FIELD_LEN, NS};
+use fd::reference::{FIELD_LEN, NS};
+use fd::{blocked, Isa, Kernel};
 use sponge::Coefficients;
 
 /// Version of the simulator's output (see [`crate::stage::algorithm`]), recorded
@@ -44,7 +45,7 @@ pub const NPAD: usize = NX + 2 * NBC;
 /// (`α = 0`, `t1 = 1`, `t2 = 0`, so a step copies them unchanged), making
 /// every row a whole number of 16-lane (and 8-lane) vectors with no scalar
 /// remainder loop. Columns 310 and 311 double as the right ghost columns of
-/// the periodic wrap ([`fd::wrap_edges`]); the others stay 0.
+/// the periodic wrap ([`fd::reference::wrap_edges`]); the others stay 0.
 pub const NW: usize = 320;
 /// Laplacian centre coefficient (per axis).
 pub const C1: f64 = -5.0 / 2.0;
@@ -142,6 +143,7 @@ pub fn check_sources(sources: &[usize]) -> Result<(), String> {
 pub struct Medium {
     vel: Vec<f32>,
     coef: Coefficients,
+    blocked: blocked::Coefficients,
     wavelet: Vec<f32>,
 }
 
@@ -155,6 +157,7 @@ impl Medium {
         let coef = Coefficients::new(&vel)?;
         Ok(Medium {
             vel,
+            blocked: blocked::Coefficients::new(&coef),
             coef,
             wavelet: wavelet::openfwi_ricker(NT),
         })
@@ -167,38 +170,63 @@ impl Medium {
     }
 
     /// Simulate one source at x index `sx` into `out` (1000 × 70), using the
-    /// calling thread's scratch fields.
+    /// calling thread's scratch fields, with the selected kernel
+    /// ([`Kernel::selected`]) on the widest vector unit present.
     ///
     /// # Panics
     /// `sx ≥ 70` or `out.len() != 70 000` (callers check both).
     pub fn simulate_source(&self, sx: usize, out: &mut [f32]) {
-        assert!(sx < NX && out.len() == PER_SOURCE);
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            let (a, b) = &mut *s;
-            if a.len() == FIELD_LEN {
-                a.fill(0.0);
-                b.fill(0.0);
-            } else {
-                *a = vec![0.0; FIELD_LEN];
-                *b = vec![0.0; FIELD_LEN];
-            }
-            self.run(sx, a, b, out, true);
-        });
+        self.simulate_source_with(sx, out, Kernel::selected(), Isa::detect());
     }
 
-    /// The time loop; `skip_unreached` steps only the rows the wave can have
-    /// reached (off only in tests, which show that it changes no bit).
+    /// [`Self::simulate_source`] with a given kernel and instruction set
+    /// (tests compare every pair; all give the same bits).
+    ///
+    /// # Panics
+    /// As [`Self::simulate_source`], or `isa` is not available on this CPU.
+    pub fn simulate_source_with(&self, sx: usize, out: &mut [f32], kernel: Kernel, isa: Isa) {
+        assert!(sx < NX && out.len() == PER_SOURCE);
+        assert!(
+            isa.is_available(),
+            "{} is not available on this CPU",
+            isa.name()
+        );
+        match kernel {
+            Kernel::Reference => SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let (a, b) = &mut *s;
+                if a.len() == FIELD_LEN {
+                    a.fill(0.0);
+                    b.fill(0.0);
+                } else {
+                    *a = vec![0.0; FIELD_LEN];
+                    *b = vec![0.0; FIELD_LEN];
+                }
+                self.run(sx, a, b, out, isa, true);
+            }),
+            Kernel::Blocked => BLOCKED_SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let (a, b) = &mut *s;
+                a.clear();
+                b.clear();
+                self.run_blocked(sx, a, b, out, isa, true);
+            }),
+        }
+    }
+
+    /// The time loop of the reference kernel; `skip_unreached` steps only the
+    /// rows the wave can have reached (off only in tests, which show that it
+    /// changes no bit).
     fn run(
         &self,
         sx: usize,
         cur: &mut Vec<f32>,
         prev: &mut Vec<f32>,
         out: &mut [f32],
+        isa: Isa,
         skip_unreached: bool,
     ) {
-        let vs = f64::from(self.vel[SOURCE_Z * NX + sx]);
-        let beta = ((vs * DT) * (vs * DT)) as f32;
+        let beta = self.source_term(sx);
         let src = (SOURCE_Z + NBC + 2) * NS + NBC + 2 + sx;
         let rec = (RECEIVER_Z + NBC + 2) * NS + NBC + 2;
         let zs = SOURCE_Z + NBC;
@@ -209,16 +237,57 @@ impl Medium {
             // exactly what computing them would give.
             let reach = if skip_unreached { 2 * t + 2 } else { NPAD };
             for rows in reached_rows(zs, reach) {
-                fd::wrap_edges(cur, rows);
+                fd::reference::wrap_edges(cur, rows);
             }
             for rows in reached_rows(zs, reach) {
-                fd::step(cur, prev, &self.coef, rows);
+                fd::reference::step_on(isa, cur, prev, &self.coef, rows);
             }
             std::mem::swap(cur, prev);
             // Inject after the update, record right after the injection.
             cur[src] += beta * self.wavelet[t];
             trace.copy_from_slice(&cur[rec..rec + NX]);
         }
+    }
+
+    /// The time loop of the blocked kernel: as [`Self::run`], with the
+    /// columns the wave cannot have reached skipped as well as the rows.
+    fn run_blocked(
+        &self,
+        sx: usize,
+        cur: &mut blocked::Field,
+        prev: &mut blocked::Field,
+        out: &mut [f32],
+        isa: Isa,
+        skip_unreached: bool,
+    ) {
+        let beta = self.source_term(sx);
+        let src = blocked::Field::index(SOURCE_Z + NBC, NBC + sx);
+        let rec = blocked::Field::index(RECEIVER_Z + NBC, NBC);
+        let (zs, xs) = (SOURCE_Z + NBC, NBC + sx);
+        for (t, trace) in out.chunks_exact_mut(NX).enumerate() {
+            let reach = if skip_unreached { 2 * t + 2 } else { NPAD };
+            // One column range: the whole row once the band wraps.
+            let cols = match reached_rows(xs, reach) {
+                [c, empty] if empty.is_empty() => c,
+                _ => 0..NPAD,
+            };
+            // The ghost columns of `cur` were filled by the step that wrote
+            // it (the fields start at zero, ghosts included).
+            for rows in reached_rows(zs, reach) {
+                blocked::step(isa, cur, prev, &self.blocked, rows, cols.clone());
+            }
+            blocked::wrap_rows(prev);
+            std::mem::swap(cur, prev);
+            let field = cur.as_mut_slice();
+            field[src] += beta * self.wavelet[t];
+            trace.copy_from_slice(&field[rec..rec + NX]);
+        }
+    }
+
+    /// `(v_src·dt)²`, the factor of the wavelet injected at source x `sx`.
+    fn source_term(&self, sx: usize) -> f32 {
+        let vs = f64::from(self.vel[SOURCE_Z * NX + sx]);
+        ((vs * DT) * (vs * DT)) as f32
     }
 }
 
@@ -237,8 +306,11 @@ fn reached_rows(centre: usize, reach: usize) -> [Range<usize>; 2] {
 }
 
 thread_local! {
-    /// Per-thread pair of fields, allocated on first use and reused.
+    /// Per-thread pair of fields of the reference kernel, allocated on first
+    /// use and reused.
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The same for the blocked kernel.
+    static BLOCKED_SCRATCH: RefCell<(blocked::Field, blocked::Field)> = RefCell::new(Default::default());
 }
 
 /// Simulate one 70 × 70 velocity map for `sources` on the calling thread,
@@ -332,8 +404,8 @@ mod tests {
         }
         let prev: Vec<f32> = cur.iter().map(|v| v * 0.5).collect();
         let (mut a, mut b) = (prev.clone(), prev);
-        fd::step(&cur, &mut a, &coef, 0..NPAD);
-        fd::step_baseline(&cur, &mut b, &coef, 0..NPAD);
+        fd::reference::step(&cur, &mut a, &coef, 0..NPAD);
+        fd::reference::step_baseline(&cur, &mut b, &coef, 0..NPAD);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
         // Ghost frame stays zero.
         assert!(a[..2 * NS].iter().all(|&v| v == 0.0));
@@ -385,8 +457,8 @@ mod tests {
                 next[(z + 2) * NS + x + 2] = prev_of(z, x);
             }
         }
-        fd::wrap_edges(&mut cur, 0..NPAD);
-        fd::step(&cur, &mut next, &coef, 0..NPAD);
+        fd::reference::wrap_edges(&mut cur, 0..NPAD);
+        fd::reference::step(&cur, &mut next, &coef, 0..NPAD);
         let (c2, c3) = (C2 as f32, C3 as f32);
         let p = |z: usize, x: usize| cell(z % NPAD, x % NPAD);
         let w = |i: usize, k: usize| (i + NPAD - k) % NPAD;
@@ -413,26 +485,42 @@ mod tests {
         }
     }
 
-    /// Skipping the rows the wave has not reached changes no bit, also when
-    /// the wave wraps from one edge of the padded grid to the other (a uniform
-    /// 4500 m/s map sends the most energy there), for a source at each edge.
+    /// Skipping the rows (and, in the blocked kernel, the columns) the wave
+    /// has not reached changes no bit, also when the wave wraps from one edge
+    /// of the padded grid to the other (a uniform 4500 m/s map sends the most
+    /// energy there), for a source at each edge.
     #[test]
-    fn skipping_unreached_rows_is_exact_across_the_wrap() {
+    fn skipping_unreached_cells_is_exact_across_the_wrap() {
         let m = Medium::new(&uniform(4500.0), false).unwrap();
+        let isa = Isa::detect();
         for sx in [0, 34, 69] {
             let mut fast = vec![0f32; PER_SOURCE];
             let mut full = vec![0f32; PER_SOURCE];
             let (mut a, mut b) = (vec![0f32; FIELD_LEN], vec![0f32; FIELD_LEN]);
-            m.run(sx, &mut a, &mut b, &mut fast, true);
+            m.run(sx, &mut a, &mut b, &mut fast, isa, true);
             let (mut a, mut b) = (vec![0f32; FIELD_LEN], vec![0f32; FIELD_LEN]);
-            m.run(sx, &mut a, &mut b, &mut full, false);
+            m.run(sx, &mut a, &mut b, &mut full, isa, false);
             let late = fast[900 * NX..].iter().fold(0f32, |m, v| m.max(v.abs()));
             assert!(late > 0.0, "source {sx}: no late energy");
+            let same =
+                |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(
-                fast.iter()
-                    .zip(&full)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                same(&fast, &full),
                 "source {sx}: skipping rows changed the record"
+            );
+            let mut blocked_fast = vec![0f32; PER_SOURCE];
+            let mut blocked_full = vec![0f32; PER_SOURCE];
+            let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
+            m.run_blocked(sx, &mut a, &mut b, &mut blocked_fast, isa, true);
+            let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
+            m.run_blocked(sx, &mut a, &mut b, &mut blocked_full, isa, false);
+            assert!(
+                same(&blocked_fast, &blocked_full),
+                "source {sx}: blocked, skipping cells changed the record"
+            );
+            assert!(
+                same(&blocked_fast, &full),
+                "source {sx}: blocked ≠ reference"
             );
         }
     }
@@ -464,9 +552,11 @@ mod tests {
         for (v, stable) in [(5900.0f32, true), (6000.0, false)] {
             let vel = uniform(v);
             assert_eq!(Coefficients::new(&vel).is_ok(), stable, "{v}");
+            let coef = Coefficients::build(&vel, false).unwrap();
             let m = Medium {
                 vel: vel.clone(),
-                coef: Coefficients::build(&vel, false).unwrap(),
+                blocked: blocked::Coefficients::new(&coef),
+                coef,
                 wavelet: wavelet::openfwi_ricker(NT),
             };
             let mut out = vec![0f32; PER_SOURCE];

@@ -702,3 +702,100 @@ fn synth_rejects_bad_arguments() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(!out.join("FlatVel_A").exists());
 }
+
+/// The blocked kernel on every instruction set this CPU has (AVX-512, AVX2,
+/// the portable copy) writes the reference kernel's records bit for bit: all
+/// five sources, all 1000 samples, on the maps that send the most energy
+/// through the sponge and across the wrapped outer edge. (The reference's own
+/// copies agree step by step: `physics::tests::kernel_copies_agree_bitwise`.)
+#[test]
+fn blocked_kernel_equals_the_reference_on_stress_maps() {
+    use rayon::prelude::*;
+    use seispipe::physics::fd::{Isa, Kernel};
+    let isas = Isa::available();
+    let maps = edge_stress_models();
+    let media: Vec<physics::Medium> = maps
+        .iter()
+        .map(|(_, v)| physics::Medium::new(v, false).unwrap())
+        .collect();
+    let jobs: Vec<(usize, usize)> = (0..maps.len())
+        .flat_map(|m| SOURCE_X.iter().map(move |&sx| (m, sx)))
+        .collect();
+    let compared: usize = jobs
+        .par_iter()
+        .map(|&(m, sx)| {
+            let mut want = vec![0f32; PER_SOURCE];
+            media[m].simulate_source_with(sx, &mut want, Kernel::Reference, Isa::detect());
+            assert!(want.iter().any(|&v| v != 0.0));
+            let mut n = 0;
+            for &isa in &isas {
+                let mut got = vec![0f32; PER_SOURCE];
+                media[m].simulate_source_with(sx, &mut got, Kernel::Blocked, isa);
+                let first = want.iter().zip(&got).position(|(a, b)| a.to_bits() != b.to_bits());
+                assert!(
+                    first.is_none(),
+                    "{}, source {sx}: the blocked kernel on {} differs from the reference at t = {}, receiver {}",
+                    maps[m].0,
+                    isa.name(),
+                    first.unwrap() / NX,
+                    first.unwrap() % NX
+                );
+                n += 1;
+            }
+            n
+        })
+        .sum();
+    let names: Vec<&str> = isas.iter().map(|i| i.name()).collect();
+    eprintln!(
+        "{compared} records of the blocked kernel (4 maps × 5 sources × {names:?}) equal the reference bit for bit"
+    );
+}
+
+/// `SEISPIPE_FD_KERNEL` picks the kernel (same bytes either way); a name
+/// that is not a kernel is refused before any work, with the allowed names.
+#[test]
+fn fd_kernel_is_chosen_by_the_environment() {
+    let dir = util::tempdir();
+    let mut outputs = Vec::new();
+    for kernel in ["", "reference", "blocked"] {
+        let out = dir.path().join(format!("o{kernel}"));
+        let o = util::bin()
+            .current_dir(dir.path())
+            .env("SEISPIPE_FD_KERNEL", kernel)
+            .args([
+                "synth",
+                out.to_str().unwrap(),
+                "--family",
+                "FlatFault_A",
+                "--samples",
+                "1",
+            ])
+            .output()
+            .expect("run seispipe");
+        assert!(o.status.success(), "{}", text(&o));
+        let want = if kernel == "reference" {
+            "(reference)"
+        } else {
+            "(blocked)"
+        };
+        assert!(text(&o).contains(want), "{}", text(&o));
+        outputs.push(std::fs::read(out.join("FlatFault_A/seis2_1_0.npy")).unwrap());
+    }
+    assert!(
+        outputs.iter().all(|o| *o == outputs[0]),
+        "kernels wrote different bytes"
+    );
+    let o = util::bin()
+        .current_dir(dir.path())
+        .env("SEISPIPE_FD_KERNEL", "fast")
+        .args(["synth", "x", "--family", "FlatFault_A", "--samples", "1"])
+        .output()
+        .expect("run seispipe");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("SEISPIPE_FD_KERNEL") && t.contains("\"fast\"") && t.contains("reference"),
+        "{t}"
+    );
+    assert!(!dir.path().join("x").exists());
+}

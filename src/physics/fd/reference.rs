@@ -1,6 +1,8 @@
-//! The finite-difference time loop: one 2-4 leapfrog step over the padded grid,
-//! written so LLVM vectorises it, plus runtime dispatch to AVX-512 / AVX2
-//! copies of the same code.
+//! The reference kernel: one 2-4 leapfrog step over the padded grid, one row
+//! at a time, written so LLVM vectorises it, plus runtime dispatch to AVX-512 /
+//! AVX2 copies of the same code. The [`blocked`](super::blocked) kernel gives
+//! the same bits faster; this one stays as the reference that the tests and
+//! `benches/simulate.py` compare it with (`SEISPIPE_FD_KERNEL=reference`).
 //!
 //! Fields are stored with a 2-cell ghost frame (314 rows of [`NS`] cells, the
 //! 310 × 310 padded grid inside). The Laplacian wraps periodically at the outer
@@ -19,8 +21,9 @@
 
 use std::ops::Range;
 
-use super::sponge::{cap_row, Coefficients};
-use super::{C2, C3, NBC, NPAD, NW, NX, NZ};
+use super::Isa;
+use crate::physics::sponge::{cap_row, Coefficients};
+use crate::physics::{C2, C3, NBC, NPAD, NW, NX, NZ};
 
 /// Row stride of a field: the computed row plus two ghost cells per side.
 pub const NS: usize = NW + 4;
@@ -121,48 +124,35 @@ fn step_avx2(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usi
     step_generic(cur, next, coef, rows);
 }
 
-/// Which copy of the kernel this CPU runs. On aarch64 the portable code is
-/// the NEON kernel: NEON (ASIMD) is part of the base architecture, so LLVM
-/// vectorises [`step`]'s loop with it (scripts/test-aarch64.sh checks the
-/// disassembly for 4-lane f32 multiplies), and without FMA contraction it
-/// gives the same bits as every other copy.
-#[must_use]
-pub fn kernel_name() -> &'static str {
-    if cfg!(target_arch = "aarch64") {
-        return "neon";
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            return "avx2";
-        }
-    }
-    "baseline"
-}
-
 /// One leapfrog step (`next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)` over
 /// `rows`), on the widest vector unit present.
 pub fn step(cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    step_on(Isa::detect(), cur, next, coef, rows);
+}
+
+/// [`step`] on the copy compiled for `isa` (the portable loop for
+/// [`Isa::Neon`] and [`Isa::Baseline`]).
+///
+/// # Panics
+/// `isa` is not available on this CPU, or a field has the wrong length.
+pub fn step_on(isa: Isa, cur: &[f32], next: &mut [f32], coef: &Coefficients, rows: Range<usize>) {
+    assert!(
+        isa.is_available(),
+        "{} is not available on this CPU",
+        isa.name()
+    );
     assert!(rows.end <= NPAD);
     assert_eq!(cur.len(), FIELD_LEN);
     assert_eq!(next.len(), FIELD_LEN);
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports AVX-512F (checked just above).
-            unsafe { step_avx512(cur, next, coef, rows) };
-            return;
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            unsafe { step_avx2(cur, next, coef, rows) };
-            return;
-        }
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX-512F (asserted above).
+        Isa::Avx512 => unsafe { step_avx512(cur, next, coef, rows) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU supports AVX2 (asserted above).
+        Isa::Avx2 => unsafe { step_avx2(cur, next, coef, rows) },
+        _ => step_generic(cur, next, coef, rows),
     }
-    step_generic(cur, next, coef, rows);
 }
 
 /// Run the scalar copy (tests compare it with the dispatched one).

@@ -1,0 +1,56 @@
+//! Per-core rate of the simulation kernels, without process start, map
+//! drawing or file writing: single-threaded 1000-step simulations of one
+//! source, the blocked kernel on every instruction set this CPU has and the
+//! reference kernel, alternated so each round's runs see the same machine
+//! load. Prints cell updates per second (310 × 310 per step, the convention
+//! of `benches/simulate.py`), the best time of each, the median per-round
+//! speed-up over the reference, and samples/h per core (5 sources a sample).
+//!
+//! `cargo run --release --example fd_step_bench [ROUNDS]` (default 15)
+
+use std::time::Instant;
+
+use seispipe::physics::fd::{Isa, Kernel};
+use seispipe::physics::{Medium, NX, NZ, PER_SOURCE};
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(15, |s| s.parse().expect("ROUNDS: a number"));
+    // A slow surface over faster layers, as the edge-stress tests use.
+    let vel: Vec<f32> = (0..NX * NZ)
+        .map(|i| match i / NX {
+            0..=7 => 1500.0,
+            8..=29 => 3000.0,
+            _ => 4200.0,
+        })
+        .collect();
+    let medium = Medium::new(&vel, false).expect("a valid map");
+    let mut runs = vec![(Kernel::Reference, Isa::detect())];
+    runs.extend(Isa::available().into_iter().map(|i| (Kernel::Blocked, i)));
+    let mut out = vec![0f32; PER_SOURCE];
+    let mut secs = vec![Vec::new(); runs.len()];
+    for _ in 0..rounds {
+        for (k, &(kernel, isa)) in runs.iter().enumerate() {
+            let t = Instant::now();
+            medium.simulate_source_with(34, &mut out, kernel, isa);
+            secs[k].push(t.elapsed().as_secs_f64());
+        }
+    }
+    let cells = 310.0 * 310.0 * 1000.0;
+    println!("{rounds} rounds, one thread; per 1000-step simulation of one source:");
+    for (k, &(kernel, isa)) in runs.iter().enumerate() {
+        let best = secs[k].iter().copied().fold(f64::INFINITY, f64::min);
+        let mut speedup: Vec<f64> = secs[0].iter().zip(&secs[k]).map(|(r, s)| r / s).collect();
+        speedup.sort_by(f64::total_cmp);
+        println!(
+            "{:9} {:8} best {:6.1} ms  {:5.2} G cell-updates/s  {:6.0} samples/h per core  vs reference: {:.2}x (median of rounds)",
+            kernel.name(),
+            isa.name(),
+            best * 1e3,
+            cells / best / 1e9,
+            3600.0 / (5.0 * best),
+            speedup[speedup.len() / 2]
+        );
+    }
+}
