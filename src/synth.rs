@@ -297,6 +297,52 @@ fn simulate(maps: &[Vec<f32>], path: &Path, first: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// Velocity maps (70 × 70, m/s, row-major) that send the most energy to the
+/// padded grid's outer edge — the sponge is tuned to a map's slowest
+/// velocity —, for the tests and benchmarks that check the simulator there:
+/// a slow surface over fast layers, a slow surface over a fast faulted block
+/// (dipping interfaces offset by 9 rows across a fault at x = 40), a uniform
+/// 4500 m/s map, and a CurveFault_B draw with its top 5 rows at 1550 m/s.
+#[must_use]
+pub fn edge_stress_maps() -> Vec<(&'static str, Vec<f32>)> {
+    let layered: Vec<f32> = (0..NZ * NX)
+        .map(|i| match i / NX {
+            0..=7 => 1500.0,
+            8..=19 => 1800.0,
+            20..=39 => 4000.0,
+            40..=54 => 4300.0,
+            _ => 4500.0,
+        })
+        .collect();
+    let faulted: Vec<f32> = (0..NZ * NX)
+        .map(|i| {
+            let (z, x) = (i / NX, i % NX);
+            let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
+            if z < 6 {
+                1650.0
+            } else if depth < 22.0 {
+                4000.0
+            } else if depth < 40.0 {
+                4250.0
+            } else {
+                4500.0
+            }
+        })
+        .collect();
+    let mut curve_fault = Family::parse("CurveFault_B")
+        .expect("a known family")
+        .draw(&mut stage_rng(11, "edge", 0, 0, 0));
+    for v in &mut curve_fault[..5 * NX] {
+        *v = 1550.0;
+    }
+    vec![
+        ("slow surface over fast layers", layered),
+        ("slow surface over a fast faulted block", faulted),
+        ("uniform 4500 m/s", vec![4500.0; NZ * NX]),
+        ("CurveFault_B with a 1550 m/s surface", curve_fault),
+    ]
+}
+
 /// The 10-hex-digit id of unlabelled sample `k`.
 #[must_use]
 pub fn test_id(seed: u64, family: &str, k: usize) -> String {

@@ -142,50 +142,6 @@ fn agrees_with_deepwave() {
     assert!(worst < 1e-2, "relative L2 error {worst} vs deepwave");
 }
 
-/// Velocity maps that send much energy to the outer edge of the padded grid
-/// (the sponge is tuned to the map's slowest velocity): a slow surface over
-/// fast layers, a slow surface over fast faulted layers, a uniform 4500 m/s
-/// map, and a CurveFault_B draw with its top rows slowed down.
-fn edge_stress_models() -> Vec<(&'static str, Vec<f32>)> {
-    let layered: Vec<f32> = (0..4900)
-        .map(|i| match i / 70 {
-            0..=7 => 1500.0,
-            8..=19 => 1800.0,
-            20..=39 => 4000.0,
-            40..=54 => 4300.0,
-            _ => 4500.0,
-        })
-        .collect();
-    // Dipping interfaces offset by 9 rows across a fault at x = 40.
-    let faulted: Vec<f32> = (0..4900)
-        .map(|i| {
-            let (z, x) = (i / 70, i % 70);
-            let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
-            if z < 6 {
-                1650.0
-            } else if depth < 22.0 {
-                4000.0
-            } else if depth < 40.0 {
-                4250.0
-            } else {
-                4500.0
-            }
-        })
-        .collect();
-    let mut curve_fault = Family::parse("CurveFault_B")
-        .unwrap()
-        .draw(&mut stage_rng(11, "edge", 0, 0, 0));
-    for v in &mut curve_fault[..5 * 70] {
-        *v = 1550.0;
-    }
-    vec![
-        ("slow surface over fast layers", layered),
-        ("slow surface over a fast faulted block", faulted),
-        ("uniform 4500 m/s", vec![4500.0; 4900]),
-        ("CurveFault_B with a 1550 m/s surface", curve_fault),
-    ]
-}
-
 /// Every sample of every source against an independent f32 NumPy port of the
 /// OpenFWI generator whose Laplacian wraps at the padded grid's outer edge
 /// (`np.roll`). The same port with a zero wall instead shows that these maps
@@ -196,7 +152,7 @@ fn matches_the_np_roll_port_on_edge_stress_maps() {
         return;
     };
     let dir = util::tempdir();
-    let models = edge_stress_models();
+    let models = seispipe::synth::edge_stress_maps();
     let n = models.len();
     let vel: Vec<f32> = models.iter().flat_map(|(_, v)| v.iter().copied()).collect();
     let vpath = dir.path().join("vel.npy");
@@ -713,7 +669,7 @@ fn blocked_kernel_equals_the_reference_on_stress_maps() {
     use rayon::prelude::*;
     use seispipe::physics::fd::{Isa, Kernel};
     let isas = Isa::available();
-    let maps = edge_stress_models();
+    let maps = seispipe::synth::edge_stress_maps();
     let media: Vec<physics::Medium> = maps
         .iter()
         .map(|(_, v)| physics::Medium::new(v, false).unwrap())

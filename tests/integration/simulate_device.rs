@@ -11,33 +11,14 @@ use seispipe::pipeline::spec::DType;
 
 use crate::util::{self, read_npy, seispipe, text, write_npy};
 
-/// Slow surface over fast layers, over a fast faulted block, and uniform
-/// 4500 m/s (the maps of `physics::matches_the_np_roll_port_on_edge_stress_maps`
-/// that need no random draw).
+/// The first three edge-stress maps (slow surface over fast layers, over a
+/// fast faulted block, uniform 4500 m/s: the ones that need no random draw),
+/// one after another.
 fn stress_maps() -> Vec<f32> {
-    let layered = (0..4900).map(|i| match i / 70 {
-        0..=7 => 1500.0,
-        8..=19 => 1800.0,
-        20..=39 => 4000.0,
-        40..=54 => 4300.0,
-        _ => 4500.0,
-    });
-    let faulted = (0..4900).map(|i| {
-        let (z, x) = (i / 70, i % 70);
-        let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
-        if z < 6 {
-            1650.0
-        } else if depth < 22.0 {
-            4000.0
-        } else if depth < 40.0 {
-            4250.0
-        } else {
-            4500.0
-        }
-    });
-    layered
-        .chain(faulted)
-        .chain(std::iter::repeat_n(4500.0, 4900))
+    seispipe::synth::edge_stress_maps()
+        .into_iter()
+        .take(3)
+        .flat_map(|(_, v)| v)
         .collect()
 }
 

@@ -258,51 +258,6 @@ fn step(
 mod tests {
     use super::*;
     use seispipe::physics::{self, PER_SOURCE, SOURCE_X};
-    use seispipe::rng::stage_rng;
-    use seispipe::synth::Family;
-
-    /// The maps that send the most energy to the padded grid's outer edge
-    /// (as in tests/integration/physics.rs): a slow surface over fast layers,
-    /// over a fast faulted block, a uniform 4500 m/s map, and a CurveFault_B
-    /// draw with a slow surface.
-    fn edge_stress_maps() -> Vec<(&'static str, Vec<f32>)> {
-        let layered: Vec<f32> = (0..4900)
-            .map(|i| match i / 70 {
-                0..=7 => 1500.0,
-                8..=19 => 1800.0,
-                20..=39 => 4000.0,
-                40..=54 => 4300.0,
-                _ => 4500.0,
-            })
-            .collect();
-        let faulted: Vec<f32> = (0..4900)
-            .map(|i| {
-                let (z, x) = (i / 70, i % 70);
-                let depth = z as f32 - x as f32 * 0.15 + if x >= 40 { 9.0 } else { 0.0 };
-                if z < 6 {
-                    1650.0
-                } else if depth < 22.0 {
-                    4000.0
-                } else if depth < 40.0 {
-                    4250.0
-                } else {
-                    4500.0
-                }
-            })
-            .collect();
-        let mut curve_fault = Family::parse("CurveFault_B")
-            .unwrap()
-            .draw(&mut stage_rng(11, "edge", 0, 0, 0));
-        for v in &mut curve_fault[..5 * 70] {
-            *v = 1550.0;
-        }
-        vec![
-            ("slow surface over fast layers", layered),
-            ("slow surface over a fast faulted block", faulted),
-            ("uniform 4500 m/s", vec![4500.0; 4900]),
-            ("CurveFault_B with a 1550 m/s surface", curve_fault),
-        ]
-    }
 
     fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
         let num: f64 = a
@@ -327,7 +282,7 @@ mod tests {
     fn tch_matches_the_rust_kernel_on_edge_stress_maps() {
         let device = test_device();
         let sim = TchSimulator::new(&device).unwrap();
-        let maps = edge_stress_maps();
+        let maps = seispipe::synth::edge_stress_maps();
         let vels: Vec<f32> = maps.iter().flat_map(|(_, v)| v.iter().copied()).collect();
         let got = sim.simulate(&vels, &SOURCE_X).unwrap();
         let mut want = vec![0f32; maps.len() * SOURCE_X.len() * PER_SOURCE];
