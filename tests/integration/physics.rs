@@ -15,22 +15,12 @@ use seispipe::stage::flip::{mirror_sample, FlipSpec, Resimulate};
 use seispipe::stage::{BuildEnv, Runtime, StageCtx};
 use seispipe::synth::Family;
 
-use crate::util::{self, read_npy, seispipe, text, write_npy};
+use crate::util::{self, read_npy, rel_l2, seispipe, text, write_npy};
 
 fn sim(vel: &[f32]) -> Vec<f32> {
     let mut out = vec![0f32; SOURCE_X.len() * PER_SOURCE];
     physics::simulate_batch(vel, &SOURCE_X, false, &mut out).expect("simulate");
     out
-}
-
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den).sqrt()
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use seispipe::physics::PER_SOURCE;
 use seispipe::pipeline::spec::DType;
 
-use crate::util::{self, read_npy, seispipe, text, write_npy};
+use crate::util::{self, read_npy, rel_l2, seispipe, text, write_npy};
 
 /// The first three edge-stress maps (slow surface over fast layers, over a
 /// fast faulted block, uniform 4500 m/s: the ones that need no random draw),
@@ -51,16 +51,6 @@ fn write_pipeline(dir: &Path, name: &str, input: &Path, stage: &str) -> std::pat
     )
     .unwrap();
     p
-}
-
-fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den).sqrt()
 }
 
 fn algorithm(out: &Path) -> serde_json::Value {

@@ -272,3 +272,14 @@ pub fn manifest_inline(out: &Path) -> serde_json::Value {
     }
     m
 }
+
+/// Relative L2 distance ‖a − b‖ / ‖b‖, summed in f64.
+pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den).sqrt()
+}
