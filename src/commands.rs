@@ -376,6 +376,11 @@ fn versions_line(m: &manifest::Manifest) -> String {
 /// # Errors
 /// No manifest in `dir`.
 pub fn verify(dir: &Path) -> Result<(String, bool)> {
+    let unfinished = !dir.join(manifest::MANIFEST_NAME).exists()
+        && dir.join(manifest::STATE_DIR).join("run.json").is_file();
+    if unfinished {
+        return Ok((verify_unfinished(dir)?, false));
+    }
     let rep = manifest::verify_output(dir)?;
     let mut s = String::new();
     let _ = writeln!(s, "{}", versions_line(&manifest::Manifest::load(dir)?));
@@ -398,6 +403,36 @@ pub fn verify(dir: &Path) -> Result<(String, bool)> {
         rep.extra.len()
     );
     Ok((s, rep.is_clean()))
+}
+
+/// `verify` on an output with a run but no manifest yet: its journalled
+/// shards checked, leftovers named. Never clean: the output is not finished.
+fn verify_unfinished(dir: &Path) -> Result<String> {
+    let (rep, shards) = manifest::verify_unfinished(dir)?;
+    let mut s = String::new();
+    for m in &rep.missing {
+        let _ = writeln!(s, "missing: {m}");
+    }
+    for c in &rep.corrupt {
+        let _ = writeln!(s, "corrupt: {c}");
+    }
+    for x in &rep.extra {
+        let _ = writeln!(
+            s,
+            "leftover: {x} (no journalled shard lists it; the next run rewrites or ignores it)"
+        );
+    }
+    let _ = writeln!(
+        s,
+        "{}: unfinished (no {} yet): {shards} shards journalled, {} files intact, {} missing, {} corrupt, {} leftover; run the same command again to finish it",
+        dir.display(),
+        manifest::MANIFEST_NAME,
+        rep.ok,
+        rep.missing.len(),
+        rep.corrupt.len(),
+        rep.extra.len()
+    );
+    Ok(s)
 }
 
 /// `seispipe stages`.

@@ -5,7 +5,7 @@
 //! whatever the sample count; the resume journal it is assembled from; and
 //! `verify`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -451,6 +451,27 @@ pub fn verify_output(dir: &Path) -> Result<VerifyReport> {
         &files,
         &[MANIFEST_NAME, "dataset-metadata.json", REPORT_NAME],
     )
+}
+
+/// Verify an output that has no manifest yet (a run in progress, stopped or
+/// interrupted): every journalled shard's files against the hashes its
+/// journal line recorded, and every other file as a leftover — such as the
+/// provenance file of a shard whose data write failed, which the next run
+/// rewrites. Returns the report (leftovers in `extra`) and the number of
+/// journalled shards.
+///
+/// # Errors
+/// A journal or the directory cannot be read.
+pub fn verify_unfinished(dir: &Path) -> Result<(VerifyReport, usize)> {
+    let mut shards: BTreeMap<usize, ShardRecord> = BTreeMap::new();
+    for journal in Journal::all(dir)? {
+        for rec in journal.read()? {
+            shards.insert(rec.index, rec);
+        }
+    }
+    let files: Vec<&WrittenFile> = shards.values().flat_map(ShardRecord::all_files).collect();
+    let rep = verify_files(dir, &files, &[REPORT_NAME])?;
+    Ok((rep, shards.len()))
 }
 
 #[cfg(test)]

@@ -44,15 +44,55 @@ pub(super) fn claim(out_dir: &Path, part: Partition, shards: usize) -> Result<Fi
         dir: out_dir.to_path_buf(),
         reason,
     };
-    let lock = lock::try_lock(&own)?.map_err(|holder| {
-        refuse(format!(
-            "{} is already being written by {holder}; two processes must not write the same shards (wait for it, or stop it first)",
-            what(part)
-        ))
-    })?;
+    let lock = lock::try_lock(&own)?.map_err(|holder| refuse(already_written(part, &holder)))?;
+    check_others(out_dir, part, shards)?;
+    Ok(lock)
+}
+
+fn already_written(part: Partition, holder: &str) -> String {
+    format!(
+        "{} is already being written by {holder}; two processes must not write the same shards (wait for it, or stop it first)",
+        what(part)
+    )
+}
+
+/// The read-only half of [`claim`]: refuse when a live process holds
+/// partition `part` or one that shares shards with it, creating nothing (a
+/// refused start leaves the output as it was). [`claim`] checks again once
+/// its own lock is taken, so two processes starting together cannot both pass.
+///
+/// # Errors
+/// As [`claim`].
+pub(super) fn check_claim(out_dir: &Path, part: Partition, shards: usize) -> Result<()> {
+    if !locks_dir(out_dir).is_dir() {
+        return Ok(()); // no output yet (or not one that can be created: said later)
+    }
+    let own = locks_dir(out_dir).join(format!("{}.lock", part.file_stem()));
+    if let Some(holder) = lock::held_by(&own)? {
+        return Err(Error::Resume {
+            dir: out_dir.to_path_buf(),
+            reason: already_written(part, &holder),
+        });
+    }
+    check_others(out_dir, part, shards)
+}
+
+/// Refuse when a live process holds a partition other than `part` that
+/// shares shards with it.
+fn check_others(out_dir: &Path, part: Partition, shards: usize) -> Result<()> {
+    let dir = locks_dir(out_dir);
+    let refuse = |reason: String| Error::Resume {
+        dir: out_dir.to_path_buf(),
+        reason,
+    };
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&dir, "list directory", e)),
+    };
     let mine = part.shards(shards);
     let mut others: Vec<(Partition, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, "list directory", e))? {
+    for entry in entries {
         let entry = entry.map_err(|e| Error::io(&dir, "list directory", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(other) = name
@@ -81,7 +121,7 @@ pub(super) fn claim(out_dir: &Path, part: Partition, shards: usize) -> Result<Fi
             )));
         }
     }
-    Ok(lock)
+    Ok(())
 }
 
 /// The live holders of an output's partition locks, as "partition I/N (holder)".
@@ -160,7 +200,13 @@ pub(super) fn check_fits(
     if !part.is_whole() && partition_left == 0 {
         return Ok(()); // nothing to write here
     }
-    let free = free_bytes(out_dir)?;
+    // The output may not exist yet (nothing is created before this check):
+    // its filesystem is that of its nearest existing ancestor.
+    let probe = out_dir
+        .ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or_else(|| Path::new("."));
+    let free = free_bytes(probe)?;
     let room = free.saturating_sub(reserve);
     let need = if part.is_whole() {
         output_left
@@ -182,11 +228,11 @@ pub(super) fn check_fits(
     Err(Error::Resume {
         dir: out_dir.to_path_buf(),
         reason: format!(
-            "does not have room: {share}{} still to write for the whole output, but its filesystem has {} free and {} is kept in reserve (--disk-reserve); free {} or pass --allow-overfill to start anyway",
+            "does not have room: {share}{} still to write for the whole output, but its filesystem has {} free and {} is kept in reserve (--disk-reserve); free {} (the bytes to write plus the reserve, minus what is free), or lower --disk-reserve, or pass --allow-overfill to start anyway",
             human_bytes(output_left),
             human_bytes(free),
             human_bytes(reserve),
-            human_bytes(need - room)
+            human_bytes((need + reserve).saturating_sub(free))
         ),
     })
 }

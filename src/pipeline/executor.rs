@@ -20,6 +20,7 @@
 //! chunks in `work.rs`, the per-sample records in `records.rs` and the
 //! manifest in `finish.rs`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use crate::pipeline::build::Pipeline;
 use crate::pipeline::claim;
 use crate::pipeline::finish::{write_manifest, Outcome, UNVERSIONED_MARK};
 use crate::pipeline::partition::Partition;
-use crate::pipeline::resume::{create_shard_dirs, finished_shards, open_output};
+use crate::pipeline::resume::{check_output, create_shard_dirs, finished_shards, open_output};
 use crate::pipeline::threads::{run_chain, Sink};
 use crate::pipeline::work::Ctx;
 use crate::progress::Printer;
@@ -103,6 +104,33 @@ pub fn run(
     let out_dir = PathBuf::from(&pipeline.spec.output.dir);
     let part = opts.partition.unwrap_or(Partition::WHOLE);
     let (fp, fp_value) = fingerprint(pipeline, inputs);
+    // Every check that can refuse the start runs before anything is created
+    // in the output directory, so a refused start leaves it as it found it.
+    check_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
+    claim::check_claim(&out_dir, part, plan.shards)?;
+    let mine = part.shards(plan.shards);
+    let left = |done: &BTreeMap<usize, ShardRecord>, shards: &mut dyn Iterator<Item = usize>| {
+        shards
+            .filter(|j| !done.contains_key(&(j + 1)))
+            .map(|j| plan.shard_bytes(j))
+            .sum::<u64>()
+    };
+    let check_room = |done: &BTreeMap<usize, ShardRecord>| -> Result<u64> {
+        let to_write = left(done, &mut mine.clone());
+        if !opts.allow_overfill {
+            let output_left = left(done, &mut (0..plan.shards));
+            claim::check_fits(&out_dir, part, to_write, output_left, opts.disk_reserve)?;
+        }
+        Ok(to_write)
+    };
+    let journalled = if out_dir.join(STATE_DIR).is_dir() {
+        finished_shards(&out_dir, plan.shards)?
+    } else {
+        BTreeMap::new() // a new output (one that cannot be created is named below)
+    };
+    check_room(&journalled)?;
+    // Now create the output, take this partition's lock (both check again:
+    // another process may have started since) and read the journals again.
     let unversioned = open_output(&out_dir, pipeline, &fp, &fp_value, opts.accept_unversioned)?;
     let _claim = claim::claim(&out_dir, part, plan.shards)?;
     create_shard_dirs(&out_dir, pipeline.out_labels)?;
@@ -110,22 +138,11 @@ pub fn run(
     let journal = Journal::of_partition(&out_dir, stem.as_deref());
     // Keep journalled shards whose files are still there at the recorded size.
     let mut done = finished_shards(&out_dir, plan.shards)?;
-    let mine = part.shards(plan.shards);
     let pending: Vec<usize> = mine
         .clone()
         .filter(|j| !done.contains_key(&(j + 1)))
         .collect();
-    let left = |shards: &mut dyn Iterator<Item = usize>| -> u64 {
-        shards
-            .filter(|j| !done.contains_key(&(j + 1)))
-            .map(|j| plan.shard_bytes(j))
-            .sum()
-    };
-    let to_write = left(&mut mine.clone());
-    if !opts.allow_overfill {
-        let output_left = left(&mut (0..plan.shards));
-        claim::check_fits(&out_dir, part, to_write, output_left, opts.disk_reserve)?;
-    }
+    let to_write = check_room(&done)?;
     done.retain(|i, _| mine.contains(&(i - 1)));
     let mut summary = Summary {
         partition: opts.partition.filter(|p| !p.is_whole()),

@@ -264,22 +264,10 @@ pub(super) fn open_output(
     fingerprint_value: &Value,
     accept_unversioned: bool,
 ) -> Result<bool> {
-    let state = dir.join(STATE_DIR);
-    let run_json = state.join("run.json");
+    let run_json = dir.join(STATE_DIR).join("run.json");
     if !run_json.is_file() {
-        // Anything but our state directory means this is not ours to write.
-        if dir.exists() {
-            let foreign = std::fs::read_dir(dir)
-                .map_err(|e| Error::io(dir, "list directory", e))?
-                .filter_map(std::result::Result::ok)
-                .any(|e| e.file_name() != STATE_DIR);
-            if foreign {
-                return Err(Error::Resume {
-                    dir: dir.to_path_buf(),
-                    reason: "exists, is not empty and holds no seispipe run; choose an empty or new output.dir".into(),
-                });
-            }
-        }
+        check_output(dir, fingerprint_hash, fingerprint_value, accept_unversioned)?;
+        let state = dir.join(STATE_DIR);
         std::fs::create_dir_all(&state)
             .map_err(|e| Error::io(&state, "create output directory", e))?;
         let body = RunState {
@@ -293,6 +281,50 @@ pub(super) fn open_output(
             return Ok(false);
         }
         // Another process created it first: compare with theirs.
+    }
+    check_output(dir, fingerprint_hash, fingerprint_value, accept_unversioned)
+}
+
+/// The read-only half of [`open_output`]: refuse an output that holds
+/// something else (files of no seispipe run, a run of another pipeline or
+/// code) without creating or changing anything, so a refused start leaves the
+/// directory as it found it. An absent directory, an empty one, or one with
+/// only seispipe's state directory and no run in it are fresh.
+///
+/// Returns whether the output recorded no algorithm versions and was accepted
+/// anyway (`accept_unversioned`).
+///
+/// # Errors
+/// The refusals of [`open_output`].
+pub(super) fn check_output(
+    dir: &Path,
+    fingerprint_hash: &str,
+    fingerprint_value: &Value,
+    accept_unversioned: bool,
+) -> Result<bool> {
+    let run_json = dir.join(STATE_DIR).join("run.json");
+    if !run_json.is_file() {
+        // Anything but our state directory means this is not ours to write.
+        if dir.exists() {
+            if !dir.is_dir() {
+                return Err(Error::Resume {
+                    dir: dir.to_path_buf(),
+                    reason: "exists and is not a directory; choose an empty or new output.dir"
+                        .into(),
+                });
+            }
+            let foreign = std::fs::read_dir(dir)
+                .map_err(|e| Error::io(dir, "list directory", e))?
+                .filter_map(std::result::Result::ok)
+                .any(|e| e.file_name() != STATE_DIR);
+            if foreign {
+                return Err(Error::Resume {
+                    dir: dir.to_path_buf(),
+                    reason: "exists, is not empty and holds no seispipe run; choose an empty or new output.dir".into(),
+                });
+            }
+        }
+        return Ok(false);
     }
     let text = std::fs::read_to_string(&run_json).map_err(|e| Error::io(&run_json, "read", e))?;
     let old: Value = serde_json::from_str(&text).map_err(|e| Error::Resume {

@@ -11,6 +11,7 @@ mod layers;
 mod partitions;
 mod physics;
 mod pseudo_label;
+mod refused_start;
 mod report;
 mod simulate_device;
 mod spectrogram;
