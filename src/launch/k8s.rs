@@ -57,7 +57,8 @@ pub fn render(job: &Job, spec: &Spec) -> Vec<(&'static str, String, bool)> {
     let _ = writeln!(
         doc,
         "# Partition $JOB_COMPLETION_INDEX of {n} of {} ({} shards) per pod.",
-        job.output, job.shards
+        q(&job.output),
+        job.shards
     );
     let _ = writeln!(
         doc,
@@ -157,7 +158,12 @@ fn pod(
     let _ = writeln!(
         doc,
         "          command: [{}]",
-        args.iter().map(|a| q(a)).collect::<Vec<_>>().join(", ")
+        // Kubernetes expands `$(VAR)` in a command and reduces `$$` to `$`:
+        // every `$` doubled, so an argument reaches seispipe as written.
+        args.iter()
+            .map(|a| q(&a.replace('$', "$$")))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if let Some(n) = partitions {
         // Kubernetes sets JOB_COMPLETION_INDEX; the count is ours to give.

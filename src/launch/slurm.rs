@@ -35,7 +35,6 @@ pub fn render(
     let mut head = String::new();
     let _ = writeln!(head, "#!/bin/bash");
     let _ = writeln!(head, "#SBATCH --job-name=seispipe-{}", job.name);
-    let _ = writeln!(head, "#SBATCH --chdir={workdir}");
     let mut array = head.clone();
     let _ = writeln!(array, "#SBATCH --array=0-{}", n - 1);
     let _ = writeln!(array, "#SBATCH --cpus-per-task={}", res.cpus_per_task);
@@ -53,15 +52,16 @@ pub fn render(
     }
     let _ = writeln!(array, "#SBATCH --requeue");
     let _ = writeln!(array, "#SBATCH --open-mode=append");
-    let _ = writeln!(array, "#SBATCH --output={logs}/task-%a.log");
     let _ = write!(
         array,
-        "\n# Partition $SLURM_ARRAY_TASK_ID of {n} of {} ({} shards). seispipe reads the\n\
+        "\n# Partition $SLURM_ARRAY_TASK_ID of {n} ({} shards in all). seispipe reads the\n\
          # index from SLURM_ARRAY_TASK_ID; a requeued task resumes its own shards.\n\
+         # submit.sh passes the working directory and the log file to sbatch.\n\
          set -euo pipefail\n\
+         cd {}\n\
          exec {} run {}{} --partitions {n} --threads \"${{SLURM_CPUS_PER_TASK:-{}}}\" --quiet\n",
-        job.output,
         job.shards,
+        shell_quote(workdir),
         shell_quote(seispipe),
         shell_quote(&job.pipeline),
         overrides(&job.overrides),
@@ -72,12 +72,13 @@ pub fn render(
     if let Some(p) = &res.slurm_partition {
         let _ = writeln!(merge, "#SBATCH --partition={p}");
     }
-    let _ = writeln!(merge, "#SBATCH --output={logs}/merge.log");
     let _ = write!(
         merge,
         "\n# Runs after every array task succeeded (submit.sh adds --dependency=afterok).\n\
          set -euo pipefail\n\
+         cd {}\n\
          exec {} merge {}\n",
+        shell_quote(workdir),
         shell_quote(seispipe),
         shell_quote(&job.output)
     );
@@ -88,21 +89,32 @@ pub fn render(
          # rerun the failed partitions (`seispipe run {p} --partition I/{n}`), then `seispipe merge {o}`.\n\
          set -euo pipefail\n\
          cd \"$(dirname \"$0\")\"\n\
+         # Paths go on sbatch's command line, quoted for the shell: #SBATCH\n\
+         # lines cannot hold every path (spaces, quotes).\n\
          mkdir -p {logs}\n\
-         array=$(sbatch --parsable array.sbatch)\n\
+         array=$(sbatch --parsable --chdir={workdir} --output={task_log} array.sbatch)\n\
          array=${{array%%;*}}\n\
-         merge=$(sbatch --parsable --dependency=afterok:$array --kill-on-invalid-dep=yes merge.sbatch)\n\
+         merge=$(sbatch --parsable --chdir={workdir} --output={merge_log} --dependency=afterok:$array --kill-on-invalid-dep=yes merge.sbatch)\n\
          merge=${{merge%%;*}}\n\
          echo \"array job $array ({n} tasks), merge job $merge\"\n",
         p = shell_quote(&job.pipeline),
         o = shell_quote(&job.output),
         logs = shell_quote(logs),
+        workdir = shell_quote(workdir),
+        task_log = shell_quote(&format!("{}/task-%a.log", slurm_pattern_escape(logs))),
+        merge_log = shell_quote(&format!("{}/merge.log", slurm_pattern_escape(logs))),
     );
     vec![
         ("array.sbatch", array, false),
         ("merge.sbatch", merge, false),
         ("submit.sh", submit, true),
     ]
+}
+
+/// `path` with Slurm's filename-pattern character escaped (`%` → `%%`), for
+/// `--output`.
+fn slurm_pattern_escape(path: &str) -> String {
+    path.replace('%', "%%")
 }
 
 /// ` --set K=V …`, quoted.
@@ -155,8 +167,7 @@ mod tests {
             "#SBATCH --time=2-00:00:00",
             "#SBATCH --partition=gh200",
             "#SBATCH --requeue",
-            "#SBATCH --chdir=/scratch/me",
-            "#SBATCH --output=/scratch/me/logs/task-%a.log",
+            "cd /scratch/me",
             "exec /opt/seispipe/bin/seispipe run 'pipelines/big run.toml' --set seed=3 --partitions 8 --threads \"${SLURM_CPUS_PER_TASK:-72}\" --quiet",
         ] {
             assert!(array.lines().any(|l| l == line), "{line} missing from\n{array}");

@@ -55,7 +55,12 @@ fn slurm_writes_an_array_a_dependent_merge_and_a_submit_script() {
         "#SBATCH --gpus-per-task=1".into(),
         "#SBATCH --time=1:00:00".into(),
         "#SBATCH --requeue".into(),
-        format!("#SBATCH --chdir={}", std::path::absolute(root).unwrap().display()),
+        format!(
+            "cd {}",
+            seispipe::launch::shell_quote(
+                &std::path::absolute(root).unwrap().display().to_string()
+            )
+        ),
         format!(
             "exec {} run p.toml --set seed=2 --partitions 6 --threads \"${{SLURM_CPUS_PER_TASK:-3}}\" --quiet",
             exe.display()
@@ -81,6 +86,130 @@ fn slurm_writes_an_array_a_dependent_merge_and_a_submit_script() {
     let o = seispipe(root, &["slurm", "p.toml", "--partitions", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("at least 1"));
+}
+
+/// A working directory named with a space, a quote and `$(…)`: submit.sh
+/// hands sbatch exactly that directory and the log paths (a stand-in
+/// `sbatch` records its arguments), the array script runs partition 0 there,
+/// and nothing in the name is executed.
+#[test]
+fn slurm_scripts_work_from_any_directory_name() {
+    let dir = tempdir();
+    let root = dir.path().join("sp ace 'q' $(touch PWNED)");
+    std::fs::create_dir(&root).unwrap();
+    setup(&root);
+    run_ok(&root, &["slurm", "p.toml", "--partitions", "2"]);
+    let d = root.join("out/big run-slurm");
+    let fake = dir.path().join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    let sbatch = fake.join("sbatch");
+    std::fs::write(
+        &sbatch,
+        "#!/bin/bash
+printf '%s\n' \"$@\" >> \"$SBATCH_ARGS\"\necho 41\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&sbatch, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let args_file = dir.path().join("sbatch-args");
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let o = std::process::Command::new(d.join("submit.sh"))
+        .current_dir(dir.path())
+        .env("PATH", &path)
+        .env("SBATCH_ARGS", &args_file)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let abs = std::path::absolute(&root).unwrap();
+    let logs = d.join("logs");
+    let got = std::fs::read_to_string(&args_file).unwrap();
+    let want = [
+        "--parsable".to_string(),
+        format!("--chdir={}", abs.display()),
+        format!("--output={}/task-%a.log", logs.display()),
+        "array.sbatch".into(),
+        "--parsable".into(),
+        format!("--chdir={}", abs.display()),
+        format!("--output={}/merge.log", logs.display()),
+        "--dependency=afterok:41".into(),
+        "--kill-on-invalid-dep=yes".into(),
+        "merge.sbatch".into(),
+    ];
+    assert_eq!(got.lines().collect::<Vec<_>>(), want, "{got}");
+    assert!(logs.is_dir());
+    // The array task runs where the pipeline is, from anywhere.
+    let o = std::process::Command::new("bash")
+        .arg(d.join("array.sbatch"))
+        .current_dir(dir.path())
+        .env("SLURM_ARRAY_TASK_ID", "0")
+        .env("SLURM_ARRAY_TASK_COUNT", "2")
+        .env("SLURM_CPUS_PER_TASK", "1")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(root
+        .join("out/big run/.seispipe/journal-0-of-2.jsonl")
+        .is_file());
+    for place in [dir.path(), &root, &d] {
+        assert!(
+            !place.join("PWNED").exists(),
+            "{} holds PWNED",
+            place.display()
+        );
+    }
+}
+
+/// The same awkward names through `seispipe k8s`: every argument reaches
+/// the container as written (JSON-quoted for YAML, `$` doubled against
+/// Kubernetes' `$(VAR)` expansion).
+#[test]
+fn k8s_commands_carry_any_path_as_written() {
+    let dir = tempdir();
+    let root = dir.path();
+    setup(root);
+    let pipeline = "p 'q' $(touch PWNED).toml";
+    let text_ = std::fs::read_to_string(root.join("p.toml"))
+        .unwrap()
+        .replace("out/big run", "out/it's $(x)\\n\\\"y");
+    std::fs::write(root.join(pipeline), text_).unwrap();
+    let out = "out/it's $(x)\n\"y";
+    run_ok(
+        root,
+        &[
+            "k8s",
+            pipeline,
+            "--partitions",
+            "2",
+            "--image",
+            "i",
+            "--volume-claim",
+            "c",
+        ],
+    );
+    let d = root.join(format!("{out}-k8s"));
+    let command = |file: &str| -> Vec<String> {
+        let yaml = std::fs::read_to_string(d.join(file)).unwrap();
+        let line = yaml
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("command: "))
+            .unwrap_or_else(|| panic!("no command in {file}:\n{yaml}"));
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{file}: {e}: {line}"))
+    };
+    let dollar = |s: &str| s.replace('$', "$$");
+    assert_eq!(
+        command("job.yaml")[..3],
+        ["seispipe", "run", &dollar(pipeline)]
+    );
+    assert_eq!(
+        command("merge-job.yaml"),
+        ["seispipe", "merge", &dollar(out)]
+    );
+    let job = std::fs::read_to_string(d.join("job.yaml")).unwrap();
+    assert!(
+        job.lines()
+            .all(|l| l.is_empty() || l.starts_with(['#', ' ']) || l.contains(':')),
+        "a path broke a line of the YAML:\n{job}"
+    );
+    assert!(!root.join("PWNED").exists());
 }
 
 #[test]

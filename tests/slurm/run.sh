@@ -14,7 +14,9 @@ BIN=$(realpath "${1:-target/release/seispipe}")
 PY=${SEISPIPE_PYTHON:-$HOME/.cache/seispipe/venv/bin/python}
 . tests/slurm/cluster.sh
 
-W=$(mktemp -d /tmp/seispipe-slurm-test.XXXXXX)
+# A working directory with a space, a quote and a command substitution in its
+# name: the generated scripts must run there and execute nothing from it.
+W=$(mktemp -d "/tmp/seispipe slurm 'q' \$(touch PWNED).XXXXXX")
 finish() {
     local rc=$?
     cluster_stop
@@ -112,4 +114,7 @@ grep -q "sample 20" out-slurm/logs/task-3.log || fail "task 3's log does not nam
 if msg=$("$BIN" merge out 2>&1); then fail "seispipe merge succeeded on an unfinished output"; fi
 echo "$msg" | grep -q "partition 3/4 lacks" || fail "seispipe merge did not name partition 3/4: $msg"
 echo "slurm: a failing task cancels the merge job; seispipe merge names partition 3/4"
+pwned=$(find /tmp "$W" -maxdepth 2 -name PWNED 2>/dev/null | head -1)
+[ -z "$pwned" ] || fail "a generated script executed part of the path: $pwned exists"
+echo "slurm: the working directory's name (space, quote, \$(…)) was passed through, not executed"
 echo "slurm tests passed in $(( $(date +%s) - t0 )) s"
