@@ -75,9 +75,12 @@ STAGES = {
 CONFIGS = {
     "cpu": dict(families=["CurveVel_A"], n=100, heldout=500, steps=500, batch=16, lr=1e-3,
                 seeds=5, width=24, latent=128, decimate=4, conditions=ALL_CONDITIONS),
+    # The hardest families (DOMAIN.md §6); 4 × 1000 originals, ~6 GB of
+    # training arrays in memory for the largest condition, ~1.5 h of training
+    # on one modern GPU (unmeasured).
     "cuda": dict(families=["CurveVel_A", "CurveVel_B", "FlatFault_B", "CurveFault_B"],
-                 n=2000, heldout=2000, steps=20000, batch=64, lr=1e-3, seeds=5, width=32,
-                 latent=256, decimate=1, conditions=ALL_CONDITIONS),
+                 n=1000, heldout=1000, steps=8000, batch=64, lr=1e-3, seeds=5, width=32,
+                 latent=256, decimate=2, conditions=ALL_CONDITIONS),
     "quick": dict(families=["CurveVel_A"], n=8, heldout=8, steps=6, batch=4, lr=1e-3,
                   seeds=1, width=8, latent=32, decimate=4, conditions=["N", "flip"]),
 }

@@ -8,7 +8,10 @@
 #   3. the simulate stage end to end and the pseudo_label device checks
 #      (device = "cuda:0" passes `check` on a GPU; half = true needs CUDA);
 #   4. benches/simulate.py --device cuda:0: samples/h of the tch path on the
-#      GPU, the Rust kernel on this machine's cores and deepwave on the GPU.
+#      GPU, the Rust kernel on this machine's cores and deepwave on the GPU;
+#   5. with AUGMENT_VALUE=1, the augmentation benchmark's full-scale GPU
+#      configuration (hours; resumable: rerun the script to continue) into
+#      out/augment-value-gpu — its table goes to docs/augmentation.md.
 # Everything goes to stdout; put the figures (with date, GPU, CPU and this
 # command) in docs/physics.md, "CUDA".
 set -euo pipefail
@@ -21,3 +24,6 @@ cargo build --release --workspace
 SEISPIPE_SIM_DEVICE=cuda:0 cargo test --release -p seispipe-torch --lib simulate:: -- --nocapture
 cargo test --release -p seispipe --test integration -- simulate_device pseudo_label::bad_models_and_devices_are_refused_at_check
 "$SEISPIPE_PYTHON" benches/simulate.py --samples "$SAMPLES" --threads "$(nproc)" --device cuda:0
+if [ "${AUGMENT_VALUE:-0}" = 1 ]; then
+    "$SEISPIPE_PYTHON" benches/augment_value.py --device cuda --out out/augment-value-gpu
+fi
