@@ -421,16 +421,20 @@ def plot(table, path, title):
     means = [table[c]["heldout_mae_mean"] for c in names]
     stds = [table[c]["heldout_mae_std"] or 0 for c in names]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=100)
-    a1.bar(names, means, yerr=stds, capsize=4, color="#4c72b0")
-    a1.set_ylabel("held-out MAE (m/s), mean ± std over seeds")
-    lo = min(m - s for m, s in zip(means, stds))
-    a1.set_ylim(max(0, lo - 0.15 * (max(means) - lo + 1) - 5), None)
-    a1.tick_params(axis="x", rotation=35)
+    for i, c in enumerate(names):  # every seed's run, then mean ± std
+        per = list(table[c]["per_seed"].values())
+        a1.plot([i] * len(per), per, "o", color="#9db4d6", ms=4, zorder=1)
+    a1.errorbar(range(len(names)), means, yerr=stds, fmt="s", color="#1f3f73", capsize=4,
+                zorder=2)
+    a1.set_xticks(range(len(names)), names, rotation=35)
+    a1.set_ylabel("held-out MAE (m/s): seeds, mean ± std")
     a1.set_title("held-out MAE")
-    diffs = [c for c in names if table[c].get("diff_to_N", {}) and
-             table[c]["diff_to_N"].get("ci95")]
+    diffs = [c for c in names if table[c].get("diff_to_N")]
     for i, c in enumerate(diffs):
         d = table[c]["diff_to_N"]
+        if not d["ci95"]:  # one seed: no interval
+            a2.plot([i], [d["mean"]], "o", color="#777")
+            continue
         col = "#2a9d4a" if d["ci95"][1] < 0 else "#c0392b" if d["ci95"][0] > 0 else "#777"
         a2.errorbar([i], [d["mean"]], yerr=[[d["mean"] - d["ci95"][0]],
                                             [d["ci95"][1] - d["mean"]]],
