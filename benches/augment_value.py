@@ -206,7 +206,8 @@ def make_inputs(cfg, out, args):
     n, m = cfg["n"], cfg["heldout"]
     for fam in cfg["families"]:
         # synth seeds: 1 for the pools, 2 for held-out, 3 for new geology.
-        log(f"synth {fam}: {2 * n} pool + {m} held-out + {n} new maps")
+        log(f"{fam}: {2 * n} pool + {m} held-out samples "
+            f"({'given' if args.train_from else 'seispipe synth'}) + {n} new maps")
         if args.train_from:
             for name, skip in (("pool_a", 0), ("pool_b", n)):
                 copy_subset([pathlib.Path(p) / fam for p in args.train_from],
@@ -226,7 +227,12 @@ def make_inputs(cfg, out, args):
                     (tmp / name / fam).mkdir(parents=True, exist_ok=True)
                     for f in (f"seis{g}_1_{k - 1}.npy", f"vel{g}_1_{k - 1}.npy"):
                         os.replace(src / f, tmp / name / fam / f)
-        if args.heldout_from:
+        if args.heldout_from and args.heldout_from == args.train_from:
+            # One set of folders: held-out samples come after the pools in
+            # the same shuffle, so they never overlap.
+            copy_subset([pathlib.Path(p) / fam for p in args.heldout_from],
+                        tmp / "heldout" / fam, m, seed=1, skip=2 * n)
+        elif args.heldout_from:
             copy_subset([pathlib.Path(p) / fam for p in args.heldout_from],
                         tmp / "heldout" / fam, m, seed=2)
         else:
@@ -523,7 +529,9 @@ def main():
     ap.add_argument("--train-from", nargs="+",
                     help="OpenFWI/Kaggle-layout directories holding <family>/ folders: the pools "
                          "come from here instead of `seispipe synth`")
-    ap.add_argument("--heldout-from", nargs="+", help="the same for the held-out set")
+    ap.add_argument("--heldout-from", nargs="+",
+                    help="the same for the held-out set (the same folders as --train-from: "
+                         "held-out samples are drawn from what the pools leave)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     args = ap.parse_args()
 

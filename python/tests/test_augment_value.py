@@ -74,3 +74,29 @@ def test_paired_interval_equals_scipy_paired_t_test():
     assert d["ci95"] == pytest.approx([ref.low, ref.high])
     assert table["N"]["heldout_mae_std"] == pytest.approx(float(np.std(base, ddof=1)))
     assert av.verdict(table["2N"]) == ("lower (helps)" if ref.high < 0 else "cannot tell")
+
+
+def test_given_directories_give_disjoint_pools_and_heldout(tmp_path):
+    given = tmp_path / "given"
+    subprocess.run([str(binary()), "synth", str(given), "--family", "CurveVel_A",
+                    "--samples", "3", "--files", "2", "--seed", "9"], check=True,
+                   capture_output=True)
+    out = tmp_path / "av"
+    env = dict(os.environ, SEISPIPE_BIN=str(binary()), PYTHONPATH=str(REPO / "python" / "src"))
+    p = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out), "--n", "2",
+                        "--heldout", "2", "--train-from", str(given), "--heldout-from",
+                        str(given)], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    every = {m.tobytes() for f in (1, 2)
+             for m in np.load(given / "CurveVel_A" / "model" / f"model{f}.npy")}
+    seen = []
+    for part in ("pool_a", "pool_b", "heldout"):
+        maps = np.load(out / "inputs" / part / "CurveVel_A" / "model" / "model1.npy")
+        assert len(maps) == 2
+        seen += [m.tobytes() for m in maps]
+    assert len(set(seen)) == 6 and set(seen) == every
+    # Too few samples for the pools and the held-out set: refused by name.
+    p = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(tmp_path / "few"),
+                        "--n", "3", "--train-from", str(given), "--heldout-from", str(given)],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "6 labelled samples, need 14" in p.stderr, p.stderr
