@@ -274,9 +274,13 @@ def condition_outputs(cfg, out, args):
         if name in wanted or "combo" in wanted:
             outs[name] = [orig, pipeline_output(out, name, inputs / "pool_a", stages, 1, False)]
     if "new_geology" in wanted or "combo" in wanted:
+        # Its own seed: a pass-through of files named like the originals'
+        # would otherwise have the originals' fingerprint (which holds input
+        # names and sizes, not contents), and seispipe_data refuses one
+        # output given twice.
         outs["new_geology"] = [orig, pipeline_output(out, "new_geology", inputs / "new", "", 0,
-                                                     True)]
-    heldout = pipeline_output(out, "heldout", inputs / "heldout", "", 0, True)
+                                                     True, seed=21)]
+    heldout = pipeline_output(out, "heldout", inputs / "heldout", "", 0, True, seed=22)
     return outs, heldout
 
 

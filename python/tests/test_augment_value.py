@@ -76,7 +76,7 @@ def test_paired_interval_equals_scipy_paired_t_test():
     assert av.verdict(table["2N"]) == ("lower (helps)" if ref.high < 0 else "cannot tell")
 
 
-def test_given_directories_give_disjoint_pools_and_heldout(tmp_path):
+def test_given_directories_give_disjoint_pools_and_heldout_and_new_geology_trains(tmp_path):
     given = tmp_path / "given"
     subprocess.run([str(binary()), "synth", str(given), "--family", "CurveVel_A",
                     "--samples", "3", "--files", "2", "--seed", "9"], check=True,
@@ -85,8 +85,11 @@ def test_given_directories_give_disjoint_pools_and_heldout(tmp_path):
     env = dict(os.environ, SEISPIPE_BIN=str(binary()), PYTHONPATH=str(REPO / "python" / "src"))
     p = subprocess.run([sys.executable, str(BENCH), "--quick", "--out", str(out), "--n", "2",
                         "--heldout", "2", "--train-from", str(given), "--heldout-from",
-                        str(given)], capture_output=True, text=True, env=env)
+                        str(given), "--conditions", "N", "new_geology"],
+                       capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stdout + p.stderr
+    # New geology: the originals plus as many maps from `seispipe synth`.
+    assert "[2/2] new_geology seed 0: 4 training samples" in p.stderr, p.stderr
     every = {m.tobytes() for f in (1, 2)
              for m in np.load(given / "CurveVel_A" / "model" / f"model{f}.npy")}
     seen = []
