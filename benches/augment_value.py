@@ -391,6 +391,25 @@ def summarise(runs, conditions, seeds):
     return table
 
 
+# Pairs worth comparing directly besides "− N": what the exact flip buys over
+# the plain one, and how the best single augmentation compares with genuine data.
+COMPARISONS = [("flip_exact", "flip"), ("2N", "new_geology"), ("mixup", "2N"),
+               ("combo", "2N")]
+
+
+def paired(runs, a, b):
+    """Held-out MAE of condition a − condition b, paired by seed: mean and
+    Student-t 95 % interval (None without two pairs)."""
+    ra = {r["seed"]: r["heldout_mae"] for r in runs if r["condition"] == a}
+    rb = {r["seed"]: r["heldout_mae"] for r in runs if r["condition"] == b}
+    d = np.array([ra[s] - rb[s] for s in sorted(ra) if s in rb])
+    if len(d) < 2:
+        return None
+    half = t975(len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return {"a": a, "b": b, "mean": float(d.mean()),
+            "ci95": [float(d.mean() - half), float(d.mean() + half)], "pairs": len(d)}
+
+
 def verdict(row):
     d = row.get("diff_to_N")
     if not d or not d["ci95"]:
@@ -508,6 +527,9 @@ batch-order seed); the interval is a Student-t 95 % confidence interval.</p>
 <table><tr><th>condition</th><th>train samples</th><th>held-out MAE</th><th>− N (95 % CI)</th>
 <th>train MAE originals / all</th><th>reading</th></tr>
 {''.join(rows)}</table>
+<p>{'<br>'.join(html.escape(f"{c['a']} − {c['b']}: {c['mean']:+.1f} m/s "
+                           f"[{c['ci95'][0]:.1f}, {c['ci95'][1]:.1f}]")
+                for c in results.get('comparisons', []))}</p>
 <p><img alt="held-out MAE per condition" src="data:image/png;base64,{img}" style="max-width:100%">
 </p><p>{html.escape(results['machine']['cpu'])} ({html.escape(' '.join(results['machine']['simd']))}),
 {results['machine']['cores']} cores, torch {results['machine']['torch']}, device
@@ -636,7 +658,9 @@ def main():
         "machine": machine(), "date": time.strftime("%Y-%m-%d"),
         "command": " ".join([os.path.relpath(sys.argv[0], REPO) if sys.argv[0] else "",
                              *sys.argv[1:]]),
-        "wall_seconds": wall, "table": table, "runs": runs,
+        "wall_seconds": wall, "table": table,
+        "comparisons": [c for a, b in COMPARISONS if (c := paired(runs, a, b))],
+        "runs": runs,
     }
     png = out / "augment_value.png"
     plot(table, png, f"{', '.join(cfg['families'])}, N = {cfg['n']}, {cfg['steps']} steps of "
@@ -646,6 +670,9 @@ def main():
     os.replace(tmp, out / "results.json")
     write_html(out / "index.html", results, png)
     print(markdown_table(table))
+    for c in results["comparisons"]:
+        print(f"{c['a']} − {c['b']}: {c['mean']:+.1f} m/s, paired 95 % CI "
+              f"[{c['ci95'][0]:.1f}, {c['ci95'][1]:.1f}] over {c['pairs']} seeds")
     print(f"\nwritten: {out / 'results.json'}, {png}, {out / 'index.html'}")
 
 
