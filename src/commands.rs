@@ -15,7 +15,7 @@ use crate::io::manifest;
 use crate::io::npy;
 use crate::io::walk;
 use crate::model::Backend;
-use crate::pipeline::executor::{self, Plan, RunOptions, Summary};
+use crate::pipeline::executor::{self, ShardPlan, RunOptions, Summary};
 use crate::progress::{human_bytes, Mode, Printer};
 use crate::settings;
 use partition::{partition_of, partition_text};
@@ -51,7 +51,7 @@ pub fn check(args: &CheckArgs, models: Option<Backend>) -> Result<String> {
     let partition = partition_of(&args.partition)?;
     let args = &args.pipeline;
     let r = settings::resolve(&args.pipeline, &args.set, models)?;
-    let plan = Plan::new(&r.pipeline, &r.inputs);
+    let plan = ShardPlan::new(&r.pipeline, &r.inputs);
     let p = &r.pipeline;
     let mut s = String::new();
     let _ = writeln!(s, "pipeline {}: OK", p.file);
@@ -148,7 +148,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     };
     // A [kaggle] section is validated before the run and packages the output
     // after it (a partition leaves packaging to `seispipe merge`).
-    let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
+    let kaggle = kaggle::before_run(&r.pipeline, &ShardPlan::new(&r.pipeline, &r.inputs))?;
     let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
@@ -190,7 +190,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
 /// and code that changed since the run started.
 pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
     let (r, recorded) = settings::resolve_recorded(dir, models)?;
-    let kaggle = kaggle::before_run(&r.pipeline, &Plan::new(&r.pipeline, &r.inputs))?;
+    let kaggle = kaggle::before_run(&r.pipeline, &ShardPlan::new(&r.pipeline, &r.inputs))?;
     let summary = crate::pipeline::merge::merge(&r.pipeline, &r.inputs, dir, &recorded)?;
     write_report(dir).map_err(|e| Error::Layout {
         path: dir.join(crate::report::REPORT_NAME),

@@ -13,7 +13,7 @@ use crate::kaggle::{
     PlannedShard, Settings,
 };
 use crate::pipeline::build::Pipeline;
-use crate::pipeline::executor::Plan;
+use crate::pipeline::executor::ShardPlan;
 
 /// The `--owner … --slug …` settings of `seispipe package`.
 pub(super) fn spec_from_cli(a: &PackageArgs) -> KaggleSpec {
@@ -63,7 +63,7 @@ pub(super) fn package(args: &PackageArgs) -> Result<String> {
 
 /// What the run of `pipeline` by `plan` will write, as [`kaggle::predict`]
 /// needs it: every shard's samples and file bytes (headers included).
-fn planned_output(pipeline: &Pipeline, plan: &Plan) -> PlannedOutput {
+fn planned_output(pipeline: &Pipeline, plan: &ShardPlan) -> PlannedOutput {
     let shards = (0..plan.shards)
         .map(|j| PlannedShard {
             index: j + 1,
@@ -97,7 +97,7 @@ fn pipeline_settings(pipeline: &Pipeline) -> Result<Option<(Settings, bool)>> {
 ///
 /// # Errors
 /// Settings Kaggle would refuse, or a shard larger than a part.
-pub(super) fn check_text(pipeline: &Pipeline, plan: &Plan) -> Result<Option<String>> {
+pub(super) fn check_text(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option<String>> {
     let Some((s, after_run)) = pipeline_settings(pipeline)? else {
         return Ok(None);
     };
@@ -114,7 +114,7 @@ pub(super) fn check_text(pipeline: &Pipeline, plan: &Plan) -> Result<Option<Stri
 ///
 /// # Errors
 /// See [`check_text`].
-pub(super) fn before_run(pipeline: &Pipeline, plan: &Plan) -> Result<Option<Settings>> {
+pub(super) fn before_run(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option<Settings>> {
     let Some((s, after_run)) = pipeline_settings(pipeline)? else {
         return Ok(None);
     };

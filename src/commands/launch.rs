@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::launch::{self, job_name, k8s, slurm, Job};
 use crate::model::Backend;
-use crate::pipeline::executor::Plan;
+use crate::pipeline::executor::ShardPlan;
 use crate::settings;
 
 /// The job every task runs, checked.
@@ -25,7 +25,7 @@ fn job(
         ));
     }
     let r = settings::resolve(&pipeline.pipeline, &pipeline.set, models)?;
-    let plan = Plan::new(&r.pipeline, &r.inputs);
+    let plan = ShardPlan::new(&r.pipeline, &r.inputs);
     let output = r.pipeline.spec.output.dir.clone();
     Ok(Job {
         name: job_name(&output),

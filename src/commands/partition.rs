@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::cli::PartitionArgs;
 use crate::error::{Error, Result};
-use crate::pipeline::executor::Plan;
+use crate::pipeline::executor::ShardPlan;
 use crate::pipeline::partition::{self, Partition};
 use crate::progress::human_bytes;
 
@@ -14,7 +14,7 @@ use crate::progress::human_bytes;
 pub(super) fn partition_text(
     s: &mut String,
     partition: Option<Partition>,
-    plan: &Plan,
+    plan: &ShardPlan,
     out_dir: &str,
 ) {
     if let Some(part) = partition {

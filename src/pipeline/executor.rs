@@ -15,7 +15,7 @@
 //! bounded by the chunks in flight: see [`memory_bound_bytes`].
 //!
 //! [`run`] is the outline; the pieces live beside it: the shard plan and its
-//! arithmetic in [`super::plan`], the fingerprint and resuming in
+//! arithmetic in [`super::shards`], the fingerprint and resuming in
 //! [`super::resume`], the threads in `threads.rs`, the work on samples and
 //! chunks in `work.rs`, the per-sample records in `records.rs` and the
 //! manifest in `finish.rs`.
@@ -38,7 +38,7 @@ use crate::pipeline::threads::{run_chain, Sink};
 use crate::pipeline::work::Ctx;
 use crate::progress::Printer;
 
-pub use crate::pipeline::plan::{memory_bound_bytes, shard_paths, Plan};
+pub use crate::pipeline::shards::{memory_bound_bytes, shard_paths, ShardPlan};
 pub use crate::pipeline::resume::{fingerprint, versions};
 
 /// Options that change speed, what people see and which share of the output
@@ -100,7 +100,7 @@ pub fn run(
     opts: &RunOptions,
     printer: &mut Printer,
 ) -> Result<Summary> {
-    let plan = Plan::new(pipeline, inputs);
+    let plan = ShardPlan::new(pipeline, inputs);
     let out_dir = PathBuf::from(&pipeline.spec.output.dir);
     let part = opts.partition.unwrap_or(Partition::WHOLE);
     let (fp, fp_value) = fingerprint(pipeline, inputs);
@@ -212,7 +212,7 @@ fn worker_pool(threads: usize) -> Result<rayon::ThreadPool> {
 /// Say what an earlier run left, and start the progress display.
 fn announce(
     printer: &mut Printer,
-    plan: &Plan,
+    plan: &ShardPlan,
     part: Partition,
     out_dir: &Path,
     done: &std::collections::BTreeMap<usize, ShardRecord>,

@@ -17,7 +17,7 @@ use crate::pipeline::claim;
 use crate::pipeline::executor::Summary;
 use crate::pipeline::finish::{write_manifest, Outcome};
 use crate::pipeline::partition::Partition;
-use crate::pipeline::plan::Plan;
+use crate::pipeline::shards::ShardPlan;
 use crate::pipeline::resume::{fingerprint, finished_shards};
 
 /// Merge the partitions of the output in `out_dir`, started by `pipeline`
@@ -53,7 +53,7 @@ pub fn merge(
             live.join(", ")
         )));
     }
-    let plan = Plan::new(pipeline, inputs);
+    let plan = ShardPlan::new(pipeline, inputs);
     let done = finished_shards(out_dir, plan.shards)?;
     let damaged = damaged_shards(out_dir, pipeline, &plan, &done);
     let missing: Vec<usize> = (0..plan.shards)
@@ -91,7 +91,7 @@ pub fn merge(
 fn damaged_shards(
     out_dir: &Path,
     pipeline: &Pipeline,
-    plan: &Plan,
+    plan: &ShardPlan,
     done: &BTreeMap<usize, ShardRecord>,
 ) -> BTreeMap<usize, String> {
     let mut bad = BTreeMap::new();
@@ -146,7 +146,7 @@ fn damaged_shards(
 /// in its range and whether it ever started; then shards no partitioning covers.
 fn unfinished_text(
     out_dir: &Path,
-    plan: &Plan,
+    plan: &ShardPlan,
     missing: &[usize],
     damaged: &BTreeMap<usize, String>,
 ) -> String {

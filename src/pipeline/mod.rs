@@ -11,7 +11,7 @@ pub mod executor;
 mod finish;
 pub mod merge;
 pub mod partition;
-pub mod plan;
+pub mod shards;
 mod records;
 pub mod resume;
 pub mod spec;

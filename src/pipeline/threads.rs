@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::manifest::{Journal, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
-use crate::pipeline::plan::{provenance_path, shard_paths};
+use crate::pipeline::shards::{provenance_path, shard_paths};
 use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
 use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
 use crate::progress::{human_bytes, Printer};

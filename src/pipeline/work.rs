@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::error::{Error, Result, StageError};
 use crate::io::layout::{check_finite, InputSet};
 use crate::pipeline::build::Pipeline;
-use crate::pipeline::plan::{stacked, Plan};
+use crate::pipeline::shards::{stacked, ShardPlan};
 use crate::pipeline::records::stage_record;
 use crate::pipeline::spec::{DType, Policy};
 use crate::rng::stage_rng;
@@ -84,7 +84,7 @@ fn segments_of<'p>(runtimes: impl IntoIterator<Item = &'p Runtime>) -> Vec<Vec<S
 pub(super) struct Ctx<'a> {
     pub pipeline: &'a Pipeline,
     pub inputs: &'a InputSet,
-    pub plan: &'a Plan,
+    pub plan: &'a ShardPlan,
 }
 
 impl Ctx<'_> {

@@ -11,7 +11,7 @@ use crate::stage::Runtime;
 
 /// The shard plan: which output samples go where.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct ShardPlan {
     /// Input samples.
     pub samples_in: usize,
     /// Output samples per input sample.
@@ -36,11 +36,11 @@ pub struct Plan {
     data: bool,
 }
 
-impl Plan {
-    /// Plan `pipeline` over `inputs`.
+impl ShardPlan {
+    /// ShardPlan `pipeline` over `inputs`.
     #[must_use]
-    pub fn new(pipeline: &Pipeline, inputs: &InputSet) -> Plan {
-        let mut plan = Plan::from_counts(
+    pub fn new(pipeline: &Pipeline, inputs: &InputSet) -> ShardPlan {
+        let mut plan = ShardPlan::from_counts(
             inputs.total(),
             pipeline.outputs_per_input(),
             pipeline.spec.output.samples_per_shard,
@@ -61,7 +61,7 @@ impl Plan {
         self.data_shard_bytes = 0;
     }
 
-    /// Plan `samples_in` input samples making `per_input` output samples each,
+    /// ShardPlan `samples_in` input samples making `per_input` output samples each,
     /// `samples_per_shard` to a shard, each output sample of seismic shape
     /// `out_shape` (and a velocity map when `labels`), written as `dtype`.
     #[must_use]
@@ -72,7 +72,7 @@ impl Plan {
         dtype: DType,
         out_shape: &[usize],
         labels: bool,
-    ) -> Plan {
+    ) -> ShardPlan {
         let samples_out = samples_in * per_input;
         let sps = samples_per_shard;
         let shards = samples_out.div_ceil(sps);
@@ -85,7 +85,7 @@ impl Plan {
             }
         }
         let full = sps.min(samples_out.max(1));
-        Plan {
+        ShardPlan {
             samples_in,
             per_input,
             samples_out,
@@ -193,8 +193,8 @@ pub fn memory_bound(batch_stages: usize, out_shape: &[usize], chunk_samples: usi
 mod tests {
     use super::*;
 
-    fn plan(samples_in: usize, per_input: usize, sps: usize) -> Plan {
-        Plan::from_counts(samples_in, per_input, sps, DType::F32, &SEISMIC_SHAPE, true)
+    fn plan(samples_in: usize, per_input: usize, sps: usize) -> ShardPlan {
+        ShardPlan::from_counts(samples_in, per_input, sps, DType::F32, &SEISMIC_SHAPE, true)
     }
 
     #[test]
@@ -206,7 +206,7 @@ mod tests {
         }
     }
 
-    fn ranges(p: &Plan) -> Vec<std::ops::Range<usize>> {
+    fn ranges(p: &ShardPlan) -> Vec<std::ops::Range<usize>> {
         (0..p.shards).map(|j| p.shard_range(j)).collect()
     }
 
@@ -253,7 +253,7 @@ mod tests {
             p.total_bytes,
             6 * header + (4 + 4 + 2) * (sample + label) * 4
         );
-        let f16 = Plan::from_counts(5, 2, 4, DType::F16, &SEISMIC_SHAPE, false);
+        let f16 = ShardPlan::from_counts(5, 2, 4, DType::F16, &SEISMIC_SHAPE, false);
         assert_eq!(f16.data_shard_bytes, header + 4 * sample * 2);
         assert_eq!(f16.label_shard_bytes, None);
         assert_eq!(f16.total_bytes, 3 * header + 10 * sample * 2);
