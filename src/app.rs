@@ -58,14 +58,14 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
         });
     }
     let outcome = match &cli.command {
-        Command::Run(args) => commands::run(args, stop, models).map(|_| commands::EXIT_OK),
-        Command::Merge { dir, quiet } => commands::merge(dir, models).map(|s| {
+        Command::Run(args) => commands::run(args, stop, models.as_ref()).map(|_| commands::EXIT_OK),
+        Command::Merge { dir, quiet } => commands::merge(dir).map(|s| {
             if !quiet {
                 eprint!("{s}");
             }
             commands::EXIT_OK
         }),
-        Command::Check(args) => commands::check(args, models).map(|s| {
+        Command::Check(args) => commands::check(args, models.as_ref()).map(|s| {
             print!("{s}");
             commands::EXIT_OK
         }),
@@ -93,11 +93,11 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)
         }
-        Command::Slurm(args) => commands::launch::slurm(args, models).map(|s| {
+        Command::Slurm(args) => commands::launch::slurm(args).map(|s| {
             print!("{s}");
             commands::EXIT_OK
         }),
-        Command::K8s(args) => commands::launch::k8s(args, models).map(|s| {
+        Command::K8s(args) => commands::launch::k8s(args).map(|s| {
             print!("{s}");
             commands::EXIT_OK
         }),
@@ -149,28 +149,11 @@ fn needs_torch(cli: &Cli) -> bool {
         Command::MakeDemoModel(_) => return true,
         Command::Run(args) => &args.pipeline,
         Command::Check(args) => &args.pipeline,
-        Command::Slurm(args) => &args.pipeline,
-        Command::K8s(args) => &args.pipeline,
-        Command::Merge { dir, .. } => {
-            return crate::pipeline::resume::run_origin(dir).is_ok_and(|o| {
-                o.pipeline["stages"].as_array().is_some_and(|st| {
-                    st.iter().any(|s| {
-                        s["type"] == "pseudo_label"
-                            || (s["type"] == "simulate" && s["device"].is_string())
-                    })
-                })
-            })
-        }
+        // slurm, k8s and merge plan without running: no libtorch needed.
         _ => return false,
     };
-    crate::pipeline::spec::load(&pipeline.pipeline, &pipeline.set).is_ok_and(|spec| {
-        spec.stages.iter().any(|s| match s {
-            crate::pipeline::spec::StageSpec::PseudoLabel(_) => true,
-            // A tch device, or "auto" (which looks for a GPU through libtorch).
-            crate::pipeline::spec::StageSpec::Simulate(x) => x.device.is_some(),
-            _ => false,
-        })
-    })
+    crate::pipeline::spec::load(&pipeline.pipeline, &pipeline.set)
+        .is_ok_and(|spec| spec.stages.iter().any(crate::stage::StageSpec::needs_torch))
 }
 
 /// (seispipe is Linux-only: `exec` keeps the process id.)

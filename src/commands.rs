@@ -15,7 +15,7 @@ use crate::io::manifest;
 use crate::io::npy;
 use crate::io::walk;
 use crate::model::Backend;
-use crate::pipeline::executor::{self, ShardPlan, RunOptions, Summary};
+use crate::pipeline::executor::{self, RunOptions, ShardPlan, Summary};
 use crate::progress::{human_bytes, Mode, Printer};
 use crate::settings;
 use partition::{partition_of, partition_text};
@@ -46,13 +46,15 @@ pub fn exit_code(e: &Error) -> i32 {
 ///
 /// # Errors
 /// Any configuration or layout problem.
-/// `models` is the libtorch backend when this process has one.
-pub fn check(args: &CheckArgs, models: Option<Backend>) -> Result<String> {
+/// `models` is the libtorch backend when this process has one: a plan that
+/// needs it is then also made ready to run (models loaded, devices chosen),
+/// and where each stage with a `device` would run is shown.
+pub fn check(args: &CheckArgs, models: Option<&Backend>) -> Result<String> {
     let partition = partition_of(&args.partition)?;
     let args = &args.pipeline;
-    let r = settings::resolve(&args.pipeline, &args.set, models)?;
-    let plan = ShardPlan::new(&r.pipeline, &r.inputs);
-    let p = &r.pipeline;
+    let r = settings::resolve(&args.pipeline, &args.set)?;
+    let plan = ShardPlan::new(&r.plan, &r.inputs);
+    let p = &r.plan;
     let mut s = String::new();
     let _ = writeln!(s, "pipeline {}: OK", p.file);
     let _ = writeln!(
@@ -102,8 +104,25 @@ pub fn check(args: &CheckArgs, models: Option<Backend>) -> Result<String> {
     if p.stages.is_empty() {
         let _ = writeln!(s, "  (none)");
     }
-    for (i, st) in p.stages.iter().enumerate() {
-        let _ = writeln!(s, "  [{i}] {} {}", st.kind, st.params);
+    // [k] is the position in the plan, which provenance records as "stage".
+    for (k, st) in p.stages.iter().enumerate() {
+        let _ = write!(s, "  [{k}] {} {}", st.kind, st.params);
+        if let Some(e) = st.at.expansion {
+            let _ = write!(
+                s,
+                " — added by stages[{}] ({}, {e})",
+                st.at.index, st.at.written
+            );
+        } else if st.at.index != k {
+            let _ = write!(s, " — stages[{}]", st.at.index);
+        }
+        s.push('\n');
+    }
+    if p.needs_torch() && models.is_some() {
+        let ready = crate::pipeline::build::instantiate(r.plan.clone(), models)?;
+        for (stage, device) in &ready.devices {
+            let _ = writeln!(s, "runs here: {stage} on {device}");
+        }
     }
     if let Some(k) = kaggle::check_text(p, &plan)? {
         s.push_str(&k);
@@ -122,8 +141,8 @@ pub fn check(args: &CheckArgs, models: Option<Backend>) -> Result<String> {
 /// # Errors
 /// Anything that stops the run; see [`exit_code`].
 /// `models` is the libtorch backend when this process has one.
-pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Result<Summary> {
-    let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set, models)?;
+pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<&Backend>) -> Result<Summary> {
+    let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set)?;
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
@@ -148,10 +167,11 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     };
     // A [kaggle] section is validated before the run and packages the output
     // after it (a partition leaves packaging to `seispipe merge`).
-    let kaggle = kaggle::before_run(&r.pipeline, &ShardPlan::new(&r.pipeline, &r.inputs))?;
-    let summary = executor::run(&r.pipeline, &r.inputs, &opts, &mut printer)?;
+    let kaggle = kaggle::before_run(&r.plan, &ShardPlan::new(&r.plan, &r.inputs))?;
+    let pipeline = crate::pipeline::build::instantiate(r.plan, models)?;
+    let summary = executor::run(&pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
-        eprintln!("{}", summary_text(&summary, &r.pipeline.spec.output.dir));
+        eprintln!("{}", summary_text(&summary, &pipeline.plan.spec.output.dir));
     }
     if summary.partition.is_some() {
         return Ok(summary);
@@ -159,7 +179,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
     // The shards and manifest are complete whatever happens here; a report
     // that cannot be written fails the command with that said, and
     // `seispipe report` (or the same run again) writes it.
-    let out_dir = Path::new(&r.pipeline.spec.output.dir);
+    let out_dir = Path::new(&pipeline.plan.spec.output.dir);
     write_report(out_dir).map_err(|e| Error::Layout {
         path: out_dir.join(crate::report::REPORT_NAME),
         reason: format!(
@@ -174,12 +194,66 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
         );
     }
     if let Some(k) = kaggle {
-        let out = kaggle::after_run(&r.pipeline, &k)?;
+        let out = kaggle::after_run(&pipeline.plan, &k)?;
         if !args.quiet {
             eprint!("{}", out.text);
         }
     }
     Ok(summary)
+}
+
+/// Where the stages with a `device` ran, one line per stage:
+/// `devices: stages[0]: tch-cuda:0 (shards 1–6), rust (shards 7–12)`.
+/// Nothing for an output without such stages.
+#[must_use]
+pub fn devices_lines(shards: &[manifest::ShardRecord]) -> Vec<String> {
+    let mut per_stage: std::collections::BTreeMap<&str, Vec<(&str, Vec<usize>)>> =
+        std::collections::BTreeMap::new();
+    for sh in shards {
+        for (stage, device) in &sh.devices {
+            let runs = per_stage.entry(stage).or_default();
+            match runs.iter_mut().find(|(d, _)| d == device) {
+                Some((_, v)) => v.push(sh.index),
+                None => runs.push((device, vec![sh.index])),
+            }
+        }
+    }
+    per_stage
+        .into_iter()
+        .map(|(stage, runs)| {
+            let shown: Vec<String> = runs
+                .iter()
+                .map(|(d, idx)| format!("{d} (shards {})", ranges(idx)))
+                .collect();
+            let mixed = if runs.len() > 1 {
+                " — a mix: simulators and devices agree to rounding, not to the bit"
+            } else {
+                ""
+            };
+            format!("devices: {stage}: {}{mixed}", shown.join(", "))
+        })
+        .collect()
+}
+
+/// `1, 2, 3, 5` → `1–3, 5`.
+fn ranges(idx: &[usize]) -> String {
+    let mut v = idx.to_vec();
+    v.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}–{}", v[i], v[j])
+        });
+        i = j + 1;
+    }
+    out.join(", ")
 }
 
 /// `seispipe merge OUT`: check that every partition finished, write the
@@ -188,10 +262,12 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<Backend>) -> Re
 /// # Errors
 /// Unfinished or damaged partitions, partitions still running, or inputs
 /// and code that changed since the run started.
-pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
-    let (r, recorded) = settings::resolve_recorded(dir, models)?;
-    let kaggle = kaggle::before_run(&r.pipeline, &ShardPlan::new(&r.pipeline, &r.inputs))?;
-    let summary = crate::pipeline::merge::merge(&r.pipeline, &r.inputs, dir, &recorded)?;
+/// Merging plans the recorded pipeline again; it loads no model and touches
+/// no device, so any machine can merge what GPU machines wrote.
+pub fn merge(dir: &Path) -> Result<String> {
+    let (r, origin) = settings::resolve_recorded(dir)?;
+    let kaggle = kaggle::before_run(&r.plan, &ShardPlan::new(&r.plan, &r.inputs))?;
+    let summary = crate::pipeline::merge::merge(&r.plan, &r.inputs, dir, &origin)?;
     write_report(dir).map_err(|e| Error::Layout {
         path: dir.join(crate::report::REPORT_NAME),
         reason: format!(
@@ -213,9 +289,13 @@ pub fn merge(dir: &Path, models: Option<Backend>) -> Result<String> {
     if let Ok(m) = manifest::Manifest::load(dir) {
         text.push_str(&versions_line(&m));
         text.push('\n');
+        for line in devices_lines(&m.shards) {
+            text.push_str(&line);
+            text.push('\n');
+        }
     }
     if let Some(k) = kaggle {
-        text.push_str(&kaggle::after_run(&r.pipeline, &k)?.text);
+        text.push_str(&kaggle::after_run(&r.plan, &k)?.text);
     }
     Ok(text)
 }
@@ -383,7 +463,11 @@ pub fn verify(dir: &Path) -> Result<(String, bool)> {
     }
     let rep = manifest::verify_output(dir)?;
     let mut s = String::new();
-    let _ = writeln!(s, "{}", versions_line(&manifest::Manifest::load(dir)?));
+    let m = manifest::Manifest::load(dir)?;
+    let _ = writeln!(s, "{}", versions_line(&m));
+    for line in devices_lines(&m.shards) {
+        let _ = writeln!(s, "{line}");
+    }
     for m in &rep.missing {
         let _ = writeln!(s, "missing: {m}");
     }

@@ -12,8 +12,8 @@ use crate::kaggle::{
     self, ByteSize, KaggleSpec, Licenses, LinkMode, PackOptions, PackOutcome, PlannedOutput,
     PlannedShard, Settings,
 };
-use crate::pipeline::build::Pipeline;
 use crate::pipeline::executor::ShardPlan;
+use crate::pipeline::plan::Plan;
 
 /// The `--owner … --slug …` settings of `seispipe package`.
 pub(super) fn spec_from_cli(a: &PackageArgs) -> KaggleSpec {
@@ -63,7 +63,7 @@ pub(super) fn package(args: &PackageArgs) -> Result<String> {
 
 /// What the run of `pipeline` by `plan` will write, as [`kaggle::predict`]
 /// needs it: every shard's samples and file bytes (headers included).
-fn planned_output(pipeline: &Pipeline, plan: &ShardPlan) -> PlannedOutput {
+fn planned_output(pipeline: &Plan, plan: &ShardPlan) -> PlannedOutput {
     let shards = (0..plan.shards)
         .map(|j| PlannedShard {
             index: j + 1,
@@ -85,7 +85,7 @@ fn planned_output(pipeline: &Pipeline, plan: &ShardPlan) -> PlannedOutput {
 ///
 /// # Errors
 /// See [`Settings::for_run`].
-fn pipeline_settings(pipeline: &Pipeline) -> Result<Option<(Settings, bool)>> {
+fn pipeline_settings(pipeline: &Plan) -> Result<Option<(Settings, bool)>> {
     let Some(k) = &pipeline.spec.kaggle else {
         return Ok(None);
     };
@@ -97,7 +97,7 @@ fn pipeline_settings(pipeline: &Pipeline) -> Result<Option<(Settings, bool)>> {
 ///
 /// # Errors
 /// Settings Kaggle would refuse, or a shard larger than a part.
-pub(super) fn check_text(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option<String>> {
+pub(super) fn check_text(pipeline: &Plan, plan: &ShardPlan) -> Result<Option<String>> {
     let Some((s, after_run)) = pipeline_settings(pipeline)? else {
         return Ok(None);
     };
@@ -114,7 +114,7 @@ pub(super) fn check_text(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option
 ///
 /// # Errors
 /// See [`check_text`].
-pub(super) fn before_run(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option<Settings>> {
+pub(super) fn before_run(pipeline: &Plan, plan: &ShardPlan) -> Result<Option<Settings>> {
     let Some((s, after_run)) = pipeline_settings(pipeline)? else {
         return Ok(None);
     };
@@ -127,7 +127,7 @@ pub(super) fn before_run(pipeline: &Pipeline, plan: &ShardPlan) -> Result<Option
 ///
 /// # Errors
 /// See [`crate::kaggle::package`].
-pub(super) fn after_run(pipeline: &Pipeline, s: &Settings) -> Result<PackOutcome> {
+pub(super) fn after_run(pipeline: &Plan, s: &Settings) -> Result<PackOutcome> {
     let dir = &pipeline.spec.output.dir;
     kaggle::package(Path::new(dir), s, &pipeline.file, &PackOptions::default()).map_err(|e| match e {
         // Say that the output itself is complete, and how to retry.

@@ -8,25 +8,20 @@ use crate::cli::{K8sArgs, SlurmArgs};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::launch::{self, job_name, k8s, slurm, Job};
-use crate::model::Backend;
 use crate::pipeline::executor::ShardPlan;
 use crate::settings;
 
 /// The job every task runs, checked.
-fn job(
-    pipeline: &crate::cli::PipelineArgs,
-    partitions: usize,
-    models: Option<Backend>,
-) -> Result<Job> {
+fn job(pipeline: &crate::cli::PipelineArgs, partitions: usize) -> Result<Job> {
     if partitions == 0 {
         return Err(Error::config(
             "--partitions",
             "the partition count must be at least 1",
         ));
     }
-    let r = settings::resolve(&pipeline.pipeline, &pipeline.set, models)?;
-    let plan = ShardPlan::new(&r.pipeline, &r.inputs);
-    let output = r.pipeline.spec.output.dir.clone();
+    let r = settings::resolve(&pipeline.pipeline, &pipeline.set)?;
+    let plan = ShardPlan::new(&r.plan, &r.inputs);
+    let output = r.plan.spec.output.dir.clone();
     Ok(Job {
         name: job_name(&output),
         pipeline: pipeline.pipeline.display().to_string(),
@@ -74,8 +69,8 @@ fn note_empty(job: &Job) -> String {
 /// # Errors
 /// An invalid pipeline or count, files that cannot be written, or a failed
 /// submission.
-pub fn slurm(args: &SlurmArgs, models: Option<Backend>) -> Result<String> {
-    let job = job(&args.pipeline, args.partitions, models)?;
+pub fn slurm(args: &SlurmArgs) -> Result<String> {
+    let job = job(&args.pipeline, args.partitions)?;
     if args.cpus_per_task == 0 {
         return Err(Error::config("--cpus-per-task", "must be at least 1"));
     }
@@ -145,8 +140,8 @@ pub fn slurm(args: &SlurmArgs, models: Option<Backend>) -> Result<String> {
 ///
 /// # Errors
 /// An invalid pipeline or count, or files that cannot be written.
-pub fn k8s(args: &K8sArgs, models: Option<Backend>) -> Result<String> {
-    let job = job(&args.pipeline, args.partitions, models)?;
+pub fn k8s(args: &K8sArgs) -> Result<String> {
+    let job = job(&args.pipeline, args.partitions)?;
     if args.pipeline.pipeline.is_absolute() {
         return Err(Error::config(
             "k8s",

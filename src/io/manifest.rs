@@ -49,6 +49,12 @@ pub struct ShardRecord {
     /// The provenance file: one JSON object per written sample, in order
     /// (`shape` is `[samples]`, `dtype` is `"jsonl"`); see [`read_provenance`].
     pub provenance: WrittenFile,
+    /// Where the stages that choose (`device`) ran for this shard:
+    /// `stages[i]` → `rust`, `tch-cpu`, `tch-cuda:N`. Partitions on different
+    /// machines may differ; `merge` and `verify` report the mix. Absent when
+    /// no stage has a `device`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<String, String>,
 }
 
 impl ShardRecord {
@@ -73,6 +79,14 @@ impl ShardRecord {
             .iter()
             .find(|f| file_name(&f.path).starts_with("model"))
     }
+}
+
+/// Whether a journal line is a shard record of output format 1: a JSON
+/// object with a shard `index` whose `provenance` is the list of records
+/// itself rather than a file.
+fn is_older_format(line: &str) -> bool {
+    serde_json::from_str::<Value>(line)
+        .is_ok_and(|v| v["index"].is_u64() && v["provenance"].is_array())
 }
 
 /// The last component of a `/`-separated relative path.
@@ -307,25 +321,40 @@ impl Journal {
             .collect())
     }
 
-    /// Every journal line that parses, in order, with its times when it has
-    /// them (lines written before times were recorded have none). A shard
-    /// redone by a later run appears again.
+    /// Every finished shard's journal line, in order, with its times when it
+    /// has them (lines written before times were recorded have none). A shard
+    /// redone by a later run appears again. See [`Journal::read`] for the
+    /// lines that are left out.
     ///
     /// # Errors
-    /// The journal exists but cannot be read.
+    /// The journal exists but cannot be read, or a line other than the last
+    /// is damaged (named with its line number).
     pub fn read_timed(&self) -> Result<Vec<(ShardRecord, Option<ShardTiming>)>> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::io(&self.path, "read journal", e)),
         };
-        Ok(text
-            .lines()
-            .filter_map(|l| {
-                let rec = serde_json::from_str::<ShardRecord>(l).ok()?;
-                Some((rec, serde_json::from_str::<ShardTiming>(l).ok()))
-            })
-            .collect())
+        let lines: Vec<&str> = text.lines().collect();
+        let mut out = Vec::with_capacity(lines.len());
+        for (n, l) in lines.iter().enumerate() {
+            match serde_json::from_str::<ShardRecord>(l) {
+                Ok(rec) => out.push((rec, serde_json::from_str::<ShardTiming>(l).ok())),
+                Err(_) if is_older_format(l) => {}
+                // A torn last line: the append it belongs to never finished.
+                Err(_) if n + 1 == lines.len() && !text.ends_with('\n') => {}
+                Err(e) => {
+                    return Err(Error::Layout {
+                        path: self.path.clone(),
+                        reason: format!(
+                            "line {} is not a shard record ({e}); the journal is damaged — remove that line to redo its shard",
+                            n + 1
+                        ),
+                    })
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The journal file.
@@ -335,27 +364,27 @@ impl Journal {
     }
 
     /// Finished shards recorded so far. A torn last line (power loss during an
-    /// append) is ignored: that shard is simply redone.
+    /// append) is ignored: that shard is simply redone. So are the lines of
+    /// an output written by a seispipe of output format 1 (each shard's
+    /// provenance inside its journal line): this build cannot check those
+    /// shards' provenance files, so a resume accepted over such an output
+    /// (`--accept-unversioned`) writes them again.
     ///
     /// # Errors
-    /// The journal exists but cannot be read.
+    /// The journal exists but cannot be read, or a line other than the last
+    /// is damaged (named with its line number).
     pub fn read(&self) -> Result<Vec<ShardRecord>> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(&self.path, "read journal", e)),
-        };
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<ShardRecord>(l).ok())
-            .collect())
+        Ok(self.read_timed()?.into_iter().map(|(r, _)| r).collect())
     }
 
-    /// Append one finished shard durably.
+    /// Append one finished shard durably. A torn last line left by an
+    /// append that never finished (power loss) is cut off first, so every
+    /// line but the last is always whole.
     ///
     /// # Errors
     /// I/O failures, named with the path.
     pub fn append(&self, rec: &ShardRecord) -> Result<()> {
+        self.cut_torn_tail()?;
         let mut v = serde_json::to_value(rec).expect("records serialise");
         if let Value::Object(o) = &mut v {
             o.insert("run_started_at".into(), Value::from(self.opened_at));
@@ -372,6 +401,43 @@ impl Journal {
             .map_err(|e| Error::io(&self.path, "append to journal", e))?;
         f.sync_data()
             .map_err(|e| Error::io(&self.path, "fsync journal", e))
+    }
+
+    /// Truncate the journal after its last newline when it does not end
+    /// with one (the torn line of an unfinished append).
+    fn cut_torn_tail(&self) -> Result<()> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&self.path, "open journal", e)),
+        };
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io(&self.path, "read journal", e))?
+            .len();
+        if len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8];
+        f.seek(SeekFrom::Start(len - 1))
+            .and_then(|_| f.read_exact(&mut last))
+            .map_err(|e| Error::io(&self.path, "read journal", e))?;
+        if last[0] == b'\n' {
+            return Ok(());
+        }
+        let mut text = Vec::new();
+        f.seek(SeekFrom::Start(0))
+            .and_then(|_| f.read_to_end(&mut text))
+            .map_err(|e| Error::io(&self.path, "read journal", e))?;
+        let keep = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        f.set_len(keep as u64)
+            .and_then(|()| f.sync_data())
+            .map_err(|e| Error::io(&self.path, "cut the torn last line of the journal", e))
     }
 }
 
@@ -499,6 +565,7 @@ mod tests {
                 bytes: 0,
                 sha256: String::new(),
             },
+            devices: BTreeMap::new(),
         };
         let recs = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl")).unwrap();
         assert_eq!(recs.len(), 2);
@@ -538,6 +605,7 @@ mod tests {
                 bytes: 10,
                 sha256: String::new(),
             },
+            devices: BTreeMap::new(),
         };
         j.append(&rec).unwrap();
         j.append(&ShardRecord {

@@ -38,8 +38,8 @@ use crate::pipeline::threads::{run_chain, Sink};
 use crate::pipeline::work::Ctx;
 use crate::progress::Printer;
 
-pub use crate::pipeline::shards::{memory_bound_bytes, shard_paths, ShardPlan};
 pub use crate::pipeline::resume::{fingerprint, versions};
+pub use crate::pipeline::shards::{memory_bound_bytes, shard_paths, ShardPlan};
 
 /// Options that change speed, what people see and which share of the output
 /// this process writes — never the output bytes.
@@ -100,10 +100,10 @@ pub fn run(
     opts: &RunOptions,
     printer: &mut Printer,
 ) -> Result<Summary> {
-    let plan = ShardPlan::new(pipeline, inputs);
-    let out_dir = PathBuf::from(&pipeline.spec.output.dir);
+    let plan = ShardPlan::new(&pipeline.plan, inputs);
+    let out_dir = PathBuf::from(&pipeline.plan.spec.output.dir);
     let part = opts.partition.unwrap_or(Partition::WHOLE);
-    let (fp, fp_value) = fingerprint(pipeline, inputs);
+    let (fp, fp_value) = fingerprint(&pipeline.plan, inputs);
     // Every check that can refuse the start runs before anything is created
     // in the output directory, so a refused start leaves it as it found it.
     check_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
@@ -131,9 +131,15 @@ pub fn run(
     check_room(&journalled)?;
     // Now create the output, take this partition's lock (both check again:
     // another process may have started since) and read the journals again.
-    let unversioned = open_output(&out_dir, pipeline, &fp, &fp_value, opts.accept_unversioned)?;
+    let unversioned = open_output(
+        &out_dir,
+        &pipeline.plan,
+        &fp,
+        &fp_value,
+        opts.accept_unversioned,
+    )?;
     let _claim = claim::claim(&out_dir, part, plan.shards)?;
-    create_shard_dirs(&out_dir, pipeline.out_labels)?;
+    create_shard_dirs(&out_dir, pipeline.plan.out_labels)?;
     let stem = (!part.is_whole()).then(|| part.file_stem());
     let journal = Journal::of_partition(&out_dir, stem.as_deref());
     // Keep journalled shards whose files are still there at the recorded size.
@@ -196,7 +202,7 @@ pub fn run(
         shards,
         out_dir: &out_dir,
     };
-    write_manifest(pipeline, inputs, outcome)?;
+    write_manifest(&pipeline.plan, inputs, outcome)?;
     Ok(summary)
 }
 

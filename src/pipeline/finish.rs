@@ -11,12 +11,11 @@ use crate::io::atomic;
 use crate::io::layout::InputSet;
 use crate::io::manifest::{self, Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy;
-use crate::pipeline::build::Pipeline;
 use crate::pipeline::executor::Summary;
+use crate::pipeline::plan::Plan;
 use crate::pipeline::resume::versions;
 use crate::rng::RNG_DERIVATION;
 use crate::sample::VELOCITY_SHAPE;
-use crate::stage::Runtime;
 
 /// The note a manifest carries when the run resumed an unversioned output.
 const UNVERSIONED_RESUME: &str = "resumed with --accept-unversioned over an output that recorded no algorithm versions: shards written before may come from code that computed different bytes";
@@ -50,45 +49,43 @@ pub(super) struct Outcome<'a> {
 }
 
 /// Let the batch stages finish, then write `manifest.json`.
-pub(super) fn write_manifest(
-    pipeline: &Pipeline,
-    inputs: &InputSet,
-    outcome: Outcome<'_>,
-) -> Result<()> {
+pub(super) fn write_manifest(plan: &Plan, inputs: &InputSet, outcome: Outcome<'_>) -> Result<()> {
     let out_dir = outcome.out_dir;
     let shards = outcome.shards;
     let mut extra_files = Vec::new();
-    for (i, st) in pipeline.stages.iter().enumerate() {
-        if let Runtime::Batch(b) = &st.runtime {
-            extra_files.extend(b.finish(out_dir, &shards).map_err(|e| Error::Layout {
+    for st in &plan.stages {
+        let files = st
+            .spec
+            .finish(out_dir, &shards, &inputs.skipped)
+            .map_err(|e| Error::Layout {
                 path: out_dir.to_path_buf(),
-                reason: format!("stage {i} ({}) could not finish: {e}", st.kind),
-            })?);
-        }
+                reason: format!("{} could not finish: {e}", st.at),
+            })?;
+        extra_files.extend(files);
     }
     let m = Manifest {
         format: manifest::MANIFEST_FORMAT.into(),
         seispipe_version: env!("CARGO_PKG_VERSION").into(),
-        pipeline_file: pipeline.file.clone(),
-        pipeline: serde_json::to_value(&pipeline.spec).expect("spec serialises"),
+        pipeline_file: plan.file.clone(),
+        pipeline: serde_json::to_value(&plan.spec).expect("spec serialises"),
         fingerprint: outcome.fingerprint,
-        versions: Some(versions(pipeline)),
+        versions: Some(versions(plan)),
         unversioned_resume: out_dir
             .join(manifest::STATE_DIR)
             .join(UNVERSIONED_MARK)
             .is_file()
             .then(|| UNVERSIONED_RESUME.to_string()),
-        seed: pipeline.spec.seed,
+        seed: plan.spec.seed,
         rng: RNG_DERIVATION.into(),
         layout: "openfwi".into(),
-        sample_shape: pipeline.out_shape.clone(),
-        label_shape: pipeline.out_labels.then(|| VELOCITY_SHAPE.to_vec()),
-        dtype: npy::descr(pipeline.spec.output.dtype).into(),
-        stage_info: pipeline
+        sample_shape: plan.out_shape.clone(),
+        label_shape: plan.out_labels.then(|| VELOCITY_SHAPE.to_vec()),
+        dtype: npy::descr(plan.spec.output.dtype).into(),
+        stage_info: plan
             .stages
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.info.clone().map(|v| (i.to_string(), v)))
+            .filter_map(|(i, s)| s.planned.info.clone().map(|v| (i.to_string(), v)))
             .collect(),
         input_root: inputs.root.display().to_string(),
         inputs: input_entries(inputs),

@@ -12,26 +12,27 @@ use crate::error::{Error, Result};
 use crate::io::layout::InputSet;
 use crate::io::manifest::{ShardRecord, STATE_DIR};
 use crate::io::npy;
-use crate::pipeline::build::Pipeline;
 use crate::pipeline::claim;
 use crate::pipeline::executor::Summary;
 use crate::pipeline::finish::{write_manifest, Outcome};
 use crate::pipeline::partition::Partition;
+use crate::pipeline::plan::Plan;
+use crate::pipeline::resume::{fingerprint, finished_shards, same_run, RunOrigin};
 use crate::pipeline::shards::ShardPlan;
-use crate::pipeline::resume::{fingerprint, finished_shards};
 
 /// Merge the partitions of the output in `out_dir`, started by `pipeline`
-/// over `inputs` with fingerprint `recorded` (from its `run.json`).
+/// over `inputs` as its `run.json` (`origin`) records. Only plans are read:
+/// no model is loaded, no device touched.
 ///
 /// # Errors
 /// The inputs or code changed since the run started, a partition is still
 /// running, shards are missing or damaged (each unfinished partition named),
 /// or the manifest cannot be written.
 pub fn merge(
-    pipeline: &Pipeline,
+    pipeline: &Plan,
     inputs: &InputSet,
     out_dir: &Path,
-    recorded: &str,
+    origin: &RunOrigin,
 ) -> Result<Summary> {
     let started = std::time::Instant::now();
     let fail = |reason: String| Error::Resume {
@@ -39,13 +40,12 @@ pub fn merge(
         reason,
     };
     let (fp, fp_value) = fingerprint(pipeline, inputs);
-    if fp != recorded {
-        let inputs_now = fp_value.get("inputs").map(serde_json::Value::to_string);
-        return Err(fail(format!(
-            "was started over other inputs or by other code than this build finds now (fingerprint {recorded:.12}… recorded, {fp:.12}… now; inputs now: {}); merge with the build and inputs that ran it",
-            inputs_now.as_deref().map_or("?", |s| &s[..s.len().min(200)])
-        )));
-    }
+    same_run(out_dir, origin, &fp, &fp_value).map_err(|e| match e {
+        Error::Resume { reason, .. } => fail(format!(
+            "cannot be merged by this build: it {reason}; merge with the build and inputs that ran it"
+        )),
+        other => other,
+    })?;
     let live = claim::running(out_dir)?;
     if !live.is_empty() {
         return Err(fail(format!(
@@ -90,7 +90,7 @@ pub fn merge(
 /// journal recorded (a header check, O(shards)), with what is wrong.
 fn damaged_shards(
     out_dir: &Path,
-    pipeline: &Pipeline,
+    pipeline: &Plan,
     plan: &ShardPlan,
     done: &BTreeMap<usize, ShardRecord>,
 ) -> BTreeMap<usize, String> {

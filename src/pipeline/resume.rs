@@ -16,7 +16,7 @@ use crate::io::atomic;
 use crate::io::layout::InputSet;
 use crate::io::manifest::{self, Journal, ShardRecord, STATE_DIR};
 use crate::io::npy;
-use crate::pipeline::build::Pipeline;
+use crate::pipeline::plan::Plan;
 use crate::rng::RNG_DERIVATION;
 
 /// The versions of the code that computes the output bytes.
@@ -74,6 +74,9 @@ pub struct RunOrigin {
     /// The pipeline after overrides, with resolved paths.
     #[serde(default)]
     pub pipeline: Value,
+    /// What the fingerprint hashes.
+    #[serde(default)]
+    pub determines_output: Value,
 }
 
 /// Read `.seispipe/run.json` of an output directory.
@@ -95,7 +98,7 @@ pub fn run_origin(dir: &Path) -> Result<RunOrigin> {
 /// The versions of the code that computes the output bytes: the output format
 /// and each built stage's algorithm (see [`crate::stage::algorithm`]).
 #[must_use]
-pub fn versions(pipeline: &Pipeline) -> Value {
+pub fn versions(pipeline: &Plan) -> Value {
     let v = Versions {
         output_format: manifest::OUTPUT_FORMAT_VERSION,
         stages: pipeline
@@ -103,7 +106,7 @@ pub fn versions(pipeline: &Pipeline) -> Value {
             .iter()
             .map(|s| StageVersion {
                 stage: s.kind,
-                algorithm: &s.algorithm,
+                algorithm: &s.planned.algorithm,
             })
             .collect(),
     };
@@ -114,38 +117,8 @@ pub fn versions(pipeline: &Pipeline) -> Value {
 /// the pipeline (without paths and speed settings), the inputs, the random
 /// number derivation and the [`versions`] of the code.
 #[must_use]
-pub fn fingerprint(pipeline: &Pipeline, inputs: &InputSet) -> (String, Value) {
-    let mut spec = serde_json::to_value(&pipeline.spec).expect("spec serialises");
-    if let Some(o) = spec.as_object_mut() {
-        // Where things live and how fast they run do not change the bytes.
-        o.remove("run");
-        o.remove("kaggle");
-        if let Some(out) = o.get_mut("output").and_then(Value::as_object_mut) {
-            out.remove("dir");
-        }
-        if let Some(inp) = o.get_mut("input").and_then(Value::as_object_mut) {
-            inp.remove("path");
-        }
-        // Model files are identified by their SHA-256 (in the versions), not
-        // by where they are.
-        for stage in o
-            .get_mut("stages")
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            for m in stage
-                .get_mut("models")
-                .and_then(Value::as_array_mut)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(m) = m.as_object_mut() {
-                    m.remove("path");
-                }
-            }
-        }
-    }
+pub fn fingerprint(pipeline: &Plan, inputs: &InputSet) -> (String, Value) {
+    let spec = determining(serde_json::to_value(&pipeline.spec).expect("spec serialises"));
     let determines = Determines {
         format: 1,
         rng: RNG_DERIVATION,
@@ -164,6 +137,93 @@ pub fn fingerprint(pipeline: &Pipeline, inputs: &InputSet) -> (String, Value) {
     };
     let v = serde_json::to_value(determines).expect("fingerprint serialises");
     (fingerprint_hash(&v), v)
+}
+
+/// The part of a pipeline's JSON that determines the output bytes: without
+/// where things live (`output.dir`, `input.path`, model paths — models are
+/// identified by their SHA-256 in the versions) and how fast they run
+/// (`run`, `kaggle`).
+fn determining(mut spec: Value) -> Value {
+    if let Some(o) = spec.as_object_mut() {
+        o.remove("run");
+        o.remove("kaggle");
+        if let Some(out) = o.get_mut("output").and_then(Value::as_object_mut) {
+            out.remove("dir");
+        }
+        if let Some(inp) = o.get_mut("input").and_then(Value::as_object_mut) {
+            inp.remove("path");
+        }
+        for stage in o
+            .get_mut("stages")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for m in stage
+                .get_mut("models")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = m.as_object_mut() {
+                    m.remove("path");
+                }
+            }
+        }
+    }
+    spec
+}
+
+/// What an output's recorded `determines_output` means to this build: its
+/// pipeline read again by today's parser — so a parameter added since, whose
+/// default does not change the bytes, is filled in as this build would —
+/// and its versions without the simulator a stage ran on (recorded per shard
+/// now, not in the versions). A pipeline this build cannot read stays as
+/// recorded, and then differs where it differs.
+fn as_this_build_reads(old: &Value) -> Value {
+    let mut old = old.clone();
+    if let Some(p) = old.get("pipeline") {
+        let mut filled = p.clone();
+        // The paths the fingerprint leaves out are required by the parser.
+        if let Some(o) = filled.get_mut("input").and_then(Value::as_object_mut) {
+            o.entry("path").or_insert_with(|| Value::from(""));
+        }
+        if let Some(o) = filled.get_mut("output").and_then(Value::as_object_mut) {
+            o.entry("dir").or_insert_with(|| Value::from(""));
+        }
+        for stage in filled
+            .get_mut("stages")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for m in stage
+                .get_mut("models")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                if let Some(m) = m.as_object_mut() {
+                    m.entry("path").or_insert_with(|| Value::from(""));
+                }
+            }
+        }
+        if let Ok(spec) = serde_json::from_value::<crate::pipeline::spec::PipelineSpec>(filled) {
+            old["pipeline"] = determining(serde_json::to_value(&spec).expect("spec serialises"));
+        }
+    }
+    for st in old
+        .get_mut("versions")
+        .and_then(|v| v.get_mut("stages"))
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(a) = st.get_mut("algorithm").and_then(Value::as_object_mut) {
+            a.remove("simulator");
+        }
+    }
+    old
 }
 
 fn fingerprint_hash(v: &Value) -> String {
@@ -259,7 +319,7 @@ fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
 /// anyway (`accept_unversioned`).
 pub(super) fn open_output(
     dir: &Path,
-    pipeline: &Pipeline,
+    pipeline: &Plan,
     fingerprint_hash: &str,
     fingerprint_value: &Value,
     accept_unversioned: bool,
@@ -340,48 +400,82 @@ pub(super) fn check_output(
     refuse_or_accept(dir, &old, fingerprint_value, accept_unversioned)
 }
 
-/// An earlier run with another fingerprint (`old` is its `run.json`): say what
-/// differs, or accept an unversioned output when asked to (`Ok(true)`).
+/// An earlier run with another fingerprint (`old` is its `run.json`): the
+/// same run as recorded by an older build (resume it), an unversioned
+/// output (resume only when accepted), or something else (refuse, saying
+/// what differs — the code first, then the pipeline and inputs).
 fn refuse_or_accept(
     dir: &Path,
     old: &Value,
     fingerprint_value: &Value,
     accept_unversioned: bool,
 ) -> Result<bool> {
-    let old_value = old.get("determines_output").unwrap_or(&Value::Null);
-    // The pipeline and inputs first: a different pipeline is the bigger news.
-    let mut without_versions = fingerprint_value.clone();
-    let new_versions = without_versions
+    let recorded = old.get("determines_output").unwrap_or(&Value::Null);
+    let mut old_rest = as_this_build_reads(recorded);
+    let old_versions = old_rest.as_object_mut().and_then(|o| o.remove("versions"));
+    let mut new_rest = fingerprint_value.clone();
+    let new_versions = new_rest
         .as_object_mut()
         .and_then(|o| o.remove("versions"))
         .unwrap_or(Value::Null);
-    let mut old_rest = old_value.clone();
-    let old_versions = old_rest.as_object_mut().and_then(|o| o.remove("versions"));
-    if let Some(what) = first_difference("", &old_rest, &without_versions) {
-        return Err(Error::Resume {
-            dir: dir.to_path_buf(),
-            reason: format!(
-                "holds a run of a different pipeline, so resuming would mix outputs ({what}); restore the old settings to resume, or choose a new output.dir"
-            ),
-        });
-    }
-    let Some(old_versions) = old_versions else {
-        if accept_unversioned {
-            return Ok(true);
-        }
-        return Err(Error::Resume {
-            dir: dir.to_path_buf(),
-            reason: "was written by a seispipe build that recorded no algorithm versions, so this build may compute different bytes for the shards still to come (simulate's outer edge changed, for one) and resuming would mix them; finish it with the build that started it, or choose a new output.dir — or pass --accept-unversioned to resume anyway, knowing that the output may then mix shards computed by different code (the manifest says so)".into(),
-        });
-    };
-    let what = version_difference(&old_versions, &new_versions)
-        .unwrap_or_else(|| "the run fingerprint".into());
-    Err(Error::Resume {
+    let pipeline_difference = first_difference("", &old_rest, &new_rest);
+    let refuse = |reason: String| Error::Resume {
         dir: dir.to_path_buf(),
-        reason: format!(
+        reason,
+    };
+    let different_pipeline = |what: &str| {
+        refuse(format!(
+            "holds a run of a different pipeline, so resuming would mix outputs ({what}); restore the old settings to resume, or choose a new output.dir"
+        ))
+    };
+    let Some(old_versions) = old_versions else {
+        // Written by a release that recorded no algorithm versions.
+        if !accept_unversioned {
+            let also = pipeline_difference
+                .as_deref()
+                .map(|w| format!(" (its pipeline or inputs also differ from this one: {w})"))
+                .unwrap_or_default();
+            return Err(refuse(format!(
+                "was written by an older seispipe, one that recorded no algorithm versions{also}: this build may compute different bytes for the shards still to come, and resuming would mix them. Finish it with that build; or pass --accept-unversioned to continue with this one (the shards it cannot check are written again, and the manifest says the output was resumed so); or choose a new output.dir"
+            )));
+        }
+        if let Some(what) = pipeline_difference {
+            return Err(different_pipeline(&what));
+        }
+        return Ok(true);
+    };
+    if let Some(what) = version_difference(&old_versions, &new_versions) {
+        return Err(refuse(format!(
             "was written by other code: {what} — finish with the old build or start a new output"
-        ),
-    })
+        )));
+    }
+    match pipeline_difference {
+        Some(what) => Err(different_pipeline(&what)),
+        // The same run, recorded by a build that wrote its pipeline with
+        // fewer defaults or its simulator in the versions.
+        None => Ok(false),
+    }
+}
+
+/// Whether the output's `run.json` (`origin`) records the run this build
+/// computes as `fingerprint_value` (hash `fingerprint_hash`): the same
+/// fingerprint, or the same pipeline, inputs and versions as this build
+/// reads them. For `merge`, which needs no `--accept-unversioned`: an
+/// unversioned output is never the same run.
+///
+/// # Errors
+/// What differs, as [`check_output`] says it.
+pub(super) fn same_run(
+    dir: &Path,
+    origin: &RunOrigin,
+    fingerprint_hash: &str,
+    fingerprint_value: &Value,
+) -> Result<()> {
+    if origin.fingerprint == fingerprint_hash {
+        return Ok(());
+    }
+    let old = serde_json::json!({ "determines_output": origin.determines_output });
+    refuse_or_accept(dir, &old, fingerprint_value, false).map(|_| ())
 }
 
 /// Create the shard directories: `data/`, `provenance/`, and `model/` when `labels`.
@@ -555,6 +649,7 @@ mod tests {
                 bytes: 2,
                 sha256: String::new(),
             },
+            devices: BTreeMap::new(),
         }
     }
 

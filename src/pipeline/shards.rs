@@ -5,9 +5,8 @@
 
 use crate::io::layout::InputSet;
 use crate::io::npy::{self, DType};
-use crate::pipeline::build::Pipeline;
+use crate::pipeline::plan::Plan;
 use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
-use crate::stage::Runtime;
 
 /// The shard plan: which output samples go where.
 #[derive(Debug, Clone)]
@@ -39,7 +38,7 @@ pub struct ShardPlan {
 impl ShardPlan {
     /// ShardPlan `pipeline` over `inputs`.
     #[must_use]
-    pub fn new(pipeline: &Pipeline, inputs: &InputSet) -> ShardPlan {
+    pub fn new(pipeline: &Plan, inputs: &InputSet) -> ShardPlan {
         let mut plan = ShardPlan::from_counts(
             inputs.total(),
             pipeline.outputs_per_input(),
@@ -160,14 +159,9 @@ pub fn provenance_path(j: usize) -> String {
 /// Upper bound of the sample data held in memory at once, in bytes: every
 /// channel slot and every thread holds at most one chunk.
 #[must_use]
-pub fn memory_bound_bytes(pipeline: &Pipeline) -> u64 {
-    let batch_stages = pipeline
-        .stages
-        .iter()
-        .filter(|s| matches!(s.runtime, Runtime::Batch(_)))
-        .count();
+pub fn memory_bound_bytes(pipeline: &Plan) -> u64 {
     memory_bound(
-        batch_stages,
+        pipeline.batch_stages(),
         &pipeline.out_shape,
         pipeline.spec.run.chunk_samples,
     )

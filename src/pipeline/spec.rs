@@ -8,14 +8,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 pub use crate::io::layout::{InputSpec, LabelMode, Policy};
 pub use crate::io::npy::DType;
-use crate::stage::flip::FlipSpec;
-use crate::stage::noise::GaussianNoiseSpec;
-use crate::stage::pseudo_label::PseudoLabelSpec;
-use crate::stage::simulate::SimulateSpec;
-use crate::stage::spectrogram::SpectrogramSpec;
-use crate::stage::velocity_affine::VelocityAffineSpec;
-use crate::stage::velocity_mixup::VelocityMixupSpec;
-use crate::stage::waveform_transform::WaveformTransformSpec;
+pub use crate::stage::StageSpec;
 
 /// One pipeline: where to read, what to do, where to write.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,45 +96,6 @@ fn default_chunk() -> usize {
     32
 }
 
-/// The closed set of stage types.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum StageSpec {
-    /// Mirror flip (receivers, sources, velocity x).
-    Flip(FlipSpec),
-    /// Additive Gaussian noise by std or SNR.
-    GaussianNoise(GaussianNoiseSpec),
-    /// Re-simulate the seismic data from the velocity map.
-    Simulate(SimulateSpec),
-    /// Mix two velocity maps, then re-simulate.
-    VelocityMixup(VelocityMixupSpec),
-    /// Crop-and-resize / rotate the velocity map, then re-simulate.
-    VelocityAffine(VelocityAffineSpec),
-    /// STFT of every trace (torch.stft conventions).
-    Spectrogram(SpectrogramSpec),
-    /// Baseline input scalings (signed log1p, min-max).
-    WaveformTransform(WaveformTransformSpec),
-    /// Labels from trained TorchScript models (needs libtorch: the `seispipe-torch` binary).
-    PseudoLabel(PseudoLabelSpec),
-}
-
-impl StageSpec {
-    /// The stage type as written in pipeline files.
-    #[must_use]
-    pub fn kind(&self) -> &'static str {
-        match self {
-            StageSpec::Flip(_) => "flip",
-            StageSpec::GaussianNoise(_) => "gaussian_noise",
-            StageSpec::Simulate(_) => "simulate",
-            StageSpec::VelocityMixup(_) => "velocity_mixup",
-            StageSpec::VelocityAffine(_) => "velocity_affine",
-            StageSpec::Spectrogram(_) => "spectrogram",
-            StageSpec::WaveformTransform(_) => "waveform_transform",
-            StageSpec::PseudoLabel(_) => "pseudo_label",
-        }
-    }
-}
-
 /// Read a pipeline file, apply `--set key=value` overrides, and parse it.
 ///
 /// # Errors
@@ -185,18 +139,6 @@ pub fn parse(text: &str, file: &str, overrides: &[String]) -> Result<PipelineSpe
     })
 }
 
-/// Deserialise one stage table as `T`; its error with the key named below `at`.
-fn named<T: serde::de::DeserializeOwned>(v: toml::Value, at: &str) -> Option<(String, String)> {
-    let e = serde_path_to_error::deserialize::<_, T>(v).err()?;
-    let key = e.path().to_string();
-    let msg = e.into_inner().message().to_string();
-    Some(if key == "." || key.is_empty() {
-        (at.to_string(), msg)
-    } else {
-        (format!("{at}.{key}"), msg)
-    })
-}
-
 /// For an error at `stages[i]`, the same error with the key inside the stage
 /// named (`stages[0].window`), found by deserialising the entry as its type.
 fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> {
@@ -207,18 +149,7 @@ fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> 
         .ok()?;
     let mut entry = whole.get("stages")?.get(i)?.as_table()?.clone();
     let kind = entry.remove("type")?;
-    let entry = toml::Value::Table(entry);
-    match kind.as_str()? {
-        "flip" => named::<FlipSpec>(entry, path),
-        "gaussian_noise" => named::<GaussianNoiseSpec>(entry, path),
-        "simulate" => named::<SimulateSpec>(entry, path),
-        "velocity_mixup" => named::<VelocityMixupSpec>(entry, path),
-        "velocity_affine" => named::<VelocityAffineSpec>(entry, path),
-        "spectrogram" => named::<SpectrogramSpec>(entry, path),
-        "waveform_transform" => named::<WaveformTransformSpec>(entry, path),
-        "pseudo_label" => named::<PseudoLabelSpec>(entry, path),
-        _ => None,
-    }
+    StageSpec::key_error(kind.as_str()?, toml::Value::Table(entry), path)
 }
 
 /// Every key of a pipeline file that holds a path: `input.path` (a glob

@@ -21,8 +21,8 @@ use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::manifest::{Journal, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
-use crate::pipeline::shards::{provenance_path, shard_paths};
 use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
+use crate::pipeline::shards::{provenance_path, shard_paths};
 use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
 use crate::progress::{human_bytes, Printer};
 use crate::stage::Stage;
@@ -135,7 +135,7 @@ fn producer(
     stop: &AtomicBool,
     failed: &AtomicBool,
 ) -> Result<()> {
-    let chunk_len = ctx.pipeline.spec.run.chunk_samples;
+    let chunk_len = ctx.pipeline.plan.spec.run.chunk_samples;
     for &j in pending {
         let range = ctx.plan.shard_range(j);
         let mut start = range.start;
@@ -202,8 +202,8 @@ fn middle_thread(
 /// runs at ~2 GB/s, the write copy at several; on one thread together they
 /// were the slowest link of flip + noise.
 fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
-    let dtype = ctx.pipeline.spec.output.dtype;
-    let write_data = ctx.pipeline.spec.output.data;
+    let dtype = ctx.pipeline.plan.spec.output.dtype;
+    let write_data = ctx.pipeline.plan.spec.output.data;
     let mut hashers: Option<(Option<Sha256>, Option<Sha256>)> = None;
     for mut chunk in rx {
         if chunk.first_of_shard {
@@ -212,6 +212,7 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
                 write_data.then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &dshape)));
             let label = ctx
                 .pipeline
+                .plan
                 .out_labels
                 .then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &lshape)));
             hashers = Some((data, label));
@@ -280,17 +281,19 @@ struct OpenShard {
     label: Option<NpyWriter>,
     provenance: Vec<Value>,
     dropped: Vec<Value>,
+    /// Where this process runs the stages that choose a device.
+    devices: std::collections::BTreeMap<String, String>,
 }
 
 impl OpenShard {
     /// Start shard `shard` (0-based) under temporary names in `dir`.
     fn create(ctx: &Ctx<'_>, dir: &Path, shard: usize) -> Result<OpenShard> {
-        let dtype = ctx.pipeline.spec.output.dtype;
+        let dtype = ctx.pipeline.plan.spec.output.dtype;
         let (dp, lp) = shard_paths(shard);
         let (dshape, lshape) = ctx.shard_shapes(shard);
         Ok(OpenShard {
             index: shard + 1,
-            data: if ctx.pipeline.spec.output.data {
+            data: if ctx.pipeline.plan.spec.output.data {
                 Some(NpyWriter::create_unhashed(
                     &dir.join(&dp),
                     &dp,
@@ -300,7 +303,7 @@ impl OpenShard {
             } else {
                 None
             },
-            label: if ctx.pipeline.out_labels {
+            label: if ctx.pipeline.plan.out_labels {
                 Some(NpyWriter::create_unhashed(
                     &dir.join(&lp),
                     &lp,
@@ -312,12 +315,13 @@ impl OpenShard {
             },
             provenance: Vec::with_capacity(dshape[0]),
             dropped: Vec::new(),
+            devices: ctx.pipeline.devices.clone(),
         })
     }
 
     /// Write `item`, or record why it was dropped; returns the sample bytes written.
     fn write(&mut self, ctx: &Ctx<'_>, mut item: Item) -> Result<u64> {
-        let dtype = ctx.pipeline.spec.output.dtype;
+        let dtype = ctx.pipeline.plan.spec.output.dtype;
         let input = &ctx.inputs.files[item.sample.origin.input].rel;
         if let Some(reason) = item.sample.dropped.take() {
             self.dropped.push(records::to_value(&Dropped {
@@ -378,6 +382,7 @@ impl OpenShard {
             dropped: self.dropped,
             files,
             provenance,
+            devices: self.devices,
         })
     }
 }

@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::error::{Error, Result, StageError};
 use crate::io::layout::{check_finite, InputSet};
 use crate::pipeline::build::Pipeline;
-use crate::pipeline::shards::{stacked, ShardPlan};
 use crate::pipeline::records::stage_record;
+use crate::pipeline::shards::{stacked, ShardPlan};
 use crate::pipeline::spec::{DType, Policy};
 use crate::rng::stage_rng;
 use crate::sample::{Sample, VELOCITY_SHAPE};
@@ -57,7 +57,7 @@ pub(super) enum Segment<'p> {
 /// then each batch stage with the per-sample stages after it. Each group after
 /// the first runs on a thread of its own.
 pub(super) fn segments(pipeline: &Pipeline) -> Vec<Vec<Segment<'_>>> {
-    segments_of(pipeline.stages.iter().map(|s| &s.runtime))
+    segments_of(&pipeline.runtimes)
 }
 
 /// [`segments`] over the stages' runtimes, in pipeline order.
@@ -92,7 +92,7 @@ impl Ctx<'_> {
     pub fn shard_shapes(&self, shard: usize) -> (Vec<usize>, Vec<usize>) {
         let n = self.plan.shard_range(shard).len();
         (
-            stacked(n, &self.pipeline.out_shape),
+            stacked(n, &self.pipeline.plan.out_shape),
             stacked(n, &VELOCITY_SHAPE),
         )
     }
@@ -101,14 +101,14 @@ impl Ctx<'_> {
         let f = &self.inputs.files[sample.origin.input];
         StageCtx {
             rng: stage_rng(
-                self.pipeline.spec.seed,
+                self.pipeline.plan.spec.seed,
                 &f.rel,
                 sample.origin.index as u64,
                 sample.origin.copy,
                 stage_index as u64,
             ),
             inputs: self.inputs,
-            seed: self.pipeline.spec.seed,
+            seed: self.pipeline.plan.spec.seed,
             stage_index,
         }
     }
@@ -118,16 +118,13 @@ impl Ctx<'_> {
         Error::Sample {
             path: f.data.clone(),
             index: sample.origin.index,
-            reason: format!(
-                "stage {stage_index} ({}): {e}",
-                self.pipeline.stages[stage_index].kind
-            ),
+            reason: format!("{}: {e}", self.pipeline.plan.stages[stage_index].at),
         }
     }
 
     /// Fail with `err`, or drop the sample for it (`on_nonfinite = "skip"`).
     pub fn drop_or_fail(&self, item: &mut Item, err: Error) -> Result<()> {
-        match self.pipeline.spec.input.on_nonfinite {
+        match self.pipeline.plan.spec.input.on_nonfinite {
             Policy::Error => Err(err),
             Policy::Skip => {
                 item.sample.dropped = Some(err.to_string());
@@ -140,7 +137,7 @@ impl Ctx<'_> {
     pub fn produce(&self, o: usize, first: &[(usize, &dyn Stage)]) -> Result<Item> {
         let global = o / self.plan.per_input;
         let k = (o % self.plan.per_input) as u64;
-        let copy = if self.pipeline.spec.keep_original {
+        let copy = if self.pipeline.plan.spec.keep_original {
             k
         } else {
             k + 1
@@ -201,7 +198,7 @@ impl Ctx<'_> {
                 .apply(&mut item.sample, &mut ctx)
                 .map_err(|e| self.stage_error(&item.sample, i, &e))?;
             item.records
-                .push(stage_record(i, self.pipeline.stages[i].kind, rec));
+                .push(stage_record(i, self.pipeline.plan.stages[i].kind, rec));
         }
         Ok(())
     }
@@ -246,7 +243,7 @@ impl Ctx<'_> {
         for (&j, r) in live.iter().zip(recs) {
             chunk.items[j]
                 .records
-                .push(stage_record(i, self.pipeline.stages[i].kind, r));
+                .push(stage_record(i, self.pipeline.plan.stages[i].kind, r));
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{draw_apply, Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -85,41 +85,6 @@ pub enum Resimulate {
 
 fn default_p() -> f64 {
     0.5
-}
-
-impl FlipSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// `p` outside [0, 1]; a seismic rank below 2.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        check_probability(self.p)?;
-        if env.shape.len() < 2 {
-            return Err(format!(
-                "flip needs (source, …, receiver) data; samples here have shape {:?}",
-                env.shape
-            ));
-        }
-        let exact = if self.exact {
-            super::simulate::require_labels(env, "flip with exact = true")?;
-            super::simulate::require_standard_shape(env, "flip with exact = true")?;
-            Some(self.resimulate_channels.unwrap_or_default())
-        } else {
-            if self.resimulate_channels.is_some() {
-                return Err("resimulate_channels is only used with exact = true".into());
-            }
-            None
-        };
-        Ok(BuiltStage {
-            kind: "flip",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: env.labels,
-            info: None,
-            algorithm: super::algorithm("flip", ALGORITHM, exact.is_some()),
-            runtime: Runtime::Sample(Box::new(Flip { p: self.p, exact })),
-        })
-    }
 }
 
 /// `p` must be a probability.
@@ -229,6 +194,51 @@ pub fn mirror_seismic(a: &mut ndarray::ArrayD<f32>) {
         let mid = &mut data[(s / 2) * block..(s / 2 + 1) * block];
         for row in mid.chunks_exact_mut(r) {
             row.reverse();
+        }
+    }
+}
+
+impl super::StageType for FlipSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// `p` outside [0, 1]; a seismic rank below 2; `exact` without labels or
+    /// (5, 1000, 70) data.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        self.exact_mode(env)?;
+        Ok(Planned::same(
+            env,
+            super::algorithm("flip", ALGORITHM, self.exact),
+        ))
+    }
+
+    fn instantiate(
+        &self,
+        plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        let exact = self.exact_mode(&plan.input)?;
+        Ok(Instance::sample(Flip { p: self.p, exact }))
+    }
+}
+
+impl FlipSpec {
+    /// The exact-flip mode after checking the parameters (`None`: plain flip).
+    fn exact_mode(&self, env: &PlanEnv) -> Result<Option<Resimulate>, String> {
+        check_probability(self.p)?;
+        if env.shape.len() < 2 {
+            return Err(format!(
+                "flip needs (source, …, receiver) data; samples here have shape {:?}",
+                env.shape
+            ));
+        }
+        if self.exact {
+            super::simulate::require_labels(env, "flip with exact = true")?;
+            super::simulate::require_standard_shape(env, "flip with exact = true")?;
+            Ok(Some(self.resimulate_channels.unwrap_or_default()))
+        } else if self.resimulate_channels.is_some() {
+            Err("resimulate_channels is only used with exact = true".into())
+        } else {
+            Ok(None)
         }
     }
 }

@@ -5,14 +5,19 @@
 //! [`BatchStage`] (batched model inference) sees a whole chunk of samples at
 //! once and is scheduled on its own thread between per-sample segments.
 //!
-//! Adding a stage: write `src/stage/NAME.rs` with a `NameSpec` (serde, `deny_unknown_fields`)
-//! and its runtime type, add the spec to [`crate::pipeline::spec::StageSpec`], and
-//! one arm in [`crate::pipeline::build`]. The executor does not change.
+//! Every stage type implements [`StageType`] on its spec: a pure
+//! [`StageType::plan`] (shapes, labels, algorithm versions, expansions —
+//! no file, no device) and [`StageType::instantiate`], which makes the
+//! runtime in the process that runs it. Adding a stage: write
+//! `src/stage/NAME.rs` with a `NameSpec` (serde, `deny_unknown_fields`), its
+//! runtime and its `StageType` impl, and add one line to [`registry`]. The
+//! executor does not change.
 
 pub mod flip;
 pub mod noise;
 pub mod normal;
 pub mod pseudo_label;
+pub mod registry;
 pub mod simulate;
 pub mod spectrogram;
 pub mod velocity_affine;
@@ -66,21 +71,6 @@ pub trait BatchStage: Send + Sync {
         samples: &mut [Sample],
         ctxs: &mut [StageCtx<'_>],
     ) -> Result<Vec<Record>, StageError>;
-
-    /// Called once after every shard of the run is finished (also on a rerun
-    /// that found all shards done), before the manifest is written: write any
-    /// side outputs (a submission CSV…) from the finished shards, atomically,
-    /// and return them for the manifest's `extra_files`.
-    ///
-    /// # Errors
-    /// A failure that fails the run (the shards stay; a rerun retries this).
-    fn finish(
-        &self,
-        _out_dir: &std::path::Path,
-        _shards: &[crate::io::manifest::ShardRecord],
-    ) -> Result<Vec<crate::io::npy::WrittenFile>, StageError> {
-        Ok(Vec::new())
-    }
 }
 
 /// A built stage of either kind.
@@ -91,12 +81,20 @@ pub enum Runtime {
     Batch(Box<dyn BatchStage>),
 }
 
-/// A validated, ready-to-run stage.
-pub struct BuiltStage {
-    /// The stage type as written in the pipeline file (`flip`, …).
-    pub kind: &'static str,
-    /// Its parameters as configured (JSON), for the manifest and `check`.
-    pub params: Value,
+/// What planning knows about the samples entering a stage. Planning reads no
+/// file and touches no device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanEnv {
+    /// Seismic shape entering the stage.
+    pub shape: Vec<usize>,
+    /// Whether samples carry velocity maps.
+    pub labels: bool,
+}
+
+/// What a stage type's [`StageType::plan`] decides: the same on every
+/// machine, whatever hardware or libtorch the process has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Planned {
     /// Seismic sample shape after this stage.
     pub out_shape: Vec<usize>,
     /// Whether samples carry a velocity map after this stage.
@@ -106,8 +104,188 @@ pub struct BuiltStage {
     /// The versions of the code that computes this stage's bytes (see
     /// [`algorithm`]): part of the run fingerprint and of the manifest.
     pub algorithm: Value,
+    /// Whether the stage may run as a batch stage (on its own thread): an
+    /// upper bound for the memory bound, decided without looking for devices.
+    pub batch: bool,
+    /// Files the stage reads whose contents determine its bytes (models):
+    /// identified by SHA-256 after planning ([`StageType::identified`]).
+    pub files: Vec<std::path::PathBuf>,
+    /// Whether the stage chooses where it runs (`device`): each shard then
+    /// records the simulator or device this process used for it.
+    pub has_device: bool,
+}
+
+impl Planned {
+    /// A stage that keeps the shape and labels of `env`.
+    #[must_use]
+    pub fn same(env: &PlanEnv, algorithm: Value) -> Planned {
+        Planned {
+            out_shape: env.shape.clone(),
+            out_labels: env.labels,
+            info: None,
+            algorithm,
+            batch: false,
+            files: Vec::new(),
+            has_device: false,
+        }
+    }
+}
+
+/// Where a planned stage comes from: the user's `stages[index]`, or a stage
+/// that entry expands into (`pseudo_label`'s `resimulate = true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageAt {
+    /// The index in the pipeline file's `stages`.
+    pub index: usize,
+    /// The user's stage type.
+    pub written: &'static str,
+    /// The setting that expanded the entry into this stage, if any.
+    pub expansion: Option<&'static str>,
+}
+
+impl std::fmt::Display for StageAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stages[{}] ({}", self.index, self.written)?;
+        if let Some(e) = self.expansion {
+            write!(f, ", {e}")?;
+        }
+        f.write_str(")")
+    }
+}
+
+/// One stage of a pipeline plan: what it does, where it came from, and what
+/// it turns its input into. Plans are computed without devices or files, so
+/// the fingerprint, `check`, `merge` and the manifest never depend on the
+/// machine that computes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagePlan {
+    /// The stage type that runs (`simulate` for an expansion).
+    pub kind: &'static str,
+    /// The user's entry it comes from.
+    pub at: StageAt,
+    /// The spec that runs (for an expansion: the stage it expands into).
+    pub spec: StageSpec,
+    /// Its parameters as configured (JSON), for `check`.
+    pub params: Value,
+    /// What enters the stage.
+    pub input: PlanEnv,
+    /// What the stage decided.
+    pub planned: Planned,
+}
+
+/// A stage made ready to run in this process ([`StageType::instantiate`]).
+pub struct Instance {
     /// The runtime.
     pub runtime: Runtime,
+    /// Where this process runs a stage that chooses (`device`): `rust`,
+    /// `tch-cpu` or `tch-cuda:N`; recorded with every shard it computes.
+    pub device: Option<String>,
+}
+
+impl Instance {
+    /// A per-sample stage without a device choice.
+    #[must_use]
+    pub fn sample(stage: impl Stage + 'static) -> Instance {
+        Instance {
+            runtime: Runtime::Sample(Box::new(stage)),
+            device: None,
+        }
+    }
+}
+
+/// One stage type: its parser (the spec type itself, through serde), its
+/// documentation, how it plans and how it runs. Each lives in its own file
+/// and has one line in [`registry`].
+pub trait StageType: serde::Serialize + serde::de::DeserializeOwned + Clone {
+    /// `seispipe stages` entry.
+    const DOC: StageDoc;
+
+    /// Check the parameters against what enters the stage and decide what it
+    /// produces. Pure: no file, no device, no model.
+    ///
+    /// # Errors
+    /// A message naming the parameter and the allowed values.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String>;
+
+    /// Make the runtime for this process (`backend`: libtorch, when the
+    /// process has it).
+    ///
+    /// # Errors
+    /// A device or model that this process cannot provide.
+    fn instantiate(
+        &self,
+        plan: &StagePlan,
+        backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String>;
+
+    /// Whether running it needs libtorch (the `seispipe-torch` binary).
+    fn needs_torch(&self) -> bool {
+        false
+    }
+
+    /// Stages this entry expands into, run right after it: (the setting that
+    /// asks for it, the stage).
+    fn expansions(&self) -> Vec<(&'static str, StageSpec)> {
+        Vec::new()
+    }
+
+    /// Record the SHA-256 of [`Planned::files`] (in order) in the plan.
+    fn identified(&self, _planned: &mut Planned, _sha256: &[String]) {}
+
+    /// Called once after every shard of the run is finished (also by `merge`,
+    /// and on a rerun that found all shards done), before the manifest is
+    /// written: write any side outputs (a submission CSV…) from the finished
+    /// shards, atomically, and return them for the manifest's `extra_files`.
+    ///
+    /// # Errors
+    /// A failure that fails the run (the shards stay; a rerun retries this).
+    fn finish(
+        &self,
+        _out_dir: &std::path::Path,
+        _shards: &[crate::io::manifest::ShardRecord],
+        _skipped: &[crate::io::layout::SkippedFile],
+    ) -> Result<Vec<crate::io::npy::WrittenFile>, StageError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A planned stage with its runtime (tests and single stages; the executor
+/// uses [`crate::pipeline::build::Pipeline`]).
+pub struct BuiltStage {
+    /// The plan.
+    pub plan: StagePlan,
+    /// The runtime.
+    pub runtime: Runtime,
+}
+
+/// Plan and instantiate one stage entering `env`, as `stages[0]` (tests and
+/// tools that run a single stage).
+///
+/// # Errors
+/// The stage's planning or instantiation error.
+pub fn build_one<T: StageType + Into<StageSpec>>(
+    spec: &T,
+    env: &PlanEnv,
+    backend: Option<&crate::model::Backend>,
+) -> Result<BuiltStage, String> {
+    let full: StageSpec = spec.clone().into();
+    let plan = StagePlan {
+        kind: T::DOC.name,
+        at: StageAt {
+            index: 0,
+            written: T::DOC.name,
+            expansion: None,
+        },
+        params: serde_json::to_value(spec).expect("spec serialises"),
+        spec: full,
+        input: env.clone(),
+        planned: spec.plan(env)?,
+    };
+    let inst = spec.instantiate(&plan, backend)?;
+    Ok(BuiltStage {
+        plan,
+        runtime: inst.runtime,
+    })
 }
 
 /// The algorithm versions of a stage: `{"<kind>": version}`, plus
@@ -124,19 +302,6 @@ pub fn algorithm(kind: &str, version: u32, simulates: bool) -> Value {
         m.insert("physics".into(), crate::physics::ALGORITHM.into());
     }
     Value::Object(m)
-}
-
-/// What `build` knows about the samples entering a stage.
-#[derive(Debug, Clone)]
-pub struct BuildEnv {
-    /// Seismic shape entering the stage.
-    pub shape: Vec<usize>,
-    /// Whether samples carry velocity maps.
-    pub labels: bool,
-    /// Index of the stage in the pipeline.
-    pub stage_index: usize,
-    /// The model backend (libtorch) when this process has one.
-    pub models: Option<crate::model::Backend>,
 }
 
 /// What `seispipe stages` prints about a stage type. Defaults are not
@@ -219,20 +384,7 @@ impl StageDoc {
     }
 }
 
-/// Every stage type, in the order `seispipe stages` lists them.
-#[must_use]
-pub fn catalog() -> Vec<&'static StageDoc> {
-    vec![
-        &flip::DOC,
-        &noise::DOC,
-        &simulate::DOC,
-        &velocity_mixup::DOC,
-        &velocity_affine::DOC,
-        &spectrogram::DOC,
-        &waveform_transform::DOC,
-        &pseudo_label::DOC,
-    ]
-}
+pub use registry::{catalog, StageSpec};
 
 /// Draw the "apply with probability p" decision. p = 1 and p = 0 draw nothing,
 /// so such stages consume no randomness.

@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::flip::check_probability;
 use super::normal::Normals;
-use super::{draw_apply, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{draw_apply, Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -70,46 +70,6 @@ enum Level {
     SnrDb(f64),
 }
 
-impl GaussianNoiseSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// `p` outside [0, 1], a negative or non-finite `std`, a non-finite
-    /// `snr_db`, or both/neither of `std` and `snr_db`.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        check_probability(self.p)?;
-        let level = match (self.std, self.snr_db) {
-            (Some(s), None) => {
-                if !(s.is_finite() && s >= 0.0) {
-                    return Err(format!(
-                        "std = {s} is out of range; expected a finite std ≥ 0"
-                    ));
-                }
-                Level::Std(s as f32)
-            }
-            (None, Some(d)) => {
-                if !d.is_finite() {
-                    return Err(format!("snr_db = {d} must be a finite number of decibels"));
-                }
-                Level::SnrDb(d)
-            }
-            (Some(_), Some(_)) => return Err("give either std or snr_db, not both".into()),
-            (None, None) => {
-                return Err("missing the noise level: set std (absolute) or snr_db".into())
-            }
-        };
-        Ok(BuiltStage {
-            kind: "gaussian_noise",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: env.labels,
-            info: None,
-            algorithm: super::algorithm("gaussian_noise", ALGORITHM, false),
-            runtime: Runtime::Sample(Box::new(GaussianNoise { p: self.p, level })),
-        })
-    }
-}
-
 /// Runtime noise stage.
 pub struct GaussianNoise {
     p: f64,
@@ -144,6 +104,55 @@ impl Stage for GaussianNoise {
 /// `x[i] += std · n_i`, n_i ~ N(0, 1) drawn in order by [`super::normal::Normals`].
 pub fn add_noise<G: RngCore>(x: &mut [f32], std: f32, rng: &mut G) {
     Normals::new(rng).add_scaled(x, std);
+}
+
+impl super::StageType for GaussianNoiseSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// `p` outside [0, 1]; no level, both levels, or a bad one.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        self.level()?;
+        Ok(Planned::same(
+            env,
+            super::algorithm("gaussian_noise", ALGORITHM, false),
+        ))
+    }
+
+    fn instantiate(
+        &self,
+        _plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        Ok(Instance::sample(GaussianNoise {
+            p: self.p,
+            level: self.level()?,
+        }))
+    }
+}
+
+impl GaussianNoiseSpec {
+    /// The checked noise level.
+    fn level(&self) -> Result<Level, String> {
+        check_probability(self.p)?;
+        match (self.std, self.snr_db) {
+            (Some(s), None) => {
+                if !(s.is_finite() && s >= 0.0) {
+                    return Err(format!(
+                        "std = {s} is out of range; expected a finite std ≥ 0"
+                    ));
+                }
+                Ok(Level::Std(s as f32))
+            }
+            (None, Some(d)) => {
+                if !d.is_finite() {
+                    return Err(format!("snr_db = {d} must be a finite number of decibels"));
+                }
+                Ok(Level::SnrDb(d))
+            }
+            (Some(_), Some(_)) => Err("give either std or snr_db, not both".into()),
+            (None, None) => Err("missing the noise level: set std (absolute) or snr_db".into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{BatchStage, BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{BatchStage, Instance, PlanEnv, Planned, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::model::Simulator;
 use crate::physics::{self, NT, NX, SOURCE_X};
@@ -109,38 +109,30 @@ pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, String> {
 /// backend does not have (e.g. `cuda:3` on a machine with fewer GPUs).
 pub fn resolve_device(
     device: Option<&str>,
-    env: &BuildEnv,
+    backend: Option<&crate::model::Backend>,
 ) -> Result<Option<Box<dyn Simulator>>, String> {
     let name = match parse_device(device)? {
         DeviceChoice::Rust => return Ok(None),
-        DeviceChoice::Auto => match &env.models {
+        DeviceChoice::Auto => match backend {
             Some(b) if b.0.cuda_device_count() > 0 => "cuda:0".to_string(),
             _ => return Ok(None),
         },
         DeviceChoice::Tch(name) => name,
     };
-    let Some(b) = &env.models else {
+    let Some(b) = backend else {
         return Err(format!("device = \"{name}\" {NEEDS_TORCH}"));
     };
     b.0.simulator(&name).map(Some)
 }
 
-/// The algorithm record of a simulating stage: with a tch simulator,
-/// `"simulator": "tch-cpu" | "tch-cuda"` is added, since its records differ
-/// from the Rust kernel's by rounding (none added for the Rust kernel, so
-/// existing fingerprints are unchanged).
+/// What a shard records about where a stage with a `device` simulated:
+/// `rust` (the built-in kernel), `tch-cpu` or `tch-cuda:N`.
 #[must_use]
-pub fn algorithm_with(kind: &str, version: u32, sim: Option<&dyn Simulator>) -> serde_json::Value {
-    let mut a = super::algorithm(kind, version, true);
-    if let Some(s) = sim {
-        let kind = if s.device() == "cpu" {
-            "tch-cpu"
-        } else {
-            "tch-cuda"
-        };
-        a["simulator"] = kind.into();
+pub fn simulator_name(sim: Option<&dyn Simulator>) -> String {
+    match sim {
+        None => "rust".into(),
+        Some(s) => format!("tch-{}", s.device()),
     }
-    a
 }
 
 /// OpenFWI's five sources.
@@ -154,7 +146,7 @@ pub fn default_sources() -> Vec<usize> {
 ///
 /// # Errors
 /// A message saying labels are needed.
-pub fn require_labels(env: &BuildEnv, what: &str) -> Result<(), String> {
+pub fn require_labels(env: &PlanEnv, what: &str) -> Result<(), String> {
     if env.labels {
         Ok(())
     } else {
@@ -169,7 +161,7 @@ pub fn require_labels(env: &BuildEnv, what: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// A message naming the shape found.
-pub fn require_standard_shape(env: &BuildEnv, what: &str) -> Result<(), String> {
+pub fn require_standard_shape(env: &PlanEnv, what: &str) -> Result<(), String> {
     if env.shape == SEISMIC_SHAPE {
         Ok(())
     } else {
@@ -180,33 +172,46 @@ pub fn require_standard_shape(env: &BuildEnv, what: &str) -> Result<(), String> 
     }
 }
 
-impl SimulateSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// No labels, or bad source positions.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        let sim = resolve_device(self.device.as_deref(), env)?;
+impl super::StageType for SimulateSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// No labels, bad source positions, or a `device` that is no device.
+    /// Which simulator runs is decided by [`StageType::instantiate`](super::StageType::instantiate) in
+    /// the process that runs it; the plan holds what the user asked for.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        let choice = parse_device(self.device.as_deref())?;
         require_labels(env, "simulate")?;
         physics::check_sources(&self.source_positions)?;
-        let algorithm = algorithm_with("simulate", ALGORITHM, sim.as_deref());
-        let info = sim
-            .as_ref()
-            .map(|s| json!({ "simulate": { "device": s.device() } }));
+        Ok(Planned {
+            out_shape: vec![self.source_positions.len(), NT, NX],
+            out_labels: true,
+            batch: choice != DeviceChoice::Rust,
+            has_device: self.device.is_some(),
+            ..Planned::same(env, super::algorithm("simulate", ALGORITHM, true))
+        })
+    }
+
+    fn instantiate(
+        &self,
+        _plan: &super::StagePlan,
+        backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        let sim = resolve_device(self.device.as_deref(), backend)?;
+        let device = self
+            .device
+            .is_some()
+            .then(|| simulator_name(sim.as_deref()));
         let (sources, clip) = (self.source_positions.clone(), self.clip_velocity);
         let runtime = match sim {
             None => Runtime::Sample(Box::new(Simulate { sources, clip })),
             Some(sim) => Runtime::Batch(Box::new(SimulateBatch { sources, clip, sim })),
         };
-        Ok(BuiltStage {
-            kind: "simulate",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: vec![self.source_positions.len(), NT, NX],
-            out_labels: true,
-            info,
-            algorithm,
-            runtime,
-        })
+        Ok(Instance { runtime, device })
+    }
+
+    fn needs_torch(&self) -> bool {
+        // A tch device, or "auto" (which looks for a GPU through libtorch).
+        self.device.is_some()
     }
 }
 

@@ -35,7 +35,7 @@ use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::dsp::stft::{PadMode, StftConfig, StftPlan, StftScratch, WindowKind};
 use crate::error::StageError;
 use crate::sample::Sample;
@@ -161,32 +161,11 @@ pub enum OutputKind {
 }
 
 impl SpectrogramSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// A message naming the key, its value and the allowed values: bad
-    /// `window`/`pad_mode`/`output` names, `hop_length = 0`, `win_length >
-    /// n_fft`, `n_fft` larger than the padded signal, a crop outside the
-    /// spectrum, `eps`/`amin` not positive or given for another output, or
-    /// samples that are not (source, time, receiver).
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        let stage = self.runtime(&env.shape)?;
-        Ok(BuiltStage {
-            kind: "spectrogram",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: stage.out_shape().to_vec(),
-            out_labels: env.labels,
-            info: Some(stage.info.clone()),
-            algorithm: super::algorithm("spectrogram", ALGORITHM, false),
-            runtime: Runtime::Sample(Box::new(stage)),
-        })
-    }
-
     /// The validated runtime for samples of `shape` (source, time, receiver);
-    /// see [`Self::build`]. Library users can call [`Spectrogram::compute`] on it.
+    /// see [`StageType::plan`](super::StageType::plan). Library users can call [`Spectrogram::compute`] on it.
     ///
     /// # Errors
-    /// See [`Self::build`].
+    /// See [`StageType::plan`](super::StageType::plan).
     pub fn runtime(&self, shape: &[usize]) -> Result<Spectrogram, String> {
         let (window, pad_mode) = (self.window, self.pad_mode);
         let kind = self.output_kind()?;
@@ -507,16 +486,36 @@ impl Stage for Spectrogram {
     }
 }
 
+impl super::StageType for SpectrogramSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// Bad parameters (see [`SpectrogramSpec::runtime`]).
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        let stage = self.runtime(&env.shape)?;
+        Ok(Planned {
+            out_shape: stage.out_shape().to_vec(),
+            info: Some(stage.info.clone()),
+            ..Planned::same(env, super::algorithm("spectrogram", ALGORITHM, false))
+        })
+    }
+
+    fn instantiate(
+        &self,
+        plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        Ok(Instance::sample(self.runtime(&plan.input.shape)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn env(shape: &[usize]) -> BuildEnv {
-        BuildEnv {
+    fn env(shape: &[usize]) -> PlanEnv {
+        PlanEnv {
             shape: shape.to_vec(),
             labels: false,
-            stage_index: 0,
-            models: None,
         }
     }
 
@@ -526,19 +525,26 @@ mod tests {
 
     #[test]
     fn shapes_follow_torch_formulas() {
-        let b = spec(128).build(&env(&[5, 1000, 70])).unwrap();
+        let b = crate::stage::StageType::plan(&spec(128), &env(&[5, 1000, 70])).unwrap();
         assert_eq!(b.out_shape, vec![5, 65, 1 + 1000 / 32, 70]);
         let mut s = spec(256);
         s.max_freq_hz = Some(45.0);
         // bins 1000/256 ≈ 3.906 Hz apart: 0..=11 (42.97 Hz) kept
-        assert_eq!(s.build(&env(&[5, 1000, 70])).unwrap().out_shape[1], 12);
+        assert_eq!(
+            crate::stage::StageType::plan(&s, &env(&[5, 1000, 70]))
+                .unwrap()
+                .out_shape[1],
+            12
+        );
         let mut s = spec(64);
         s.output = Output::RealImag;
         s.bin_range = Some([2, 10]);
         s.center = false;
         s.hop_length = Some(10);
         assert_eq!(
-            s.build(&env(&[5, 1000, 70])).unwrap().out_shape,
+            crate::stage::StageType::plan(&s, &env(&[5, 1000, 70]))
+                .unwrap()
+                .out_shape,
             vec![10, 8, 1 + (1000 - 64) / 10, 70]
         );
     }
@@ -548,7 +554,7 @@ mod tests {
         let e = |f: &dyn Fn(&mut SpectrogramSpec)| {
             let mut s = spec(128);
             f(&mut s);
-            s.build(&env(&[5, 1000, 70])).err().expect("must fail")
+            crate::stage::StageType::plan(&s, &env(&[5, 1000, 70])).expect_err("must fail")
         };
         // Names are serde enums: a typo is refused by the parser, which lists
         // the allowed values.

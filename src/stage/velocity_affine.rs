@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::simulate::{require_labels, require_standard_shape, resimulate};
-use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::physics::{CLIP_RANGE, NX, NZ, SOURCE_X};
 use crate::sample::Sample;
@@ -80,40 +80,6 @@ pub struct Warp {
     pub z0: f64,
     /// Rotation in degrees.
     pub theta_deg: f64,
-}
-
-impl VelocityAffineSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// `crop_min` outside (0, 1], `max_rotate_deg` outside [0, 45], no labels,
-    /// non-standard shape.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        super::flip::check_probability(self.p)?;
-        if !(self.crop_min > 0.0 && self.crop_min <= 1.0) {
-            return Err(format!(
-                "crop_min = {} is out of range; expected 0 < crop_min ≤ 1",
-                self.crop_min
-            ));
-        }
-        if !(0.0..=45.0).contains(&self.max_rotate_deg) {
-            return Err(format!(
-                "max_rotate_deg = {} is out of range; expected 0 ≤ max_rotate_deg ≤ 45",
-                self.max_rotate_deg
-            ));
-        }
-        require_labels(env, "velocity_affine")?;
-        require_standard_shape(env, "velocity_affine")?;
-        Ok(BuiltStage {
-            kind: "velocity_affine",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: true,
-            info: None,
-            algorithm: super::algorithm("velocity_affine", ALGORITHM, true),
-            runtime: Runtime::Sample(Box::new(VelocityAffine { spec: self.clone() })),
-        })
-    }
 }
 
 /// Runtime affine warp.
@@ -205,6 +171,42 @@ impl Stage for VelocityAffine {
         let arr = ndarray::Array3::from_shape_vec((1, NZ, NX), warped).expect("shape");
         resimulate(sample, &arr, &SOURCE_X, false)?;
         Ok(json!({ "applied": true, "warp": w }))
+    }
+}
+
+impl super::StageType for VelocityAffineSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// `p`, `crop_min` or `max_rotate_deg` out of range; no labels or
+    /// another shape.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        super::flip::check_probability(self.p)?;
+        if !(self.crop_min > 0.0 && self.crop_min <= 1.0) {
+            return Err(format!(
+                "crop_min = {} is out of range; expected 0 < crop_min ≤ 1",
+                self.crop_min
+            ));
+        }
+        if !(0.0..=45.0).contains(&self.max_rotate_deg) {
+            return Err(format!(
+                "max_rotate_deg = {} is out of range; expected 0 ≤ max_rotate_deg ≤ 45",
+                self.max_rotate_deg
+            ));
+        }
+        require_labels(env, "velocity_affine")?;
+        require_standard_shape(env, "velocity_affine")?;
+        Ok(Planned::same(
+            env,
+            super::algorithm("velocity_affine", ALGORITHM, true),
+        ))
+    }
+
+    fn instantiate(
+        &self,
+        _plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        Ok(Instance::sample(VelocityAffine { spec: self.clone() }))
     }
 }
 

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::simulate::{require_labels, require_standard_shape, resimulate};
-use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::io::layout::InputSet;
 use crate::physics::SOURCE_X;
@@ -94,34 +94,6 @@ fn default_hi() -> f64 {
     0.7
 }
 
-impl VelocityMixupSpec {
-    /// Validate and build.
-    ///
-    /// # Errors
-    /// α bounds outside [0, 1] or reversed; no labels; non-standard shape.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        super::flip::check_probability(self.p)?;
-        let ok = |a: f64| (0.0..=1.0).contains(&a);
-        if !ok(self.alpha_min) || !ok(self.alpha_max) || self.alpha_min > self.alpha_max {
-            return Err(format!(
-                "alpha_min = {}, alpha_max = {} are out of range; expected 0 ≤ alpha_min ≤ alpha_max ≤ 1",
-                self.alpha_min, self.alpha_max
-            ));
-        }
-        require_labels(env, "velocity_mixup")?;
-        require_standard_shape(env, "velocity_mixup")?;
-        Ok(BuiltStage {
-            kind: "velocity_mixup",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: true,
-            info: None,
-            algorithm: super::algorithm("velocity_mixup", ALGORITHM, true),
-            runtime: Runtime::Sample(Box::new(VelocityMixup { spec: self.clone() })),
-        })
-    }
-}
-
 /// Runtime mixup.
 pub struct VelocityMixup {
     spec: VelocityMixupSpec,
@@ -192,6 +164,36 @@ impl Stage for VelocityMixup {
             ))
         })?;
         Ok(json!({ "applied": true, "alpha": alpha, "partner": partner_id }))
+    }
+}
+
+impl super::StageType for VelocityMixupSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// `p` or the alpha range out of range; no labels or another shape.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        super::flip::check_probability(self.p)?;
+        let ok = |a: f64| (0.0..=1.0).contains(&a);
+        if !ok(self.alpha_min) || !ok(self.alpha_max) || self.alpha_min > self.alpha_max {
+            return Err(format!(
+                "alpha_min = {}, alpha_max = {} are out of range; expected 0 ≤ alpha_min ≤ alpha_max ≤ 1",
+                self.alpha_min, self.alpha_max
+            ));
+        }
+        require_labels(env, "velocity_mixup")?;
+        require_standard_shape(env, "velocity_mixup")?;
+        Ok(Planned::same(
+            env,
+            super::algorithm("velocity_mixup", ALGORITHM, true),
+        ))
+    }
+
+    fn instantiate(
+        &self,
+        _plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        Ok(Instance::sample(VelocityMixup { spec: self.clone() }))
     }
 }
 

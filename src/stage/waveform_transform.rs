@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{BuildEnv, BuiltStage, Record, Runtime, Stage, StageCtx};
+use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -94,27 +94,10 @@ pub fn signed_log1p(x: f64, k: f64) -> f64 {
 }
 
 impl WaveformTransformSpec {
-    /// Validate and build.
+    /// The validated runtime (see [`StageType::plan`](super::StageType::plan)).
     ///
     /// # Errors
-    /// An unknown `transform`, `k ≤ 0`, missing or non-finite bounds, or `max ≤ min`.
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        let runtime = self.runtime()?;
-        Ok(BuiltStage {
-            kind: "waveform_transform",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: env.labels,
-            info: None,
-            algorithm: super::algorithm("waveform_transform", ALGORITHM, false),
-            runtime: Runtime::Sample(Box::new(runtime)),
-        })
-    }
-
-    /// The validated runtime (see [`Self::build`]).
-    ///
-    /// # Errors
-    /// See [`Self::build`].
+    /// See [`StageType::plan`](super::StageType::plan).
     pub fn runtime(&self) -> Result<WaveformTransform, String> {
         let (log, minmax) = match self.transform {
             Transform::Log1p => (true, false),
@@ -203,19 +186,42 @@ impl Stage for WaveformTransform {
     }
 }
 
+impl super::StageType for WaveformTransformSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// Bad parameters (see [`WaveformTransformSpec::runtime`]).
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        self.runtime()?;
+        Ok(Planned::same(
+            env,
+            super::algorithm("waveform_transform", ALGORITHM, false),
+        ))
+    }
+
+    fn instantiate(
+        &self,
+        _plan: &super::StagePlan,
+        _backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        Ok(Instance::sample(self.runtime()?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn build(v: Value) -> Result<BuiltStage, String> {
+    fn build(v: Value) -> Result<crate::stage::BuiltStage, String> {
         let s: WaveformTransformSpec = serde_json::from_value(v).unwrap();
-        s.build(&BuildEnv {
-            shape: vec![5, 1000, 70],
-            labels: true,
-            stage_index: 0,
-            models: None,
-        })
+        crate::stage::build_one(
+            &s,
+            &PlanEnv {
+                shape: vec![5, 1000, 70],
+                labels: true,
+            },
+            None,
+        )
     }
 
     #[test]

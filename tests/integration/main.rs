@@ -8,6 +8,7 @@ mod kaggle;
 mod kaggle_input;
 mod launch;
 mod layers;
+mod old_release;
 mod partitions;
 mod physics;
 mod pseudo_label;

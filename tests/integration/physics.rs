@@ -12,7 +12,7 @@ use seispipe::pipeline::spec::DType;
 use seispipe::rng::stage_rng;
 use seispipe::sample::{Origin, Sample};
 use seispipe::stage::flip::{mirror_sample, FlipSpec, Resimulate};
-use seispipe::stage::{BuildEnv, Runtime, StageCtx};
+use seispipe::stage::{PlanEnv, Runtime, StageCtx};
 use seispipe::synth::Family;
 
 use crate::util::{self, read_npy, rel_l2, seispipe, text, write_npy};
@@ -225,13 +225,11 @@ fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_jso
         exact,
         resimulate_channels: mode,
     };
-    let env = BuildEnv {
+    let env = PlanEnv {
         shape: vec![5, 1000, 70],
         labels: true,
-        stage_index: 0,
-        models: None,
     };
-    let built = spec.build(&env).unwrap();
+    let built = seispipe::stage::build_one(&spec, &env, None).unwrap();
     let inputs = empty_inputs();
     let mut ctx = StageCtx {
         rng: stage_rng(1, "t", 0, 1, 0),

@@ -53,10 +53,12 @@ fn write_pipeline(dir: &Path, name: &str, input: &Path, stage: &str) -> std::pat
     p
 }
 
+fn manifest(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
 fn algorithm(out: &Path) -> serde_json::Value {
-    let m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    m["versions"]["stages"][0]["algorithm"].clone()
+    manifest(out)["versions"]["stages"][0]["algorithm"].clone()
 }
 
 #[test]
@@ -100,12 +102,16 @@ fn tch_cpu_device_runs_end_to_end_and_equals_the_rust_kernel() {
     }
     let (_, lab) = read_npy(&d.join("tch/model/model1.npy"));
     assert_eq!(lab, vel);
-    // The simulator is part of the algorithm record only on a tch device.
+    // The simulator is recorded with each shard, never in the versions: the
+    // run's identity is what the user asked for, on whatever hardware.
     let a = algorithm(&d.join("tch"));
-    assert_eq!(a["simulator"], "tch-cpu", "{a}");
+    assert_eq!(a, algorithm(&d.join("rust")));
     assert_eq!(a["physics"], seispipe::physics::ALGORITHM);
-    let a = algorithm(&d.join("rust"));
     assert!(a.get("simulator").is_none(), "{a}");
+    let m = manifest(&d.join("tch"));
+    assert_eq!(m["shards"][0]["devices"]["stages[0]"], "tch-cpu", "{m}");
+    let m = manifest(&d.join("rust"));
+    assert!(m["shards"][0].get("devices").is_none(), "{m}");
 
     // A bad map in the second chunk is named by its own file and sample.
     let bad_in = d.join("bad_in");

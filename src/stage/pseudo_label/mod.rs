@@ -9,12 +9,11 @@
 //! per-id arrays written after the run.
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{BuildEnv, BuiltStage, Runtime};
+use super::{BuiltStage, Instance, PlanEnv, Planned, Runtime, StagePlan, StageType};
 use crate::model::{InputTransform, Model, OutputTransform};
 
 mod runtime;
@@ -156,7 +155,7 @@ impl PseudoLabelSpec {
     ///
     /// # Errors
     /// A message naming the key, the value and what is allowed.
-    pub fn validate(&self, env: &BuildEnv) -> Result<(), String> {
+    pub fn validate(&self, env: &PlanEnv) -> Result<(), String> {
         if self.models.is_empty() {
             return Err("models is empty; give at least one { path = \"model.pt\" }".into());
         }
@@ -255,22 +254,39 @@ impl PseudoLabelSpec {
         Ok(())
     }
 
-    /// Validate, load every model (checked on a probe batch) and build.
-    ///
-    /// # Errors
-    /// Any bad value, a missing or corrupt model, a model with the wrong
-    /// output shape, CUDA asked for where none is — or a process without the
-    /// libtorch backend (see [`crate::model::ModelBackend`]).
-    pub fn build(&self, env: &BuildEnv) -> Result<BuiltStage, String> {
-        self.validate(env)?;
-        let models = self.load_models(env)?;
-        self.build_with(env, models)
-    }
-
-    fn load_models(&self, env: &BuildEnv) -> Result<Vec<Box<dyn Model>>, String> {
-        match &env.models {
-            Some(b) => b.0.load_models(&self.load_request(env)),
-            None => Err(NEEDS_TORCH.into()),
+    /// What the backend needs to load this stage's models: paths as
+    /// resolved against the pipeline file's directory, each with the SHA-256
+    /// the plan identified (`sha256`, in model order; else the one the user
+    /// wrote), and the transforms.
+    #[must_use]
+    pub fn load_request(
+        &self,
+        sample_shape: &[usize],
+        sha256: &[Option<String>],
+    ) -> crate::model::LoadRequest {
+        crate::model::LoadRequest {
+            models: self
+                .models
+                .iter()
+                .enumerate()
+                .map(|(i, m)| crate::model::ModelFile {
+                    path: PathBuf::from(&m.path),
+                    sha256: sha256
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .or_else(|| m.sha256.clone()),
+                })
+                .collect(),
+            device: self.device.clone(),
+            half: self.half,
+            torch_threads: self.torch_threads,
+            input_transform: self.input_transform,
+            input_bounds: self.model_input_bounds(),
+            output_transform: self.output_transform,
+            output_bounds: self.output_bounds,
+            output_scale: self.output_scale.unwrap_or(1.0),
+            sample_shape: sample_shape.to_vec(),
         }
     }
 
@@ -290,67 +306,26 @@ impl PseudoLabelSpec {
         }
     }
 
-    /// What the backend needs to load this stage's models: paths resolved
-    /// against the pipeline file's directory, and the transforms.
-    #[must_use]
-    pub fn load_request(&self, env: &BuildEnv) -> crate::model::LoadRequest {
-        crate::model::LoadRequest {
-            models: self
-                .models
-                .iter()
-                .map(|m| crate::model::ModelFile {
-                    path: PathBuf::from(&m.path),
-                    sha256: m.sha256.clone(),
-                })
-                .collect(),
-            device: self.device.clone(),
-            half: self.half,
-            torch_threads: self.torch_threads,
-            input_transform: self.input_transform,
-            input_bounds: self.model_input_bounds(),
-            output_transform: self.output_transform,
-            output_bounds: self.output_bounds,
-            output_scale: self.output_scale.unwrap_or(1.0),
-            sample_shape: env.shape.clone(),
-        }
-    }
-
-    /// Build with already loaded models (tests use stand-in models).
-    ///
-    /// # Errors
-    /// Bad values (see [`PseudoLabelSpec::validate`]) or a model count that
-    /// differs from `models`.
-    pub fn build_with(
-        &self,
-        env: &BuildEnv,
-        models: Vec<Box<dyn Model>>,
-    ) -> Result<BuiltStage, String> {
-        self.validate(env)?;
-        if models.len() != self.models.len() {
-            return Err(format!(
-                "{} models loaded for {} entries",
-                models.len(),
-                self.models.len()
-            ));
-        }
-        let described: Vec<Value> = models
+    /// The manifest's facts about this stage, with the models' SHA-256 as
+    /// identified (`null` before).
+    fn info(&self, sha256: &[Value]) -> Value {
+        let models: Vec<Value> = self
+            .models
             .iter()
-            .zip(&self.models)
-            .map(|(m, e)| {
-                let mut d = m.describe();
-                if let Some(o) = d.as_object_mut() {
-                    o.insert("weight".into(), json!(e.weight));
-                }
-                d
+            .enumerate()
+            .map(|(i, m)| {
+                json!({
+                    "file": m.path,
+                    "sha256": sha256.get(i).cloned().unwrap_or(Value::Null),
+                    "weight": m.weight,
+                })
             })
             .collect();
-        let sha: Vec<Value> = described
-            .iter()
-            .map(|d| d.get("sha256").cloned().unwrap_or(Value::Null))
-            .collect();
-        let info = json!({
+        json!({
             "pseudo_label": {
-                "models": described,
+                "models": models,
+                "device": self.device,
+                "half": self.half,
                 "input_transform": self.input_transform,
                 "input_min": self.input_min,
                 "input_max": self.input_max,
@@ -363,34 +338,191 @@ impl PseudoLabelSpec {
                 "disagreement": "weighted mean over views of mean |view − combined| (m/s), before clip",
                 "max_disagreement": self.max_disagreement,
             }
-        });
+        })
+    }
+
+    /// The SHA-256 of each model as identified in `plan` (`None` before).
+    fn identified_sha(plan: &Planned) -> Vec<Option<String>> {
+        plan.algorithm["model_sha256"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().map(str::to_string)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Plan, identify the models by what `models` report and run with them
+    /// (tests use stand-in models).
+    ///
+    /// # Errors
+    /// Bad values (see [`PseudoLabelSpec::validate`]) or a model count that
+    /// differs from `models`.
+    pub fn build_with(
+        &self,
+        env: &PlanEnv,
+        models: Vec<Box<dyn Model>>,
+    ) -> Result<BuiltStage, String> {
+        let mut planned = self.plan(env)?;
+        let sha: Vec<String> = models
+            .iter()
+            .map(|m| {
+                m.describe()["sha256"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        self.identified(&mut planned, &sha);
+        let plan = StagePlan {
+            kind: "pseudo_label",
+            at: super::StageAt {
+                index: 0,
+                written: "pseudo_label",
+                expansion: None,
+            },
+            spec: self.clone().into(),
+            params: serde_json::to_value(self).expect("spec serialises"),
+            input: env.clone(),
+            planned,
+        };
+        let inst = self.instantiate_with(&plan, models)?;
+        Ok(BuiltStage {
+            plan,
+            runtime: inst.runtime,
+        })
+    }
+
+    /// The runtime over already loaded `models`.
+    ///
+    /// # Errors
+    /// A model count that differs from the spec's.
+    pub fn instantiate_with(
+        &self,
+        plan: &StagePlan,
+        models: Vec<Box<dyn Model>>,
+    ) -> Result<Instance, String> {
+        if models.len() != self.models.len() {
+            return Err(format!(
+                "{} models loaded for {} entries",
+                models.len(),
+                self.models.len()
+            ));
+        }
+        let device = models.first().map(|m| device_name(&m.describe()));
         let stage = PseudoLabel {
             weights: self.models.iter().map(|m| m.weight).collect(),
             models,
-            model_sha: sha,
-            sample_values: env.shape.iter().product(),
+            model_sha: Self::identified_sha(&plan.planned)
+                .into_iter()
+                .map(|s| s.map_or(Value::Null, Value::from))
+                .collect(),
+            sample_values: plan.input.shape.iter().product(),
             batch_size: self.batch_size,
             tta: self.tta,
             clip: self.velocity_range,
             max_disagreement: self.max_disagreement,
             submission: (!self.submission.is_empty()).then(|| self.submission.clone()),
-            fallback_velocity: self.fallback_velocity,
-            per_id_npy: self.per_id_npy,
-            skipped: Mutex::new(None),
         };
-        Ok(BuiltStage {
-            kind: "pseudo_label",
-            params: serde_json::to_value(self).expect("spec serialises"),
-            out_shape: env.shape.clone(),
-            out_labels: true,
-            info: Some(info),
-            algorithm: {
-                let mut a = super::algorithm("pseudo_label", ALGORITHM, false);
-                a["model_sha256"] = Value::Array(stage.model_sha.clone());
-                a
-            },
+        Ok(Instance {
             runtime: Runtime::Batch(Box::new(stage)),
+            device,
         })
+    }
+}
+
+/// What a shard records about where the models ran: `tch-cpu`,
+/// `tch-cuda:N` (from the backend's `"device"`: `Cpu`, `Cuda(N)`), or the
+/// backend's own word.
+fn device_name(described: &Value) -> String {
+    match described["device"].as_str() {
+        Some("Cpu") => "tch-cpu".into(),
+        Some(d) => match d.strip_prefix("Cuda(").and_then(|r| r.strip_suffix(')')) {
+            Some(n) => format!("tch-cuda:{n}"),
+            None => d.to_lowercase(),
+        },
+        None => "unknown".into(),
+    }
+}
+
+impl super::StageType for PseudoLabelSpec {
+    const DOC: super::StageDoc = DOC;
+
+    /// Any bad value (see [`PseudoLabelSpec::validate`]). The models are
+    /// identified (hashed) after planning and loaded by `instantiate`.
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+        self.validate(env)?;
+        let unknown = vec![Value::Null; self.models.len()];
+        let mut algorithm = super::algorithm("pseudo_label", ALGORITHM, false);
+        algorithm["model_sha256"] = Value::Array(unknown.clone());
+        Ok(Planned {
+            out_labels: true,
+            info: Some(self.info(&unknown)),
+            batch: true,
+            files: self.models.iter().map(|m| PathBuf::from(&m.path)).collect(),
+            has_device: true,
+            ..Planned::same(env, algorithm)
+        })
+    }
+
+    fn identified(&self, planned: &mut Planned, sha256: &[String]) {
+        let sha: Vec<Value> = sha256.iter().map(|s| Value::from(s.as_str())).collect();
+        planned.algorithm["model_sha256"] = Value::Array(sha.clone());
+        planned.info = Some(self.info(&sha));
+    }
+
+    /// Load every model (checked on a probe batch).
+    ///
+    /// # Errors
+    /// A missing or corrupt model, one whose SHA-256 is not the one
+    /// identified, a model with the wrong output shape, CUDA asked for where
+    /// none is — or a process without the libtorch backend (see
+    /// [`crate::model::ModelBackend`]).
+    fn instantiate(
+        &self,
+        plan: &StagePlan,
+        backend: Option<&crate::model::Backend>,
+    ) -> Result<Instance, String> {
+        let Some(b) = backend else {
+            return Err(NEEDS_TORCH.into());
+        };
+        let sha = Self::identified_sha(&plan.planned);
+        let models =
+            b.0.load_models(&self.load_request(&plan.input.shape, &sha))?;
+        self.instantiate_with(plan, models)
+    }
+
+    fn needs_torch(&self) -> bool {
+        true
+    }
+
+    fn expansions(&self) -> Vec<(&'static str, super::StageSpec)> {
+        if !self.resimulate {
+            return Vec::new();
+        }
+        // `resimulate = true` is a `simulate` stage right after the model:
+        // per-sample, so it runs on every worker in parallel.
+        let sim = crate::stage::simulate::SimulateSpec {
+            source_positions: crate::stage::simulate::default_sources(),
+            clip_velocity: false,
+            device: None,
+        };
+        vec![("resimulate = true", sim.into())]
+    }
+
+    fn finish(
+        &self,
+        out_dir: &std::path::Path,
+        shards: &[crate::io::manifest::ShardRecord],
+        skipped: &[crate::io::layout::SkippedFile],
+    ) -> Result<Vec<crate::io::npy::WrittenFile>, crate::error::StageError> {
+        let submission = (!self.submission.is_empty()).then_some(self.submission.as_str());
+        write_outputs(
+            out_dir,
+            shards,
+            skipped,
+            submission,
+            self.fallback_velocity,
+            self.per_id_npy,
+        )
+        .map_err(|e| crate::error::StageError::new(e.to_string()))
     }
 }
 
@@ -409,12 +541,10 @@ mod tests {
         toml::from_str(toml_text).unwrap()
     }
 
-    pub(super) fn env() -> BuildEnv {
-        BuildEnv {
+    pub(super) fn env() -> PlanEnv {
+        PlanEnv {
             shape: vec![5, 2, 70],
             labels: false,
-            stage_index: 0,
-            models: None,
         }
     }
 

@@ -22,16 +22,9 @@
 //! `min(batch_size, chunk_samples)` — set `run.chunk_samples` to a multiple
 //! of `batch_size` (0 = the whole chunk, the default).
 
-use std::path::Path;
-use std::sync::Mutex;
-
 use serde_json::{json, Value};
 
-use super::write_outputs;
 use crate::error::StageError;
-use crate::io::layout::SkippedFile;
-use crate::io::manifest::ShardRecord;
-use crate::io::npy::WrittenFile;
 use crate::model::{combine_views, mirror_velocity_x, Model, VELOCITY_VALUES};
 use crate::sample::Sample;
 use crate::stage::{BatchStage, Record, StageCtx};
@@ -49,12 +42,9 @@ pub struct PseudoLabel {
     pub(super) tta: bool,
     pub(super) clip: [f32; 2],
     pub(super) max_disagreement: Option<f64>,
+    /// The submission file, when one is written (`finish` writes it; the
+    /// runtime checks that every input has one prediction).
     pub(super) submission: Option<String>,
-    pub(super) fallback_velocity: Option<f32>,
-    pub(super) per_id_npy: bool,
-    /// Input files skipped by policy, seen on the first batch (their ids are
-    /// missing from the submission).
-    pub(super) skipped: Mutex<Option<Vec<SkippedFile>>>,
 }
 
 impl PseudoLabel {
@@ -150,14 +140,8 @@ impl BatchStage for PseudoLabel {
     fn apply_batch(
         &self,
         samples: &mut [Sample],
-        ctxs: &mut [StageCtx<'_>],
+        _ctxs: &mut [StageCtx<'_>],
     ) -> Result<Vec<Record>, StageError> {
-        if let Some(c) = ctxs.first() {
-            let mut g = self.skipped.lock().expect("skipped lock");
-            if g.is_none() {
-                *g = Some(c.inputs.skipped.clone());
-            }
-        }
         if self.submission.is_some() {
             if let Some(s) = samples.iter().find(|s| s.origin.copy > 1) {
                 return Err(StageError::new(format!(
@@ -205,36 +189,6 @@ impl BatchStage for PseudoLabel {
         }
         Ok(records)
     }
-
-    fn finish(
-        &self,
-        out_dir: &Path,
-        shards: &[ShardRecord],
-    ) -> Result<Vec<WrittenFile>, StageError> {
-        let skipped = self
-            .skipped
-            .lock()
-            .expect("skipped lock")
-            .clone()
-            .unwrap_or_else(|| skipped_from_old_manifest(out_dir));
-        write_outputs(
-            out_dir,
-            shards,
-            &skipped,
-            self.submission.as_deref(),
-            self.fallback_velocity,
-            self.per_id_npy,
-        )
-        .map_err(|e| StageError::new(e.to_string()))
-    }
-}
-
-/// A rerun that found every shard done runs no batch, so it never saw the
-/// skipped inputs; the manifest of the finished run lists them.
-fn skipped_from_old_manifest(out_dir: &Path) -> Vec<SkippedFile> {
-    crate::io::manifest::Manifest::load(out_dir)
-        .map(|m| m.skipped_files)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -356,7 +310,12 @@ mod tests {
             h.update(rec.to_string().as_bytes());
         }
         let hash = crate::io::npy::hex(&h.finalize());
-        check_golden("pseudo_label_stand_in_models", &built.algorithm, &hash).unwrap();
+        check_golden(
+            "pseudo_label_stand_in_models",
+            &built.plan.planned.algorithm,
+            &hash,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -366,7 +325,7 @@ mod tests {
         );
         let models = fakes_0_and_100();
         let built = s.build_with(&env(), models).unwrap();
-        assert!(built.out_labels);
+        assert!(built.plan.planned.out_labels);
         let mut samples: Vec<Sample> = (0..3).map(sample).collect();
         let recs = run(&built, &mut samples);
         for (s, r) in samples.iter().zip(&recs) {
