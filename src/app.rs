@@ -33,8 +33,21 @@ pub fn main() -> ExitCode {
 /// handed over to `seispipe-torch` beside this binary.
 #[must_use]
 pub fn main_with(models: Option<Backend>) -> ExitCode {
+    main_from(std::env::args_os(), models)
+}
+
+/// [`main_with`] over the command line `args` (the program name first), for
+/// programs that embed seispipe with their own model backend. A malformed
+/// command line prints clap's message and exits the process, as the binary does.
+#[must_use]
+pub fn main_from<I, T>(args: I, models: Option<Backend>) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
     keep_freed_memory_mapped();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let cli = Cli::parse_from(&args);
     // A kernel name the library would not know is refused before any work.
     if let Err(reason) = crate::physics::fd::Kernel::from_env() {
         let e = crate::error::Error::config("environment", reason);
@@ -42,7 +55,7 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
         return ExitCode::from(u8::try_from(commands::exit_code(&e)).unwrap_or(1));
     }
     if models.is_none() {
-        if let Some(code) = hand_over_to_torch(&cli) {
+        if let Some(code) = hand_over_to_torch(&cli, &args) {
             return code;
         }
     }
@@ -161,7 +174,7 @@ fn needs_torch(cli: &Cli) -> bool {
 /// needs it and that binary exists beside this one. Returns an exit code only
 /// when the `exec` itself failed; `None` means carry on here (a missing
 /// `seispipe-torch` is then reported where the model would load).
-fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
+fn hand_over_to_torch(cli: &Cli, args: &[std::ffi::OsString]) -> Option<ExitCode> {
     use std::os::unix::process::CommandExt;
     if !needs_torch(cli) {
         return None;
@@ -172,7 +185,7 @@ fn hand_over_to_torch(cli: &Cli) -> Option<ExitCode> {
         return None;
     }
     let err = std::process::Command::new(&torch)
-        .args(std::env::args_os().skip(1))
+        .args(args.iter().skip(1))
         .exec();
     eprintln!("error: {}: cannot start it: {err}", torch.display());
     Some(ExitCode::from(

@@ -1,7 +1,8 @@
 //! `simulate` with `device = "cpu" | "cuda:N" | "auto"`: the libtorch path run
 //! end to end through the `seispipe` binary (which hands the run to
 //! `seispipe-torch`) equals the Rust kernel's records on the edge-stress maps,
-//! the manifest records the simulator, a bad map in a batch is named by its
+//! each shard records the simulator it ran on (partitions on different
+//! hardware merge, and the mix is reported), a bad map in a batch is named by its
 //! own file and sample, and bad devices are refused before any data is read.
 
 use std::path::Path;
@@ -242,4 +243,125 @@ fn tch_devices_without_seispipe_torch_are_refused() {
     let (_, b) = read_npy(&d.join("rust/data/data1.npy"));
     assert_eq!(a, b, "auto without libtorch is the Rust kernel");
     assert!(algorithm(&d.join("auto")).get("simulator").is_none());
+}
+
+/// A model backend that reports one CUDA device whose simulator is the
+/// built-in Rust kernel: a stand-in for a GPU node.
+struct StandInGpu;
+
+struct KernelOnGpu(String);
+
+impl seispipe::model::Simulator for KernelOnGpu {
+    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String> {
+        let mut out = Vec::with_capacity(maps.len() / 4900 * sources.len() * PER_SOURCE);
+        for m in maps.chunks_exact(4900) {
+            let medium = seispipe::physics::Medium::new(m, false)?;
+            for &sx in sources {
+                let mut o = vec![0f32; PER_SOURCE];
+                medium.simulate_source(sx, &mut o);
+                out.extend(o);
+            }
+        }
+        Ok(out)
+    }
+
+    fn device(&self) -> String {
+        self.0.clone()
+    }
+}
+
+impl seispipe::model::ModelBackend for StandInGpu {
+    fn load_models(
+        &self,
+        _: &seispipe::model::LoadRequest,
+    ) -> Result<Vec<Box<dyn seispipe::model::Model>>, String> {
+        Err("the stand-in GPU backend loads no models".into())
+    }
+
+    fn make_demo_model(
+        &self,
+        _: &seispipe::model::DemoModelRequest,
+    ) -> seispipe::error::Result<String> {
+        Err(seispipe::error::Error::config("stand-in", "no demo model"))
+    }
+
+    fn cuda_device_count(&self) -> usize {
+        1
+    }
+
+    fn simulator(&self, device: &str) -> Result<Box<dyn seispipe::model::Simulator>, String> {
+        Ok(Box::new(KernelOnGpu(device.to_string())))
+    }
+}
+
+/// `device = "auto"` over partitions that see different hardware: partition
+/// 0/2 runs on a (stand-in) GPU node, partition 1/2 on a CPU-only one, and a
+/// CPU-only process merges them. The run's identity is what the user asked
+/// for, so nothing is refused; each shard records where it was simulated,
+/// and merge and verify report the mix.
+#[test]
+fn device_auto_partitions_on_different_hardware_merge_on_a_cpu_node() {
+    let t = util::tempdir();
+    let d = t.path();
+    let input = d.join("in");
+    let vel: Vec<f32> = seispipe::synth::edge_stress_maps()
+        .into_iter()
+        .take(4)
+        .flat_map(|(_, v)| v)
+        .collect();
+    write_input(&input, &vel);
+    let p = d.join("auto.toml");
+    std::fs::write(
+        &p,
+        format!(
+            "seed = 3\ncopies = 1\nkeep_original = false\n[run]\nchunk_samples = 1\n[input]\npath = \"{}\"\n[output]\ndir = \"out\"\nsamples_per_shard = 1\n[[stages]]\ntype = \"simulate\"\nsource_positions = [34]\ndevice = \"auto\"\n",
+            input.display()
+        ),
+    )
+    .unwrap();
+    let ps = p.to_str().unwrap();
+
+    let gpu = seispipe::model::Backend(std::sync::Arc::new(StandInGpu));
+    let code = seispipe::app::main_from(
+        ["seispipe", "run", ps, "-q", "--partition", "0/2"],
+        Some(gpu),
+    );
+    assert_eq!(
+        code,
+        std::process::ExitCode::SUCCESS,
+        "partition 0/2 on the GPU node"
+    );
+    util::run_ok(d, &["run", ps, "-q", "--partition", "1/2"]);
+    let o = util::run_ok(d, &["merge", "out"]);
+    let msg = util::text(&o);
+    assert!(
+        msg.contains("devices: stages[0]: tch-cuda:0 (shards 1–2), rust (shards 3–4) — a mix"),
+        "{msg}"
+    );
+    let o = util::seispipe(d, &["verify", "out"]);
+    let report = util::text(&o);
+    assert_eq!(o.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("devices: stages[0]: tch-cuda:0 (shards 1–2), rust (shards 3–4)"),
+        "{report}"
+    );
+
+    // The merged shards are those of one run on a CPU node (the stand-in
+    // GPU computes with the same kernel), and so are the versions.
+    util::run_ok(d, &["run", ps, "-q", "--set", "output.dir=single"]);
+    for k in 1..=4 {
+        for f in [format!("data/data{k}.npy"), format!("model/model{k}.npy")] {
+            let a = std::fs::read(d.join("out").join(&f)).unwrap();
+            let b = std::fs::read(d.join("single").join(&f)).unwrap();
+            assert!(a == b, "{f}");
+        }
+    }
+    assert_eq!(
+        manifest(&d.join("out"))["versions"],
+        manifest(&d.join("single"))["versions"]
+    );
+    assert_eq!(
+        manifest(&d.join("out"))["fingerprint"],
+        manifest(&d.join("single"))["fingerprint"]
+    );
 }
