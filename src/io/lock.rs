@@ -1,4 +1,5 @@
-//! Advisory file locks (`flock`) that say who holds them.
+//! Advisory file locks (the standard library's `File::try_lock`, which is
+//! `flock` on Linux) that say who holds them.
 //!
 //! A [`FileLock`] is held while the value lives and released by the kernel
 //! when the process ends in any way (a killed or requeued task leaves no stale
@@ -8,9 +9,8 @@
 //! byte-range locks, Lustre with `flock` mounts); on a filesystem without
 //! locks the claim fails with the error, never silently.
 
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -34,8 +34,27 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Closing the file releases the lock too; unlocking first makes the
         // release independent of other descriptors of the same file.
-        unsafe {
-            libc::flock(self.file.as_raw_fd(), libc::LOCK_UN);
+        let _ = self.file.unlock();
+    }
+}
+
+/// What trying to take a lock found.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The lock is ours while this lives.
+    Acquired(FileLock),
+    /// Another process holds it: the holder as its lock file says
+    /// (`host pid N`, or `another process`).
+    HeldBy(String),
+}
+
+impl Attempt {
+    /// The lock, if it was taken.
+    #[must_use]
+    pub fn acquired(self) -> Option<FileLock> {
+        match self {
+            Attempt::Acquired(l) => Some(l),
+            Attempt::HeldBy(_) => None,
         }
     }
 }
@@ -57,12 +76,10 @@ pub fn host_name() -> String {
 }
 
 /// Take the exclusive lock on `path` (created if missing) without waiting.
-/// `Ok(Err(holder))` when another process holds it: the holder as its lock
-/// file says.
 ///
 /// # Errors
 /// The file cannot be created or the filesystem does not support locks.
-pub fn try_lock(path: &Path) -> Result<std::result::Result<FileLock, String>> {
+pub fn try_lock(path: &Path) -> Result<Attempt> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -70,20 +87,14 @@ pub fn try_lock(path: &Path) -> Result<std::result::Result<FileLock, String>> {
         .truncate(false)
         .open(path)
         .map_err(|e| Error::io(path, "open lock file", e))?;
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
-            let who = text.trim();
-            return Ok(Err(if who.is_empty() {
-                "another process".into()
-            } else {
-                who.to_string()
-            }));
+            return Ok(Attempt::HeldBy(named(&text)));
         }
-        return Err(Error::io(path, "lock", err));
+        Err(TryLockError::Error(e)) => return Err(Error::io(path, "lock", e)),
     }
     // Ours: say who holds it.
     let me = holder();
@@ -92,10 +103,20 @@ pub fn try_lock(path: &Path) -> Result<std::result::Result<FileLock, String>> {
         .and_then(|()| file.write_all(me.as_bytes()))
         .and_then(|()| file.flush())
         .map_err(|e| Error::io(path, "write lock file", e))?;
-    Ok(Ok(FileLock {
+    Ok(Attempt::Acquired(FileLock {
         file,
         path: path.to_path_buf(),
     }))
+}
+
+/// The holder a lock file names.
+fn named(text: &str) -> String {
+    let who = text.trim();
+    if who.is_empty() {
+        "another process".into()
+    } else {
+        who.to_string()
+    }
 }
 
 /// Whether another process holds the lock on `path` now: its holder if so.
@@ -110,24 +131,16 @@ pub fn held_by(path: &Path) -> Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, "open lock file", e)),
     };
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc == 0 {
-        unsafe {
-            libc::flock(file.as_raw_fd(), libc::LOCK_UN);
+    match file.try_lock_shared() {
+        Ok(()) => {
+            let _ = file.unlock();
+            Ok(None)
         }
-        return Ok(None);
+        Err(TryLockError::WouldBlock) => Ok(Some(named(
+            &std::fs::read_to_string(path).unwrap_or_default(),
+        ))),
+        Err(TryLockError::Error(e)) => Err(Error::io(path, "lock", e)),
     }
-    let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(Error::io(path, "lock", err));
-    }
-    let who = std::fs::read_to_string(path).unwrap_or_default();
-    let who = who.trim();
-    Ok(Some(if who.is_empty() {
-        "another process".into()
-    } else {
-        who.to_string()
-    }))
 }
 
 #[cfg(test)]
@@ -139,17 +152,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.lock");
         assert_eq!(held_by(&p).unwrap(), None);
-        let lock = try_lock(&p).unwrap().expect("free");
+        let Attempt::Acquired(lock) = try_lock(&p).unwrap() else {
+            panic!("free")
+        };
         assert_eq!(lock.path(), p);
         // flock locks belong to the open file description, so a second open
         // in this process conflicts exactly as another process would.
-        let who = try_lock(&p).unwrap().expect_err("held");
+        let Attempt::HeldBy(who) = try_lock(&p).unwrap() else {
+            panic!("held")
+        };
         assert_eq!(who, holder());
         assert!(who.contains(&format!("pid {}", std::process::id())));
         assert_eq!(held_by(&p).unwrap(), Some(holder()));
         drop(lock);
         assert_eq!(held_by(&p).unwrap(), None);
-        let again = try_lock(&p).unwrap();
-        assert!(again.is_ok());
+        assert!(matches!(try_lock(&p).unwrap(), Attempt::Acquired(_)));
     }
 }

@@ -44,7 +44,10 @@ pub(super) fn claim(out_dir: &Path, part: Partition, shards: usize) -> Result<Fi
         dir: out_dir.to_path_buf(),
         reason,
     };
-    let lock = lock::try_lock(&own)?.map_err(|holder| refuse(already_written(part, &holder)))?;
+    let lock = match lock::try_lock(&own)? {
+        lock::Attempt::Acquired(lock) => lock,
+        lock::Attempt::HeldBy(holder) => return Err(refuse(already_written(part, &holder))),
+    };
     check_others(out_dir, part, shards)?;
     Ok(lock)
 }
@@ -176,7 +179,11 @@ pub fn free_bytes(dir: &Path) -> Result<u64> {
     }
     let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
         .map_err(|_| Error::io(dir, "statvfs", std::io::Error::other("NUL in path")))?;
+    // SAFETY: statvfs is a plain C struct of integers, for which all zeros is
+    // a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path that outlives the call, and `st`
+    // is a valid, writable statvfs.
     let rc = unsafe { libc::statvfs(c.as_ptr(), &raw mut st) };
     if rc != 0 {
         return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));

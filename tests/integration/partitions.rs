@@ -224,6 +224,7 @@ fn a_partition_of_another_pipeline_or_a_held_partition_is_refused() {
     // A live process holding partition 1/2 (this test, through the same lock).
     let lock = seispipe::io::lock::try_lock(&root.join("out/.seispipe/locks/1-of-2.lock"))
         .unwrap()
+        .acquired()
         .expect("free");
     let o = part(root, "1/2");
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

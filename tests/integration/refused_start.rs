@@ -194,6 +194,7 @@ fn refusals_on_an_existing_output_change_nothing() {
     let locks = root.join("out/.seispipe/locks");
     let held = seispipe::io::lock::try_lock(&locks.join("1-of-2.lock"))
         .unwrap()
+        .acquired()
         .expect("the lock is free");
     refused_leaves_tree(root, &["p.toml"], None, "is being written by");
     refused_leaves_tree(

@@ -48,14 +48,9 @@ const MID_END: usize = 192;
 const MID_WIDTH: usize = MID_END - MID_START;
 
 /// 16 floats on a 64-byte boundary: the unit of every buffer here.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Line([f32; 16]);
-
-// SAFETY: `Line` is 16 f32s (64 bytes, no padding); any bit pattern is valid.
-unsafe impl bytemuck::Zeroable for Line {}
-// SAFETY: as above; `Line` is `Copy`, `'static` and `repr(C)`.
-unsafe impl bytemuck::Pod for Line {}
 
 fn lines(len: usize) -> Vec<Line> {
     debug_assert_eq!(len % 16, 0);
@@ -230,18 +225,22 @@ pub fn step(
     }
     let offsets = (cols.start + 2) / 16 * 16..(cols.end + 2).div_ceil(16) * 16;
     let (cur, next) = (cur.as_slice().as_ptr(), next.as_mut_slice().as_mut_ptr());
-    // SAFETY (all arms): the pointers span whole fields; `rows` and `offsets`
-    // are inside the grid (asserted above), which keeps every access inside
-    // them ([`sweep`]); the CPU has the instruction set (asserted above).
+    // Every arm: the pointers span whole fields; `rows` and `offsets` are
+    // inside the grid (asserted above), which keeps every access inside them
+    // ([`sweep`]); the CPU has the instruction set (asserted above).
     match isa {
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: see above; AVX-512F is present.
         Isa::Avx512 => unsafe { step_avx512(cur, next, coef, rows, offsets) },
         #[cfg(target_arch = "x86_64")]
+        // SAFETY: see above; AVX2 and FMA are present.
         Isa::Avx2 => unsafe { step_avx2(cur, next, coef, rows, offsets) },
         #[cfg(target_arch = "aarch64")]
+        // SAFETY: see above; NEON is part of aarch64.
         Isa::Neon => unsafe {
             step_lanes::<super::simd::Neon, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
         },
+        // SAFETY: see above; the portable lanes need no instruction set.
         _ => unsafe { step_lanes::<Portable, ROWS_PER_PASS>(cur, next, coef, rows, offsets) },
     }
 }
