@@ -96,14 +96,7 @@ pub struct InputFile {
     pub source: Option<SourceShard>,
 }
 
-/// A file that was skipped under `on_bad_file = "skip"`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct SkippedFile {
-    /// The file.
-    pub path: String,
-    /// Why.
-    pub reason: String,
-}
+pub use crate::io::format::SkippedFile;
 
 /// All inputs of a run, in order.
 #[derive(Debug, Clone)]
@@ -360,7 +353,7 @@ impl InputSet {
                     path: p.to_path_buf(),
                     reason: format!(
                         "holds {samples} samples but {} lists {} for shard {}",
-                        s.dir.join(crate::io::manifest::MANIFEST_NAME).display(),
+                        s.dir.join(crate::io::format::MANIFEST_NAME).display(),
                         s.samples,
                         s.index
                     ),

@@ -13,26 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
-use crate::io::layout::SkippedFile;
+use crate::io::format::SkippedFile;
 use crate::io::npy::{self, WrittenFile};
 use crate::io::walk;
 
-/// Version of the output encoding: npy headers and data layout, f16 rounding,
-/// the manifest and provenance format. Recorded in the run fingerprint beside
-/// every stage's algorithm version (see [`crate::stage::algorithm`]).
-/// Version 2 moved per-sample provenance out of the manifest into per-shard
-/// JSON Lines files.
-pub const OUTPUT_FORMAT_VERSION: u32 = 2;
-/// Manifest format name.
-pub const MANIFEST_FORMAT: &str = "seispipe-manifest/2";
-/// Manifest file name in an output directory.
-pub const MANIFEST_NAME: &str = "manifest.json";
-/// Hidden state directory (run fingerprint and journal) in an output directory.
-pub const STATE_DIR: &str = ".seispipe";
-/// The output's report (see `crate::report`), listed in `extra_files`. It
-/// is not packaged into Kaggle parts: it describes the whole output, and its
-/// size is not known when `check` plans the parts.
-pub const REPORT_NAME: &str = "report.html";
+pub use crate::io::format::{
+    MANIFEST_FORMAT, MANIFEST_NAME, OUTPUT_FORMAT_VERSION, REPORT_NAME, STATE_DIR,
+};
 
 /// One output shard: its files and where each of its samples came from.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -20,7 +20,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::io::manifest::MANIFEST_NAME;
+use crate::io::format::MANIFEST_NAME;
 use crate::io::walk;
 
 /// Where a data file sits in the output a manifest describes.

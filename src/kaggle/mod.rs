@@ -9,6 +9,7 @@
 
 pub mod metadata;
 pub mod pack;
+mod part;
 pub mod parts;
 mod place;
 pub mod plan;
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-pub use pack::{package, PackOptions, PackOutcome, PartSummary};
+pub use pack::{package, PackOptions, PackOutcome};
+pub use part::{PartSummary, MARKER_FORMAT, MARKER_NAME};
 pub use parts::{predict, PlannedOutput, PlannedShard};
 
 /// Default byte cap of one part: 100 GB (10¹¹ bytes). Kaggle's per-dataset cap

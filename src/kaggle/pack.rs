@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::part::{config, PartSummary, MARKER_FORMAT, MARKER_NAME};
 use super::parts::render_parts;
 use super::place::{
     check_sources, remove_sources, staging_path, units_of, write_staging, Unit, STAGING_MARK,
@@ -25,11 +26,6 @@ use crate::io::atomic::sync_parent;
 use crate::io::manifest::{Manifest, MANIFEST_NAME};
 use crate::io::npy;
 
-/// Marker written last into a finished packaging.
-pub const MARKER_NAME: &str = ".seispipe-package.json";
-/// Marker format.
-pub const MARKER_FORMAT: &str = "seispipe-kaggle/1";
-
 /// How to package.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PackOptions {
@@ -38,21 +34,6 @@ pub struct PackOptions {
     pub rehash: bool,
     /// Plan and validate only; write nothing.
     pub dry_run: bool,
-}
-
-/// One part of a packaging.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartSummary {
-    /// Folder name and slug.
-    pub slug: String,
-    /// Shard numbers it holds, ascending.
-    pub shards: Vec<usize>,
-    /// Samples it holds.
-    pub samples: usize,
-    /// Files in its folder, metadata and manifest included.
-    pub files: usize,
-    /// Bytes in its folder, metadata and manifest included.
-    pub bytes: u64,
 }
 
 /// What [`package`] did.
@@ -66,11 +47,6 @@ pub struct PackOutcome {
     pub already_packaged: bool,
     /// The summary table (also in `PLAN.md`) and what was done.
     pub text: String,
-}
-
-/// A configuration error about the folder `into`.
-pub(super) fn config(into: &Path, reason: impl Into<String>) -> Error {
-    Error::config(into.display().to_string(), reason)
 }
 
 /// What identifies a packaging: the output's manifest bytes and every setting

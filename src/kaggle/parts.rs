@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::metadata;
-use super::pack::{config, PartSummary};
+use super::part::{config, Part, PartSummary};
 use super::place::Unit;
 use super::plan::{self, Capacity, Item, Strategy};
 use super::render::{render_manifest, render_metadata, shard_ranges, PartNumbers};
@@ -19,20 +19,6 @@ use crate::progress::human_bytes;
 
 /// Files every part holds besides its items.
 const FIXED_FILES: usize = 2;
-
-/// A part, rendered in memory.
-pub(super) struct Part {
-    /// Folder name and slug.
-    pub(super) slug: String,
-    /// Indices of its units.
-    pub(super) units: Vec<usize>,
-    /// Its `manifest.json`.
-    pub(super) manifest: Vec<u8>,
-    /// Its `dataset-metadata.json`.
-    pub(super) metadata: Vec<u8>,
-    /// What it holds.
-    pub(super) summary: PartSummary,
-}
 
 /// Pretty JSON of a record, padded for the indentation it gets inside a
 /// manifest's `shards` list, plus the separator.

@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::metadata::METADATA_NAME;
-use super::pack::{config, PartSummary, MARKER_FORMAT, MARKER_NAME};
-use super::parts::Part;
+use super::part::{config, Part, PartSummary, MARKER_FORMAT, MARKER_NAME};
 use super::plan::Strategy;
 use super::render::{plan_markdown, upload_script};
 use super::{LinkMode, Settings};

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::metadata;
-use super::pack::PartSummary;
+use super::part::PartSummary;
 use super::plan::Strategy;
 use super::Settings;
 use crate::io::manifest::{Manifest, ShardRecord};

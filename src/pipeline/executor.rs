@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::io::layout::InputSet;
@@ -40,6 +39,7 @@ use crate::progress::Printer;
 
 pub use crate::pipeline::resume::{fingerprint, versions};
 pub use crate::pipeline::shards::{memory_bound_bytes, shard_paths, ShardPlan};
+pub use crate::pipeline::summary::Summary;
 
 /// Options that change speed, what people see and which share of the output
 /// this process writes — never the output bytes.
@@ -61,31 +61,6 @@ pub struct RunOptions {
     pub disk_reserve: u64,
     /// Start even if the remaining bytes do not fit in the free space.
     pub allow_overfill: bool,
-}
-
-/// The outcome of a run.
-#[derive(Debug, Clone, Default)]
-pub struct Summary {
-    /// The partition this run wrote (`None`: the whole output).
-    pub partition: Option<Partition>,
-    /// Input samples.
-    pub samples_in: usize,
-    /// Output samples in the finished output (all shards; for a partition, its shards).
-    pub samples_out: usize,
-    /// Output samples dropped by policy.
-    pub samples_dropped: usize,
-    /// Shards written by this run.
-    pub shards_written: usize,
-    /// Shards kept from an earlier, interrupted run.
-    pub shards_resumed: usize,
-    /// Bytes written by this run.
-    pub bytes_written: u64,
-    /// Bytes of the whole output (for a partition, of its shards).
-    pub bytes_total: u64,
-    /// Input files skipped by policy.
-    pub files_skipped: usize,
-    /// Wall time of this run.
-    pub elapsed: Duration,
 }
 
 /// Run `pipeline` over `inputs` (all of it, or one partition), resuming any
@@ -278,23 +253,4 @@ fn log_run(out_dir: &Path, part: Partition, summary: &Summary, cause: Option<&Er
 fn mark_unversioned(out_dir: &Path) -> Result<()> {
     let p = out_dir.join(STATE_DIR).join(UNVERSIONED_MARK);
     crate::io::atomic::write_atomic(&p, b"resumed with --accept-unversioned\n")
-}
-
-impl Summary {
-    /// Count the shards this run wrote, and their bytes.
-    fn count_written(&mut self, written: &[ShardRecord]) {
-        self.shards_written += written.len();
-        self.bytes_written += written
-            .iter()
-            .flat_map(|s| &s.files)
-            .map(|f| f.bytes)
-            .sum::<u64>();
-    }
-
-    /// Count the samples, drops and bytes of the finished output.
-    fn count_output(&mut self, shards: &[ShardRecord]) {
-        self.samples_out = shards.iter().map(|s| s.samples).sum();
-        self.samples_dropped = shards.iter().map(|s| s.dropped.len()).sum();
-        self.bytes_total = shards.iter().flat_map(|s| &s.files).map(|f| f.bytes).sum();
-    }
 }

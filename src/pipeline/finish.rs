@@ -11,9 +11,9 @@ use crate::io::atomic;
 use crate::io::layout::InputSet;
 use crate::io::manifest::{self, Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy;
-use crate::pipeline::executor::Summary;
 use crate::pipeline::plan::Plan;
 use crate::pipeline::resume::versions;
+use crate::pipeline::summary::Summary;
 use crate::rng::RNG_DERIVATION;
 use crate::sample::VELOCITY_SHAPE;
 

@@ -13,12 +13,12 @@ use crate::io::layout::InputSet;
 use crate::io::manifest::{ShardRecord, STATE_DIR};
 use crate::io::npy;
 use crate::pipeline::claim;
-use crate::pipeline::executor::Summary;
 use crate::pipeline::finish::{write_manifest, Outcome};
 use crate::pipeline::partition::Partition;
 use crate::pipeline::plan::Plan;
 use crate::pipeline::resume::{fingerprint, finished_shards, same_run, RunOrigin};
 use crate::pipeline::shards::ShardPlan;
+use crate::pipeline::summary::Summary;
 
 /// Merge the partitions of the output in `out_dir`, started by `pipeline`
 /// over `inputs` as its `run.json` (`origin`) records. Only plans are read:

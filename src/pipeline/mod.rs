@@ -16,5 +16,6 @@ mod records;
 pub mod resume;
 pub mod shards;
 pub mod spec;
+mod summary;
 mod threads;
 mod work;

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::pipeline::work::Item;
+use crate::sample::Sample;
 
 /// Which output sample a record is about, and the input sample it came from.
 #[derive(Debug, Serialize)]
@@ -25,14 +25,15 @@ pub(super) struct SampleRef<'a> {
 }
 
 impl<'a> SampleRef<'a> {
-    /// The reference of `item`, read from the input file `input`.
-    pub fn of(item: &'a Item, input: &'a str) -> SampleRef<'a> {
+    /// The reference of output sample `output_index`, `sample`, read from
+    /// the input file `input`.
+    pub fn of(output_index: usize, sample: &'a Sample, input: &'a str) -> SampleRef<'a> {
         SampleRef {
-            output_index: item.out_index,
-            id: &item.sample.id,
+            output_index,
+            id: &sample.id,
             input,
-            input_index: item.sample.origin.index,
-            copy: item.sample.origin.copy,
+            input_index: sample.origin.index,
+            copy: sample.origin.copy,
         }
     }
 }

@@ -325,7 +325,7 @@ impl OpenShard {
         let input = &ctx.inputs.files[item.sample.origin.input].rel;
         if let Some(reason) = item.sample.dropped.take() {
             self.dropped.push(records::to_value(&Dropped {
-                sample: SampleRef::of(&item, input),
+                sample: SampleRef::of(item.out_index, &item.sample, input),
                 reason: &reason,
             }));
             return Ok(0);
@@ -351,7 +351,7 @@ impl OpenShard {
             bytes += (v.len() * npy::itemsize(dtype)) as u64;
         }
         self.provenance.push(records::to_value(&Provenance {
-            sample: SampleRef::of(&item, input),
+            sample: SampleRef::of(item.out_index, &item.sample, input),
             stages: &item.records,
         }));
         Ok(bytes)
