@@ -281,10 +281,10 @@ fn no_cycle_between_files_of_one_folder() {
         for c in cycles(e) {
             let (a, b) = c.split_once(" ⇄ ").unwrap();
             let files = |x: &str, y: &str| {
-                e.get(x)
-                    .and_then(|t| t.get(y))
-                    .map(|f| f.iter().cloned().collect::<Vec<_>>().join(", "))
-                    .unwrap_or_else(|| "through others".into())
+                e.get(x).and_then(|t| t.get(y)).map_or_else(
+                    || "through others".into(),
+                    |f| f.iter().cloned().collect::<Vec<_>>().join(", "),
+                )
             };
             problems.push(format!(
                 "{folder}/: {c} ({a} → {b}: {}; {b} → {a}: {})",
