@@ -33,14 +33,20 @@ pub fn main() -> ExitCode {
 /// handed over to `seispipe-torch` beside this binary.
 #[must_use]
 pub fn main_with(models: Option<Backend>) -> ExitCode {
-    main_from(std::env::args_os(), models)
+    main_from(std::env::args_os(), models, None)
 }
 
 /// [`main_with`] over the command line `args` (the program name first), for
-/// programs that embed seispipe with their own model backend. A malformed
-/// command line prints clap's message and exits the process, as the binary does.
+/// programs that embed seispipe with their own model backend and, if they
+/// like, their own measure of free space (`disk`; default: the kernel's).
+/// A malformed command line prints clap's message and exits the process, as
+/// the binary does.
 #[must_use]
-pub fn main_from<I, T>(args: I, models: Option<Backend>) -> ExitCode
+pub fn main_from<I, T>(
+    args: I,
+    models: Option<Backend>,
+    disk: Option<Arc<dyn crate::io::disk::DiskProbe>>,
+) -> ExitCode
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
@@ -48,13 +54,17 @@ where
     keep_freed_memory_mapped();
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let cli = Cli::parse_from(&args);
-    // A kernel name the library would not know is refused before any work.
-    if let Err(reason) = crate::physics::fd::Kernel::from_env() {
-        let e = crate::error::Error::config("environment", reason);
-        eprintln!("error: {e}");
-        return ExitCode::from(u8::try_from(commands::exit_code(&e)).unwrap_or(1));
-    }
-    if models.is_none() {
+    // The environment's settings are read here, once; a value that names
+    // nothing is refused before any work.
+    let disk = disk.unwrap_or_else(|| Arc::new(crate::io::disk::Statvfs));
+    let host = match crate::settings::Host::read(models, disk, &|k| std::env::var(k).ok()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(u8::try_from(commands::exit_code(&e)).unwrap_or(1));
+        }
+    };
+    if host.models.is_none() {
         if let Some(code) = hand_over_to_torch(&cli, &args) {
             return code;
         }
@@ -71,14 +81,14 @@ where
         });
     }
     let outcome = match &cli.command {
-        Command::Run(args) => commands::run(args, stop, models.as_ref()).map(|_| commands::EXIT_OK),
+        Command::Run(args) => commands::run(args, stop, &host).map(|_| commands::EXIT_OK),
         Command::Merge { dir, quiet } => commands::merge(dir).map(|s| {
             if !quiet {
                 eprint!("{s}");
             }
             commands::EXIT_OK
         }),
-        Command::Check(args) => commands::check(args, models.as_ref()).map(|s| {
+        Command::Check(args) => commands::check(args, &host).map(|s| {
             print!("{s}");
             commands::EXIT_OK
         }),
@@ -98,7 +108,7 @@ where
                 commands::EXIT_VERIFY
             }
         }),
-        Command::Synth(args) => commands::synth(args).map(|s| {
+        Command::Synth(args) => commands::synth(args, &host).map(|s| {
             eprint!("{s}");
             commands::EXIT_OK
         }),
@@ -126,10 +136,12 @@ where
             print!("{s}");
             commands::EXIT_OK
         }),
-        Command::MakeDemoModel(args) => commands::make_demo_model(args, models).map(|s| {
-            eprint!("{s}");
-            commands::EXIT_OK
-        }),
+        Command::MakeDemoModel(args) => {
+            commands::make_demo_model(args, host.models.clone()).map(|s| {
+                eprint!("{s}");
+                commands::EXIT_OK
+            })
+        }
     };
     match outcome {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

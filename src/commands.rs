@@ -46,10 +46,10 @@ pub fn exit_code(e: &Error) -> i32 {
 ///
 /// # Errors
 /// Any configuration or layout problem.
-/// `models` is the libtorch backend when this process has one: a plan that
-/// needs it is then also made ready to run (models loaded, devices chosen),
-/// and where each stage with a `device` would run is shown.
-pub fn check(args: &CheckArgs, models: Option<&Backend>) -> Result<String> {
+/// When `host` has libtorch, a plan that needs it is also made ready to
+/// run (models loaded, devices chosen), and where each stage with a
+/// `device` would run is shown.
+pub fn check(args: &CheckArgs, host: &settings::Host) -> Result<String> {
     let partition = partition_of(&args.partition)?;
     let args = &args.pipeline;
     let r = settings::resolve(&args.pipeline, &args.set)?;
@@ -118,8 +118,8 @@ pub fn check(args: &CheckArgs, models: Option<&Backend>) -> Result<String> {
         }
         s.push('\n');
     }
-    if p.needs_torch() && models.is_some() {
-        let ready = crate::pipeline::build::instantiate(r.plan.clone(), models)?;
+    if p.needs_torch() && host.models.is_some() {
+        let ready = crate::pipeline::build::instantiate(r.plan.clone(), &host.stage_env())?;
         for (stage, device) in &ready.devices {
             let _ = writeln!(s, "runs here: {stage} on {device}");
         }
@@ -132,7 +132,13 @@ pub fn check(args: &CheckArgs, models: Option<&Backend>) -> Result<String> {
         "memory bound for sample data in flight: {}",
         human_bytes(executor::memory_bound_bytes(p))
     );
-    partition_text(&mut s, partition, &plan, &p.spec.output.dir);
+    partition_text(
+        &mut s,
+        partition,
+        &plan,
+        &p.spec.output.dir,
+        host.disk.as_ref(),
+    );
     Ok(s)
 }
 
@@ -140,8 +146,8 @@ pub fn check(args: &CheckArgs, models: Option<&Backend>) -> Result<String> {
 ///
 /// # Errors
 /// Anything that stops the run; see [`exit_code`].
-/// `models` is the libtorch backend when this process has one.
-pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<&Backend>) -> Result<Summary> {
+/// `host` says what this process has (libtorch, disk probe, settings).
+pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, host: &settings::Host) -> Result<Summary> {
     let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set)?;
     let threads = args
         .threads
@@ -164,11 +170,13 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, models: Option<&Backend>) -> R
         partition,
         disk_reserve,
         allow_overfill: args.allow_overfill,
+        direct_io: host.direct_io,
+        disk: host.disk.clone(),
     };
     // A [kaggle] section is validated before the run and packages the output
     // after it (a partition leaves packaging to `seispipe merge`).
     let kaggle = kaggle::before_run(&r.plan, &ShardPlan::new(&r.plan, &r.inputs))?;
-    let pipeline = crate::pipeline::build::instantiate(r.plan, models)?;
+    let pipeline = crate::pipeline::build::instantiate(r.plan, &host.stage_env())?;
     let summary = executor::run(&pipeline, &r.inputs, &opts, &mut printer)?;
     if !args.quiet {
         eprintln!("{}", summary_text(&summary, &pipeline.plan.spec.output.dir));
@@ -539,7 +547,7 @@ pub fn stages() -> String {
 ///
 /// # Errors
 /// A bad family (a configuration error), simulation or I/O failures.
-pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
+pub fn synth(args: &crate::cli::SynthArgs, host: &settings::Host) -> Result<String> {
     use crate::pipeline::spec::DType;
     let family =
         crate::synth::Family::parse(&args.family).map_err(|r| Error::config("--family", r))?;
@@ -555,6 +563,7 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
         seed: args.seed,
         dtype,
         unlabelled: args.unlabelled,
+        kernel: host.fd_kernel,
     };
     let threads = args
         .threads
@@ -581,7 +590,7 @@ pub fn synth(args: &crate::cli::SynthArgs) -> Result<String> {
         "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {} ({}))",
         family.name(),
         crate::physics::fd::kernel_name(),
-        crate::physics::fd::Kernel::selected().name()
+        host.fd_kernel.name()
     );
     Ok(s)
 }

@@ -62,10 +62,10 @@ impl Error {
     }
 
     /// A configuration error in `file`.
-    pub fn config(file: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn config(file: impl Into<String>, reason: impl std::fmt::Display) -> Self {
         Error::Config {
             file: file.into(),
-            reason: reason.into(),
+            reason: reason.to_string(),
         }
     }
 }
@@ -85,17 +85,17 @@ pub struct StageError {
 
 impl StageError {
     /// A stage error with a message.
-    pub fn new(msg: impl Into<String>) -> Self {
+    pub fn new(msg: impl std::fmt::Display) -> Self {
         StageError {
-            message: msg.into(),
+            message: msg.to_string(),
             batch_index: None,
         }
     }
 
     /// A batch stage's error about sample `index` of its batch.
-    pub fn in_batch(index: usize, msg: impl Into<String>) -> Self {
+    pub fn in_batch(index: usize, msg: impl std::fmt::Display) -> Self {
         StageError {
-            message: msg.into(),
+            message: msg.to_string(),
             batch_index: Some(index),
         }
     }

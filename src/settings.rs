@@ -54,3 +54,67 @@ pub fn resolve_recorded(out_dir: &Path) -> Result<(Resolved, crate::pipeline::re
     let resolved = plan_over_inputs(spec, &origin.pipeline_file)?;
     Ok((resolved, origin))
 }
+
+/// What a command gets from the process it runs in: the model backend, how
+/// free space is measured, and the settings of its environment — each read
+/// once, at start, by `crate::app`, and passed down.
+#[derive(Clone)]
+pub struct Host {
+    /// The libtorch backend when this process has one (`seispipe-torch`).
+    pub models: Option<crate::model::Backend>,
+    /// How free space is measured.
+    pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
+    /// `SEISPIPE_FD_KERNEL`: the time-loop kernel (same bits either way).
+    pub fd_kernel: crate::physics::fd::Kernel,
+    /// `SEISPIPE_DIRECT_IO`: `0` writes shards through the page cache.
+    pub direct_io: bool,
+}
+
+impl Host {
+    /// The host of a process with `models` and `disk`, its settings read
+    /// from `get` (the environment); an unknown value is refused here, the
+    /// one place that reads them.
+    ///
+    /// # Errors
+    /// A value of `SEISPIPE_FD_KERNEL` or `SEISPIPE_DIRECT_IO` that names
+    /// nothing, with the allowed ones.
+    pub fn read(
+        models: Option<crate::model::Backend>,
+        disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
+        get: &dyn Fn(&str) -> Option<String>,
+    ) -> crate::error::Result<Host> {
+        use crate::physics::fd::Kernel;
+        let fd_kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
+            .map_err(|e| crate::error::Error::config("environment", e))?;
+        let direct_io = match get(DIRECT_IO_ENV).as_deref() {
+            None | Some("" | "1") => true,
+            Some("0") => false,
+            Some(other) => {
+                return Err(crate::error::Error::config(
+                    "environment",
+                    format!("{DIRECT_IO_ENV}={other:?} is not a setting; expected \"0\" (write through the page cache) or \"1\" (direct I/O where the filesystem takes it, the default)"),
+                ))
+            }
+        };
+        Ok(Host {
+            models,
+            disk,
+            fd_kernel,
+            direct_io,
+        })
+    }
+}
+
+impl Host {
+    /// What stages are made ready with in this process.
+    #[must_use]
+    pub fn stage_env(&self) -> crate::stage::RunEnv<'_> {
+        crate::stage::RunEnv {
+            models: self.models.as_ref(),
+            kernel: self.fd_kernel,
+        }
+    }
+}
+
+/// The environment variable that turns direct I/O off (`0`).
+pub const DIRECT_IO_ENV: &str = "SEISPIPE_DIRECT_IO";

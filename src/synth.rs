@@ -61,7 +61,7 @@ impl Family {
     ///
     /// # Errors
     /// An unknown name, with the list of known ones.
-    pub fn parse(name: &str) -> std::result::Result<Family, String> {
+    pub fn parse(name: &str) -> std::result::Result<Family, UnknownFamily> {
         let (kind, grade) = name.split_once('_').unwrap_or((name, ""));
         let b = match grade {
             "A" => false,
@@ -141,11 +141,18 @@ impl Family {
     }
 }
 
-fn unknown(name: &str) -> String {
-    format!(
-        "unknown family `{name}`; expected one of {}",
-        FAMILIES.join(", ")
-    )
+fn unknown(name: &str) -> UnknownFamily {
+    UnknownFamily {
+        name: name.to_string(),
+    }
+}
+
+/// A family name that is none of OpenFWI's ten.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown family `{name}`; expected one of {known}", known = FAMILIES.join(", "))]
+pub struct UnknownFamily {
+    /// The name given.
+    pub name: String,
 }
 
 /// Number of layers and their velocities (top to bottom).
@@ -193,6 +200,8 @@ pub struct SynthOptions {
     pub dtype: DType,
     /// Write one-sample unlabelled test files instead of labelled shards.
     pub unlabelled: bool,
+    /// The time-loop kernel (same bits either way).
+    pub kernel: crate::physics::fd::Kernel,
 }
 
 /// Samples simulated together (bounds memory: ~1.2 MB of coefficients each).
@@ -218,7 +227,7 @@ pub fn synth(o: &SynthOptions) -> Result<Vec<WrittenFile>> {
             .map(|i| o.family.draw(&mut stage_rng(o.seed, &id, 0, i as u64, 0)))
             .collect();
         for (i, chunk) in maps.chunks(BATCH).enumerate() {
-            let seis = simulate(chunk, &o.out, i * BATCH)?;
+            let seis = simulate(chunk, &o.out, i * BATCH, o.kernel)?;
             for (j, s) in seis.chunks_exact(5 * PER_SOURCE).enumerate() {
                 let k = i * BATCH + j;
                 let path = o.out.join(format!("{}.npy", test_id(o.seed, &name, k)));
@@ -259,7 +268,7 @@ pub fn synth(o: &SynthOptions) -> Result<Vec<WrittenFile>> {
             &[o.samples, 5, 1000, 70],
         )?;
         for (i, chunk) in maps.chunks(BATCH).enumerate() {
-            let seis = simulate(chunk, &data, i * BATCH)?;
+            let seis = simulate(chunk, &data, i * BATCH, o.kernel)?;
             for s in seis.chunks_exact(5 * PER_SOURCE) {
                 dw.write_item(s)?;
             }
@@ -286,13 +295,20 @@ fn rel(root: &Path, p: &Path) -> String {
         .replace('\\', "/")
 }
 
-fn simulate(maps: &[Vec<f32>], path: &Path, first: usize) -> Result<Vec<f32>> {
+fn simulate(
+    maps: &[Vec<f32>],
+    path: &Path,
+    first: usize,
+    kernel: crate::physics::fd::Kernel,
+) -> Result<Vec<f32>> {
     let flat: Vec<f32> = maps.concat();
     let mut out = vec![0f32; maps.len() * SOURCE_X.len() * PER_SOURCE];
-    physics::simulate_batch(&flat, &SOURCE_X, false, &mut out).map_err(|e| Error::Sample {
-        path: path.to_path_buf(),
-        index: first + e.sample,
-        reason: e.reason,
+    physics::simulate_batch_with(&flat, &SOURCE_X, false, kernel, &mut out).map_err(|e| {
+        Error::Sample {
+            path: path.to_path_buf(),
+            index: first + e.sample,
+            reason: e.reason.to_string(),
+        }
     })?;
     Ok(out)
 }
@@ -377,6 +393,7 @@ mod tests {
         }
         assert!(Family::parse("FlatVel_C")
             .unwrap_err()
+            .to_string()
             .contains("CurveFault_B"));
     }
 

@@ -16,6 +16,7 @@ pub(super) fn partition_text(
     partition: Option<Partition>,
     plan: &ShardPlan,
     out_dir: &str,
+    disk: &dyn crate::io::disk::DiskProbe,
 ) {
     if let Some(part) = partition {
         let mine = part.shards(plan.shards);
@@ -38,7 +39,7 @@ pub(super) fn partition_text(
             );
         }
     }
-    let free = crate::pipeline::claim::free_bytes(
+    let free = disk.free_bytes(
         Path::new(out_dir)
             .ancestors()
             .find(|a| a.exists())

@@ -119,27 +119,61 @@ pub struct StftScratch {
     spectrum: Vec<Complex<f32>>,
 }
 
+/// A short-time Fourier transform that cannot be computed as configured,
+/// each naming the key, the value and what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StftError {
+    /// A window parameter outside its range.
+    #[error("{key} = {value} is out of range; expected {expected}")]
+    OutOfRange {
+        key: &'static str,
+        value: usize,
+        expected: String,
+    },
+    /// Reflect padding needs more samples than the signal has.
+    #[error("n_fft = {n_fft} is too large for signals of {len} samples: reflect padding by n_fft / 2 = {pad} needs n_fft / 2 < {len}; use a smaller n_fft or pad_mode = \"constant\"")]
+    ReflectTooShort {
+        n_fft: usize,
+        len: usize,
+        pad: usize,
+    },
+    /// The (padded) signal is shorter than one frame.
+    #[error("n_fft = {n_fft} is larger than the {signal} signal of {padded} samples; expected n_fft ≤ {padded}")]
+    SignalTooShort {
+        n_fft: usize,
+        /// `padded` or `unpadded (center = false)`.
+        signal: &'static str,
+        padded: usize,
+    },
+}
+
 impl StftPlan {
     /// Check `cfg` and build the plan.
     ///
     /// # Errors
     /// `n_fft = 0`, `hop_length = 0`, `win_length = 0` or `win_length > n_fft`,
     /// each message naming the key, the value and what is allowed.
-    pub fn new(cfg: StftConfig) -> Result<Self, String> {
+    pub fn new(cfg: StftConfig) -> Result<Self, StftError> {
         if cfg.n_fft < 2 {
-            return Err(format!(
-                "n_fft = {} is out of range; expected n_fft ≥ 2",
-                cfg.n_fft
-            ));
+            return Err(StftError::OutOfRange {
+                key: "n_fft",
+                value: cfg.n_fft,
+                expected: "n_fft ≥ 2".into(),
+            });
         }
         if cfg.hop_length == 0 {
-            return Err("hop_length = 0 is out of range; expected hop_length ≥ 1".into());
+            return Err(StftError::OutOfRange {
+                key: "hop_length",
+                value: 0,
+                expected: "hop_length ≥ 1".into(),
+            });
         }
         if cfg.win_length == 0 || cfg.win_length > cfg.n_fft {
-            return Err(format!(
-                "win_length = {} is out of range; expected 1 ≤ win_length ≤ n_fft = {}",
-                cfg.win_length, cfg.n_fft
-            ));
+            return Err(StftError::OutOfRange {
+                key: "win_length",
+                value: cfg.win_length,
+                expected: format!("1 ≤ win_length ≤ n_fft = {}", cfg.n_fft),
+            });
         }
         let n = cfg.n_fft;
         let even = n.is_multiple_of(2);
@@ -203,22 +237,27 @@ impl StftPlan {
     /// # Errors
     /// The (padded) signal is shorter than `n_fft`, or reflect padding needs
     /// more samples than the signal has (torch's rule `n_fft / 2 < len`).
-    pub fn n_frames(&self, len: usize) -> Result<usize, String> {
+    pub fn n_frames(&self, len: usize) -> Result<usize, StftError> {
         let c = &self.cfg;
         let pad = self.pad();
         if c.center && c.pad_mode == PadMode::Reflect && pad >= len {
-            return Err(format!(
-                "n_fft = {} is too large for signals of {len} samples: reflect padding by n_fft / 2 = {pad} needs n_fft / 2 < {len}; use a smaller n_fft or pad_mode = \"constant\"",
-                c.n_fft
-            ));
+            return Err(StftError::ReflectTooShort {
+                n_fft: c.n_fft,
+                len,
+                pad,
+            });
         }
         let padded = len + 2 * pad;
         if padded < c.n_fft {
-            return Err(format!(
-                "n_fft = {} is larger than the {} signal of {padded} samples; expected n_fft ≤ {padded}",
-                c.n_fft,
-                if c.center { "padded" } else { "unpadded (center = false)" }
-            ));
+            return Err(StftError::SignalTooShort {
+                n_fft: c.n_fft,
+                signal: if c.center {
+                    "padded"
+                } else {
+                    "unpadded (center = false)"
+                },
+                padded,
+            });
         }
         Ok(1 + (padded - c.n_fft) / c.hop_length)
     }
@@ -364,7 +403,7 @@ impl StftPlan {
     ///
     /// # Errors
     /// See [`Self::n_frames`].
-    pub fn frame_times_s(&self, len: usize, sample_rate_hz: f64) -> Result<Vec<f64>, String> {
+    pub fn frame_times_s(&self, len: usize, sample_rate_hz: f64) -> Result<Vec<f64>, StftError> {
         let off = if self.cfg.center {
             0
         } else {
@@ -457,7 +496,11 @@ mod tests {
         assert_eq!(p.n_bins(), 65);
         let p = StftPlan::new(cfg(128, 32, 128, false, true)).unwrap();
         assert_eq!(p.n_frames(1000).unwrap(), 1 + (1000 - 128) / 32);
-        assert!(p.n_frames(100).unwrap_err().contains("n_fft = 128"));
+        assert!(p
+            .n_frames(100)
+            .unwrap_err()
+            .to_string()
+            .contains("n_fft = 128"));
     }
 
     #[test]
@@ -470,9 +513,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_config() {
-        let e = StftPlan::new(cfg(64, 0, 64, true, true)).err().unwrap();
+        let e = StftPlan::new(cfg(64, 0, 64, true, true))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("hop_length = 0"), "{e}");
-        let e = StftPlan::new(cfg(64, 16, 65, true, true)).err().unwrap();
+        let e = StftPlan::new(cfg(64, 16, 65, true, true))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(
             e.contains("win_length = 65") && e.contains("n_fft = 64"),
             "{e}"

@@ -1,4 +1,4 @@
-//! Files: the output format's names ([`format`](mod@format)), `.npy` reading and writing ([`npy`]), input discovery and pairing
+//! Files: free space ([`disk`]), the output format's names ([`format`](mod@format)), `.npy` reading and writing ([`npy`]), input discovery and pairing
 //! ([`layout`]), the output manifest ([`manifest`]), the direct-I/O file sink
 //! behind the writer ([`sink`]), seispipe outputs and Kaggle parts read
 //! back as inputs ([`source`]), atomic replacement of a file ([`atomic`]),
@@ -6,6 +6,7 @@
 //! directory walk ([`walk`]).
 
 pub mod atomic;
+pub mod disk;
 pub mod format;
 pub mod layout;
 pub mod lock;

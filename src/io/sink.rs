@@ -51,11 +51,6 @@ const BUFFERS: usize = 3;
 /// fsync finds little left to write and disk writes overlap computing.
 const WRITEBACK_STEP: u64 = 16 << 20;
 
-/// Whether the environment allows direct I/O (`SEISPIPE_DIRECT_IO=0` does not).
-fn direct_wanted() -> bool {
-    std::env::var("SEISPIPE_DIRECT_IO").map_or(true, |v| v != "0")
-}
-
 /// A file being written from its start, sequentially.
 pub struct Sink {
     inner: Inner,
@@ -205,16 +200,13 @@ struct Buffered {
 }
 
 impl Sink {
-    /// Create (truncate) `path` for writing; `expected` is the planned size
-    /// in bytes, which sizes the staging buffers.
+    /// Create (truncate) `path` for about `expected` bytes (the planned
+    /// size, which sizes the staging buffers), written through direct I/O
+    /// when `direct` and the filesystem takes it (else through the page
+    /// cache, with writeback started as it goes).
     ///
     /// # Errors
     /// The file cannot be created.
-    pub fn create(path: &Path, expected: u64) -> io::Result<Sink> {
-        Self::create_with(path, expected, direct_wanted())
-    }
-
-    /// As [`Sink::create`], trying direct I/O only when `direct`.
     ///
     /// # Errors
     /// The file cannot be created.

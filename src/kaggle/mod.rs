@@ -245,12 +245,26 @@ impl Settings {
     }
 }
 
+/// A size that [`parse_bytes`] cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ByteSizeError {
+    /// A unit that is none of B, KB, …, TiB.
+    #[error("unknown unit `{0}` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")]
+    UnknownUnit(String),
+    /// More bytes than fit in 64 bits.
+    #[error("too large")]
+    TooLarge,
+    /// No number.
+    #[error("expected a number of bytes, e.g. 150GB")]
+    NotANumber,
+}
+
 /// Parse `123`, `150GB`, `1.5 TB`, `64GiB` (decimal units are powers of 1000,
 /// `…iB` of 1024).
 ///
 /// # Errors
 /// Text that is not a number with a known unit.
-pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
+pub fn parse_bytes(text: &str) -> std::result::Result<u64, ByteSizeError> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '_'))
@@ -267,18 +281,12 @@ pub fn parse_bytes(text: &str) -> std::result::Result<u64, String> {
         "mib" => 1 << 20,
         "gib" => 1 << 30,
         "tib" => 1 << 40,
-        u => {
-            return Err(format!(
-                "unknown unit `{u}` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)"
-            ))
-        }
+        u => return Err(ByteSizeError::UnknownUnit(u.to_string())),
     };
     if let Ok(n) = num.parse::<u64>() {
-        return n.checked_mul(mult).ok_or_else(|| "too large".to_string());
+        return n.checked_mul(mult).ok_or(ByteSizeError::TooLarge);
     }
-    let f: f64 = num
-        .parse()
-        .map_err(|_| "expected a number of bytes, e.g. 150GB".to_string())?;
+    let f: f64 = num.parse().map_err(|_| ByteSizeError::NotANumber)?;
     let b = (f * mult as f64).round() as u64;
     Ok(b)
 }
@@ -293,7 +301,10 @@ mod tests {
         assert_eq!(parse_bytes("1.5 TB"), Ok(1_500_000_000_000));
         assert_eq!(parse_bytes("64GiB"), Ok(64 << 30));
         assert_eq!(parse_bytes("12345"), Ok(12345));
-        assert!(parse_bytes("12 parsecs").unwrap_err().contains("unit"));
+        assert!(parse_bytes("12 parsecs")
+            .unwrap_err()
+            .to_string()
+            .contains("unit"));
         assert!(parse_bytes("GB").is_err());
     }
 

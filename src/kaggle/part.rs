@@ -41,6 +41,6 @@ pub(super) struct Part {
 }
 
 /// A configuration error about the folder `into`.
-pub(super) fn config(into: &Path, reason: impl Into<String>) -> Error {
+pub(super) fn config(into: &Path, reason: impl std::fmt::Display) -> Error {
     Error::config(into.display().to_string(), reason)
 }

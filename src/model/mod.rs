@@ -11,6 +11,22 @@ use serde::{Deserialize, Serialize};
 /// Values in one predicted velocity map (70 × 70).
 pub const VELOCITY_VALUES: usize = 70 * 70;
 
+/// A failure of a model backend, by what failed; the sentence names the
+/// device, the file or the step.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A device that is not there or cannot be used as asked.
+    #[error("{0}")]
+    Device(String),
+    /// A model file that cannot be used: missing, not TorchScript, another
+    /// SHA-256 than the plan identified, or outputs of the wrong shape.
+    #[error("{0}")]
+    Model(String),
+    /// Inference or simulation that failed inside the backend.
+    #[error("{0}")]
+    Run(String),
+}
+
 /// A model that predicts velocity maps.
 pub trait Model: Send + Sync {
     /// Predict `batch` velocity maps (m/s, after the model's output transform,
@@ -19,7 +35,7 @@ pub trait Model: Send + Sync {
     ///
     /// # Errors
     /// A message saying what failed (the model raised, wrong output shape…).
-    fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String>;
+    fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, ModelError>;
 
     /// What provenance records about this model (file, SHA-256, device…).
     fn describe(&self) -> serde_json::Value;
@@ -208,7 +224,7 @@ pub trait ModelBackend: Send + Sync {
     ///
     /// # Errors
     /// A bad device, a missing or corrupt model, a pinned SHA-256 that differs.
-    fn load_models(&self, request: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String>;
+    fn load_models(&self, request: &LoadRequest) -> Result<Vec<Box<dyn Model>>, ModelError>;
 
     /// Fit and save the demo model; returns the line to print.
     ///
@@ -226,10 +242,10 @@ pub trait ModelBackend: Send + Sync {
     ///
     /// # Errors
     /// A device that does not exist here, or a backend that cannot simulate.
-    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, String> {
-        Err(format!(
+    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, ModelError> {
+        Err(ModelError::Device(format!(
             "device = \"{device}\": this model backend has no simulator"
-        ))
+        )))
     }
 }
 
@@ -243,7 +259,7 @@ pub trait Simulator: Send + Sync {
     ///
     /// # Errors
     /// A tensor library failure (out of device memory…).
-    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String>;
+    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, ModelError>;
 
     /// The device it runs on (`"cpu"`, `"cuda:0"`…).
     fn device(&self) -> String;

@@ -76,26 +76,78 @@ pub const CLIP_RANGE: (f32, f32) = (1500.0, 4500.0);
 /// Values per simulated source: (time, receiver).
 pub const PER_SOURCE: usize = NT * NX;
 
+/// What is wrong with a velocity map, a source list or a buffer handed to
+/// the simulator. Cells are named by their (z, x) position in the model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PhysicsError {
+    /// A map that is not 70 × 70.
+    #[error("velocity map has {values} values; expected 70 × 70 = 4900 (shape (1, 70, 70))")]
+    MapLength {
+        /// Values found.
+        values: usize,
+    },
+    /// Maps handed together whose values are not whole maps.
+    #[error("velocity input has {values} values, not a multiple of 70 × 70")]
+    MapsLength {
+        /// Values found.
+        values: usize,
+    },
+    /// NaN or ±Inf (never clipped).
+    #[error("velocity map holds a non-finite value ({value}) at (z={z}, x={x})")]
+    NonFinite { value: f32, z: usize, x: usize },
+    /// Zero or a negative velocity.
+    #[error("velocity map holds a non-positive velocity {value} m/s at (z={z}, x={x})")]
+    NonPositive { value: f32, z: usize, x: usize },
+    /// A velocity far outside OpenFWI's range.
+    #[error(
+        "velocity {value} m/s at (z={z}, x={x}) is far outside OpenFWI's 1500–4500 m/s (accepted {min}–{max}; set clip_velocity = true to clip into 1500–4500)",
+        min = VMIN_ACCEPTED,
+        max = VMAX_ACCEPTED
+    )]
+    OutOfRange { value: f32, z: usize, x: usize },
+    /// A cell where the scheme would be unstable.
+    #[error(
+        "velocity {value} m/s at (z={z}, x={x}) breaks the stability (CFL) bound of the 2-4 scheme at dt = 1 ms, dx = 10 m: v·dt/dx must be ≤ sqrt(3·(4 − 2κ)/32), about {vmax:.0} m/s"
+    )]
+    Unstable {
+        value: f64,
+        z: usize,
+        x: usize,
+        /// The largest stable velocity at that cell.
+        vmax: f64,
+    },
+    /// No source.
+    #[error("source_positions is empty; expected x indices in 0..=69")]
+    NoSources,
+    /// A source outside the 70 receivers.
+    #[error("source position {0} is out of range; expected x indices in 0..=69")]
+    SourceOutOfRange(usize),
+    /// An output buffer of another size than the records.
+    #[error("output buffer has {len} values; expected {samples} × {sources} × 1000 × 70")]
+    OutputLength {
+        len: usize,
+        samples: usize,
+        sources: usize,
+    },
+}
+
 /// Check a velocity map and return it (clipped into [`CLIP_RANGE`] when
 /// `clip`). NaN/Inf and wrong lengths are always errors.
 ///
 /// # Errors
-/// A message naming the problem: length, the first non-finite or
-/// out-of-range cell (z, x) and its value, with the accepted range.
-pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, String> {
+/// The length, or the first non-finite or out-of-range cell (z, x) and its
+/// value, with the accepted range.
+pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, PhysicsError> {
     if vel.len() != NZ * NX {
-        return Err(format!(
-            "velocity map has {} values; expected 70 × 70 = 4900 (shape (1, 70, 70))",
-            vel.len()
-        ));
+        return Err(PhysicsError::MapLength { values: vel.len() });
     }
-    let at = |i: usize| format!("(z={}, x={})", i / NX, i % NX);
     if let Some(i) = vel.iter().position(|v| !v.is_finite()) {
-        return Err(format!(
-            "velocity map holds a non-finite value ({}) at {}",
-            vel[i],
-            at(i)
-        ));
+        let (z, x) = (i / NX, i % NX);
+        return Err(PhysicsError::NonFinite {
+            value: vel[i],
+            z,
+            x,
+        });
     }
     if clip {
         return Ok(vel
@@ -104,21 +156,23 @@ pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, String> {
             .collect());
     }
     if let Some(i) = vel.iter().position(|&v| v <= 0.0) {
-        return Err(format!(
-            "velocity map holds a non-positive velocity {} m/s at {}",
-            vel[i],
-            at(i)
-        ));
+        let (z, x) = (i / NX, i % NX);
+        return Err(PhysicsError::NonPositive {
+            value: vel[i],
+            z,
+            x,
+        });
     }
     if let Some(i) = vel
         .iter()
         .position(|&v| !(VMIN_ACCEPTED..=VMAX_ACCEPTED).contains(&v))
     {
-        return Err(format!(
-            "velocity {} m/s at {} is far outside OpenFWI's 1500–4500 m/s (accepted {VMIN_ACCEPTED}–{VMAX_ACCEPTED}; set clip_velocity = true to clip into 1500–4500)",
-            vel[i],
-            at(i)
-        ));
+        let (z, x) = (i / NX, i % NX);
+        return Err(PhysicsError::OutOfRange {
+            value: vel[i],
+            z,
+            x,
+        });
     }
     Ok(vel.to_vec())
 }
@@ -127,14 +181,12 @@ pub fn validate(vel: &[f32], clip: bool) -> Result<Vec<f32>, String> {
 ///
 /// # Errors
 /// An empty list or an index ≥ 70.
-pub fn check_sources(sources: &[usize]) -> Result<(), String> {
+pub fn check_sources(sources: &[usize]) -> Result<(), PhysicsError> {
     if sources.is_empty() {
-        return Err("source_positions is empty; expected x indices in 0..=69".into());
+        return Err(PhysicsError::NoSources);
     }
-    if let Some(s) = sources.iter().find(|&&s| s >= NX) {
-        return Err(format!(
-            "source position {s} is out of range; expected x indices in 0..=69"
-        ));
+    if let Some(&s) = sources.iter().find(|&&s| s >= NX) {
+        return Err(PhysicsError::SourceOutOfRange(s));
     }
     Ok(())
 }
@@ -145,6 +197,7 @@ pub struct Medium {
     coef: Coefficients,
     blocked: blocked::Coefficients,
     wavelet: Vec<f32>,
+    kernel: Kernel,
 }
 
 impl Medium {
@@ -152,7 +205,7 @@ impl Medium {
     ///
     /// # Errors
     /// See [`validate`] and [`Coefficients::new`].
-    pub fn new(vel: &[f32], clip: bool) -> Result<Medium, String> {
+    pub fn new(vel: &[f32], clip: bool) -> Result<Medium, PhysicsError> {
         let vel = validate(vel, clip)?;
         let coef = Coefficients::new(&vel)?;
         Ok(Medium {
@@ -160,7 +213,15 @@ impl Medium {
             blocked: blocked::Coefficients::new(&coef),
             coef,
             wavelet: wavelet::openfwi_ricker(NT),
+            kernel: Kernel::default(),
         })
+    }
+
+    /// The same medium, simulated by `kernel` (same bits, another speed).
+    #[must_use]
+    pub fn with_kernel(mut self, kernel: Kernel) -> Medium {
+        self.kernel = kernel;
+        self
     }
 
     /// The (validated, possibly clipped) velocities.
@@ -170,13 +231,14 @@ impl Medium {
     }
 
     /// Simulate one source at x index `sx` into `out` (1000 × 70), using the
-    /// calling thread's scratch fields, with the selected kernel
-    /// ([`Kernel::selected`]) on the widest vector unit present.
+    /// calling thread's scratch fields, with this medium's kernel
+    /// ([`Medium::with_kernel`]; blocked by default) on the widest vector
+    /// unit present.
     ///
     /// # Panics
     /// `sx ≥ 70` or `out.len() != 70 000` (callers check both).
     pub fn simulate_source(&self, sx: usize, out: &mut [f32]) {
-        self.simulate_source_with(sx, out, Kernel::selected(), Isa::detect());
+        self.simulate_source_with(sx, out, self.kernel, Isa::detect());
     }
 
     /// [`Self::simulate_source`] with a given kernel and instruction set
@@ -318,7 +380,12 @@ thread_local! {
 ///
 /// # Errors
 /// Bad velocities (see [`Medium::new`]), bad sources, or a wrong `out` length.
-pub fn simulate(vel: &[f32], sources: &[usize], clip: bool, out: &mut [f32]) -> Result<(), String> {
+pub fn simulate(
+    vel: &[f32],
+    sources: &[usize],
+    clip: bool,
+    out: &mut [f32],
+) -> Result<(), PhysicsError> {
     check_sources(sources)?;
     check_out(out.len(), 1, sources.len())?;
     let m = Medium::new(vel, clip)?;
@@ -328,13 +395,15 @@ pub fn simulate(vel: &[f32], sources: &[usize], clip: bool, out: &mut [f32]) -> 
     Ok(())
 }
 
-fn check_out(len: usize, samples: usize, sources: usize) -> Result<(), String> {
+fn check_out(len: usize, samples: usize, sources: usize) -> Result<(), PhysicsError> {
     if len == samples * sources * PER_SOURCE {
         Ok(())
     } else {
-        Err(format!(
-            "output buffer has {len} values; expected {samples} × {sources} × 1000 × 70"
-        ))
+        Err(PhysicsError::OutputLength {
+            len,
+            samples,
+            sources,
+        })
     }
 }
 
@@ -345,7 +414,7 @@ pub struct SimError {
     /// Index of the sample in the batch.
     pub sample: usize,
     /// What is wrong with it.
-    pub reason: String,
+    pub reason: PhysicsError,
 }
 
 /// Simulate `vels.len() / 4900` maps for `sources`, in parallel with rayon
@@ -360,20 +429,35 @@ pub fn simulate_batch(
     clip: bool,
     out: &mut [f32],
 ) -> Result<(), SimError> {
-    let whole = |reason: String| SimError { sample: 0, reason };
+    simulate_batch_with(vels, sources, clip, Kernel::default(), out)
+}
+
+/// [`simulate_batch`] with a given kernel.
+///
+/// # Errors
+/// See [`simulate_batch`].
+pub fn simulate_batch_with(
+    vels: &[f32],
+    sources: &[usize],
+    clip: bool,
+    kernel: Kernel,
+    out: &mut [f32],
+) -> Result<(), SimError> {
+    let whole = |reason: PhysicsError| SimError { sample: 0, reason };
     check_sources(sources).map_err(whole)?;
     if !vels.len().is_multiple_of(NX * NZ) {
-        return Err(whole(format!(
-            "velocity input has {} values, not a multiple of 70 × 70",
-            vels.len()
-        )));
+        return Err(whole(PhysicsError::MapsLength { values: vels.len() }));
     }
     let n = vels.len() / (NX * NZ);
     check_out(out.len(), n, sources.len()).map_err(whole)?;
     let media: Vec<Medium> = vels
         .par_chunks(NX * NZ)
         .enumerate()
-        .map(|(i, v)| Medium::new(v, clip).map_err(|reason| SimError { sample: i, reason }))
+        .map(|(i, v)| {
+            Medium::new(v, clip)
+                .map(|m| m.with_kernel(kernel))
+                .map_err(|reason| SimError { sample: i, reason })
+        })
         .collect::<Result<_, _>>()?;
     let s = sources.len();
     out.par_chunks_mut(PER_SOURCE)
@@ -558,6 +642,7 @@ mod tests {
                 blocked: blocked::Coefficients::new(&coef),
                 coef,
                 wavelet: wavelet::openfwi_ricker(NT),
+                kernel: Kernel::default(),
             };
             let mut out = vec![0f32; PER_SOURCE];
             m.simulate_source(34, &mut out);
@@ -570,20 +655,30 @@ mod tests {
     fn bad_inputs_are_named() {
         let mut v = uniform(2000.0);
         v[75] = f32::NAN;
-        let e = validate(&v, false).unwrap_err();
+        let e = validate(&v, false).unwrap_err().to_string();
         assert!(e.contains("non-finite") && e.contains("(z=1, x=5)"), "{e}");
         assert!(validate(&v, true).is_err(), "clip never hides NaN");
         v[75] = -3.0;
-        assert!(validate(&v, false).unwrap_err().contains("non-positive"));
+        assert!(validate(&v, false)
+            .unwrap_err()
+            .to_string()
+            .contains("non-positive"));
         assert_eq!(validate(&v, true).unwrap()[75], 1500.0);
         v[75] = 9000.0;
-        assert!(validate(&v, false).unwrap_err().contains("far outside"));
-        assert!(validate(&v[..100], false).unwrap_err().contains("4900"));
-        assert!(check_sources(&[70]).unwrap_err().contains("70"));
+        assert!(validate(&v, false)
+            .unwrap_err()
+            .to_string()
+            .contains("far outside"));
+        assert!(validate(&v[..100], false)
+            .unwrap_err()
+            .to_string()
+            .contains("4900"));
+        assert!(check_sources(&[70]).unwrap_err().to_string().contains("70"));
         assert!(check_sources(&[]).is_err());
         let mut out = vec![0f32; 10];
         assert!(simulate(&uniform(2000.0), &[0], false, &mut out)
             .unwrap_err()
+            .to_string()
             .contains("output buffer"));
     }
 }

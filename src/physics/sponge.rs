@@ -118,13 +118,13 @@ impl Coefficients {
     /// # Errors
     /// A cell that breaks the stability bound of [`cfl_ok`], named by its
     /// (z, x) model position and velocity.
-    pub fn new(vel: &[f32]) -> Result<Coefficients, String> {
+    pub fn new(vel: &[f32]) -> Result<Coefficients, super::PhysicsError> {
         Self::build(vel, true)
     }
 
     /// [`Self::new`], optionally without the stability check (tests use it to
     /// show that the bound is where the scheme really blows up).
-    pub(crate) fn build(vel: &[f32], check_cfl: bool) -> Result<Coefficients, String> {
+    pub(crate) fn build(vel: &[f32], check_cfl: bool) -> Result<Coefficients, super::PhysicsError> {
         let vmin = vel.iter().copied().fold(f32::INFINITY, f32::min);
         let damp1d = damp_profile(f64::from(vmin));
         for z in (0..NPAD).filter(|_| check_cfl) {
@@ -135,10 +135,12 @@ impl Coefficients {
                 if !cfl_ok(r * r, kappa) {
                     let mz = z.clamp(NBC, NBC + NZ - 1) - NBC;
                     let mx = x.clamp(NBC, NBC + NX - 1) - NBC;
-                    return Err(format!(
-                        "velocity {v} m/s at (z={mz}, x={mx}) breaks the stability (CFL) bound of the 2-4 scheme at dt = 1 ms, dx = 10 m: v·dt/dx must be ≤ sqrt(3·(4 − 2κ)/32), about {:.0} m/s",
-                        cfl_vmax_interior() * ((4.0 - 2.0 * kappa) / 4.0).sqrt()
-                    ));
+                    return Err(super::PhysicsError::Unstable {
+                        value: v,
+                        z: mz,
+                        x: mx,
+                        vmax: cfl_vmax_interior() * ((4.0 - 2.0 * kappa) / 4.0).sqrt(),
+                    });
                 }
             }
         }
@@ -263,7 +265,10 @@ mod tests {
     fn cfl_bound() {
         assert!((cfl_vmax_interior() - 6123.72).abs() < 0.01);
         assert!(Coefficients::new(&vec![4500.0; 4900]).is_ok());
-        let e = Coefficients::new(&vec![6200.0; 4900]).err().unwrap();
+        let e = Coefficients::new(&vec![6200.0; 4900])
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("CFL"), "{e}");
         // A uniform 6000 m/s model passes the interior bound but not the sponge's.
         assert!(Coefficients::new(&vec![6000.0; 4900]).is_err());

@@ -22,19 +22,19 @@ pub struct Pipeline {
     pub devices: BTreeMap<String, String>,
 }
 
-/// Make the runtimes of `plan` (`models`: the libtorch backend when this
-/// process has one).
+/// Make the runtimes of `plan` with what this process has (`env`: its
+/// libtorch backend, if any, and kernel).
 ///
 /// # Errors
 /// A [`Error::Config`] naming the file and `stages[i]`: a device or model this
 /// process cannot provide.
-pub fn instantiate(plan: Plan, models: Option<&crate::model::Backend>) -> Result<Pipeline> {
+pub fn instantiate(plan: Plan, env: &crate::stage::RunEnv<'_>) -> Result<Pipeline> {
     let mut runtimes = Vec::with_capacity(plan.stages.len());
     let mut devices = BTreeMap::new();
     for st in &plan.stages {
         let inst = st
             .spec
-            .instantiate(st, models)
+            .instantiate(st, env)
             .map_err(|r| Error::config(&plan.file, format!("{}: {r}", st.at)))?;
         if st.planned.has_device {
             if let Some(d) = inst.device {

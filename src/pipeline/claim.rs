@@ -164,33 +164,6 @@ pub fn what(part: Partition) -> String {
     }
 }
 
-/// Bytes free for unprivileged writes on the filesystem holding `dir`.
-/// `SEISPIPE_TEST_FREE_BYTES` replaces the figure (tests of the disk budget
-/// cannot fill a real disk).
-///
-/// # Errors
-/// `statvfs` fails on `dir`.
-pub fn free_bytes(dir: &Path) -> Result<u64> {
-    if let Some(v) = std::env::var("SEISPIPE_TEST_FREE_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
-        return Ok(v);
-    }
-    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes())
-        .map_err(|_| Error::io(dir, "statvfs", std::io::Error::other("NUL in path")))?;
-    // SAFETY: statvfs is a plain C struct of integers, for which all zeros is
-    // a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path that outlives the call, and `st`
-    // is a valid, writable statvfs.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &raw mut st) };
-    if rc != 0 {
-        return Err(Error::io(dir, "statvfs", std::io::Error::last_os_error()));
-    }
-    Ok(st.f_bavail * st.f_frsize)
-}
-
 /// Refuse a run whose remaining bytes (this partition's, and the whole
 /// output's: partitions share the filesystem) do not fit in the free space
 /// minus the reserve.
@@ -198,6 +171,7 @@ pub fn free_bytes(dir: &Path) -> Result<u64> {
 /// # Errors
 /// It cannot fit (both figures named), or the free space cannot be read.
 pub(super) fn check_fits(
+    disk: &dyn crate::io::disk::DiskProbe,
     out_dir: &Path,
     part: Partition,
     partition_left: u64,
@@ -213,7 +187,7 @@ pub(super) fn check_fits(
         .ancestors()
         .find(|a| a.is_dir())
         .unwrap_or_else(|| Path::new("."));
-    let free = free_bytes(probe)?;
+    let free = disk.free_bytes(probe)?;
     let room = free.saturating_sub(reserve);
     let need = if part.is_whole() {
         output_left
@@ -348,10 +322,20 @@ mod tests {
 
     #[test]
     fn a_run_that_cannot_fit_is_refused_with_both_figures() {
+        use crate::io::disk::DiskProbe;
         let dir = tempfile::tempdir().unwrap();
-        assert!(free_bytes(dir.path()).unwrap() > 0);
-        check_fits(dir.path(), Partition::WHOLE, 0, 1000, 0).unwrap();
+        assert!(crate::io::disk::Statvfs.free_bytes(dir.path()).unwrap() > 0);
+        check_fits(
+            &crate::io::disk::Statvfs,
+            dir.path(),
+            Partition::WHOLE,
+            0,
+            1000,
+            0,
+        )
+        .unwrap();
         let e = check_fits(
+            &crate::io::disk::Statvfs,
             dir.path(),
             Partition::new(1, 4).unwrap(),
             1,
@@ -366,6 +350,14 @@ mod tests {
             "{e}"
         );
         // The reserve counts against the free space.
-        assert!(check_fits(dir.path(), Partition::WHOLE, 0, 1, u64::MAX).is_err());
+        assert!(check_fits(
+            &crate::io::disk::Statvfs,
+            dir.path(),
+            Partition::WHOLE,
+            0,
+            1,
+            u64::MAX
+        )
+        .is_err());
     }
 }

@@ -61,6 +61,11 @@ pub struct RunOptions {
     pub disk_reserve: u64,
     /// Start even if the remaining bytes do not fit in the free space.
     pub allow_overfill: bool,
+    /// Write shard files through direct I/O where the filesystem takes it
+    /// (`false`: through the page cache).
+    pub direct_io: bool,
+    /// How free space is measured.
+    pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
 }
 
 /// Run `pipeline` over `inputs` (all of it, or one partition), resuming any
@@ -84,20 +89,7 @@ pub fn run(
     check_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
     claim::check_claim(&out_dir, part, plan.shards)?;
     let mine = part.shards(plan.shards);
-    let left = |done: &BTreeMap<usize, ShardRecord>, shards: &mut dyn Iterator<Item = usize>| {
-        shards
-            .filter(|j| !done.contains_key(&(j + 1)))
-            .map(|j| plan.shard_bytes(j))
-            .sum::<u64>()
-    };
-    let check_room = |done: &BTreeMap<usize, ShardRecord>| -> Result<u64> {
-        let to_write = left(done, &mut mine.clone());
-        if !opts.allow_overfill {
-            let output_left = left(done, &mut (0..plan.shards));
-            claim::check_fits(&out_dir, part, to_write, output_left, opts.disk_reserve)?;
-        }
-        Ok(to_write)
-    };
+    let check_room = |done: &BTreeMap<usize, ShardRecord>| room(&plan, part, &out_dir, opts, done);
     let journalled = if out_dir.join(STATE_DIR).is_dir() {
         finished_shards(&out_dir, plan.shards)?
     } else {
@@ -145,6 +137,8 @@ pub fn run(
         printer,
         disk_reserve: opts.disk_reserve,
         to_write,
+        direct_io: opts.direct_io,
+        disk: opts.disk.as_ref(),
     };
     let (written, cause) = run_chain(&ctx, &pool, &pending, &sink, &opts.stop);
     printer.finish();
@@ -179,6 +173,35 @@ pub fn run(
     };
     write_manifest(&pipeline.plan, inputs, outcome)?;
     Ok(summary)
+}
+
+/// The bytes this partition still has to write, after checking that they
+/// (and the whole output's) fit on the filesystem (unless `--allow-overfill`).
+fn room(
+    plan: &ShardPlan,
+    part: Partition,
+    out_dir: &Path,
+    opts: &RunOptions,
+    done: &BTreeMap<usize, ShardRecord>,
+) -> Result<u64> {
+    let left = |shards: std::ops::Range<usize>| {
+        shards
+            .filter(|j| !done.contains_key(&(j + 1)))
+            .map(|j| plan.shard_bytes(j))
+            .sum::<u64>()
+    };
+    let to_write = left(part.shards(plan.shards));
+    if !opts.allow_overfill {
+        claim::check_fits(
+            opts.disk.as_ref(),
+            out_dir,
+            part,
+            to_write,
+            left(0..plan.shards),
+            opts.disk_reserve,
+        )?;
+    }
+    Ok(to_write)
 }
 
 /// The rayon pool of `threads` workers for per-sample work.

@@ -20,6 +20,25 @@ use std::fmt;
 use std::ops::Range;
 
 /// Partition `index` of `count` (0-based).
+/// A partition that does not exist, or flags and a launcher's environment
+/// that do not name one partition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionError {
+    /// A partition count of 0.
+    #[error("the partition count must be at least 1")]
+    NoPartitions,
+    /// An index beyond the count.
+    #[error("partition {index} of {count} does not exist: partitions are numbered 0 to {last} (0-based)", last = count - 1)]
+    NoSuch { index: usize, count: usize },
+    /// Text that is not `I/N`.
+    #[error("{text:?} is not a partition: write I/N with 0 ≤ I < N, e.g. 0/4")]
+    NotAPartition { text: String },
+    /// Flags and the launcher's variables (Slurm, Kubernetes) that are
+    /// malformed or disagree; the sentence names both.
+    #[error("{0}")]
+    Launch(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Partition {
     /// Which partition, `0 ≤ index < count`.
@@ -42,15 +61,12 @@ impl Partition {
     ///
     /// # Errors
     /// `count` is 0 or `index ≥ count`, as a sentence.
-    pub fn new(index: usize, count: usize) -> Result<Partition, String> {
+    pub fn new(index: usize, count: usize) -> Result<Partition, PartitionError> {
         if count == 0 {
-            return Err("the partition count must be at least 1".into());
+            return Err(PartitionError::NoPartitions);
         }
         if index >= count {
-            return Err(format!(
-                "partition {index} of {count} does not exist: partitions are numbered 0 to {} (0-based)",
-                count - 1
-            ));
+            return Err(PartitionError::NoSuch { index, count });
         }
         Ok(Partition { index, count })
     }
@@ -59,8 +75,10 @@ impl Partition {
     ///
     /// # Errors
     /// Not of the form `I/N` with whole numbers, or out of range.
-    pub fn parse(text: &str) -> Result<Partition, String> {
-        let bad = || format!("{text:?} is not a partition: write I/N with 0 ≤ I < N, e.g. 0/4");
+    pub fn parse(text: &str) -> Result<Partition, PartitionError> {
+        let bad = || PartitionError::NotAPartition {
+            text: text.to_string(),
+        };
         let (i, n) = text.trim().split_once('/').ok_or_else(bad)?;
         let i: usize = i.trim().parse().map_err(|_| bad())?;
         let n: usize = n.trim().parse().map_err(|_| bad())?;
@@ -104,25 +122,25 @@ pub fn resolve(
     flag: Option<Partition>,
     count_flag: Option<usize>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Partition>, String> {
+) -> Result<Option<Partition>, PartitionError> {
     if let (Some(p), Some(n)) = (flag, count_flag) {
         if p.count != n {
-            return Err(format!(
+            return Err(PartitionError::Launch(format!(
                 "--partition {p} and --partitions {n} disagree on the partition count"
-            ));
+            )));
         }
     }
     let from_env = from_environment(count_flag.or(flag.map(|p| p.count)), env)?;
     match (flag, from_env) {
-        (Some(p), Some((e, source))) if p != e => Err(format!(
+        (Some(p), Some((e, source))) if p != e => Err(PartitionError::Launch(format!(
             "--partition {p} disagrees with the environment, which says partition {e} ({source}); launch the array with as many tasks as partitions, or drop the flag"
-        )),
+        ))),
         (Some(p), _) => Ok(Some(p)),
         (None, Some((e, _))) => Ok(Some(e)),
         (None, None) => match count_flag {
-            Some(n) => Err(format!(
+            Some(n) => Err(PartitionError::Launch(format!(
                 "--partitions {n} needs the partition index: pass --partition I/{n}, or run as a Slurm array task or a Kubernetes Indexed Job (SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX)"
-            )),
+            ))),
             None => Ok(None),
         },
     }
@@ -133,13 +151,13 @@ pub fn resolve(
 fn from_environment(
     count: Option<usize>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<(Partition, String)>, String> {
-    let number = |name: &str| -> Result<Option<usize>, String> {
+) -> Result<Option<(Partition, String)>, PartitionError> {
+    let number = |name: &str| -> Result<Option<usize>, PartitionError> {
         env(name)
             .map(|v| {
-                v.trim()
-                    .parse::<usize>()
-                    .map_err(|_| format!("{name}={v:?} is not a whole number"))
+                v.trim().parse::<usize>().map_err(|_| {
+                    PartitionError::Launch(format!("{name}={v:?} is not a whole number"))
+                })
             })
             .transpose()
     };
@@ -147,26 +165,31 @@ fn from_environment(
         let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
         let step = number("SLURM_ARRAY_TASK_STEP")?.unwrap_or(1);
         if step != 1 {
-            return Err(format!(
+            return Err(PartitionError::Launch(format!(
                 "SLURM_ARRAY_TASK_STEP={step}: seispipe partitions need an array with step 1 (e.g. --array=0-{})",
                 count.map_or_else(|| "N-1".to_string(), |n| n.saturating_sub(1).to_string())
-            ));
+            )));
         }
         let Some(n) = number("SLURM_ARRAY_TASK_COUNT")? else {
-            return Err("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into());
+            return Err(PartitionError::Launch(
+                "SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into(),
+            ));
         };
         if let Some(c) = count {
             if c != n {
-                return Err(format!(
+                return Err(PartitionError::Launch(format!(
                     "the Slurm array has {n} tasks (SLURM_ARRAY_TASK_COUNT) but the run asks for {c} partitions; submit the array as --array=0-{}",
                     c.saturating_sub(1)
-                ));
+                )));
             }
         }
         let i = id.checked_sub(min).ok_or_else(|| {
-            format!("SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}")
+            PartitionError::Launch(format!(
+                "SLURM_ARRAY_TASK_ID={id} is below SLURM_ARRAY_TASK_MIN={min}"
+            ))
         })?;
-        let p = Partition::new(i, n).map_err(|e| format!("from the Slurm array: {e}"))?;
+        let p = Partition::new(i, n)
+            .map_err(|e| PartitionError::Launch(format!("from the Slurm array: {e}")))?;
         return Ok(Some((
             p,
             format!(
@@ -178,17 +201,18 @@ fn from_environment(
         let from_var = number("SEISPIPE_PARTITIONS")?;
         if let (Some(c), Some(v)) = (count, from_var) {
             if c != v {
-                return Err(format!(
+                return Err(PartitionError::Launch(format!(
                     "--partitions {c} disagrees with SEISPIPE_PARTITIONS={v}"
-                ));
+                )));
             }
         }
         let Some(n) = count.or(from_var) else {
-            return Err(format!(
+            return Err(PartitionError::Launch(format!(
                 "JOB_COMPLETION_INDEX={i} is set but the partition count is not: pass --partitions N or set SEISPIPE_PARTITIONS (the Indexed Job's completions)"
-            ));
+            )));
         };
-        let p = Partition::new(i, n).map_err(|e| format!("from the Kubernetes job: {e}"))?;
+        let p = Partition::new(i, n)
+            .map_err(|e| PartitionError::Launch(format!("from the Kubernetes job: {e}")))?;
         return Ok(Some((p, format!("JOB_COMPLETION_INDEX={i} of {n}"))));
     }
     Ok(None)
@@ -214,12 +238,12 @@ mod tests {
             Ok(Partition { index: 2, count: 4 })
         );
         assert_eq!(Partition::parse(" 0 / 1 "), Ok(Partition::WHOLE));
-        let e = Partition::parse("4/4").unwrap_err();
+        let e = Partition::parse("4/4").unwrap_err().to_string();
         assert!(e.contains("numbered 0 to 3"), "{e}");
-        let e = Partition::parse("0/0").unwrap_err();
+        let e = Partition::parse("0/0").unwrap_err().to_string();
         assert!(e.contains("at least 1"), "{e}");
         for bad in ["x/4", "1", "1/", "-1/4", "1/4/5", ""] {
-            let e = Partition::parse(bad).unwrap_err();
+            let e = Partition::parse(bad).unwrap_err().to_string();
             assert!(e.contains("is not a partition"), "{bad}: {e}");
         }
     }
@@ -267,12 +291,14 @@ mod tests {
         assert_eq!(resolve(None, Some(4), &slurm), Ok(Some(p)));
         assert_eq!(resolve(Some(p), None, &slurm), Ok(Some(p)));
         // A flag that disagrees, and an array of the wrong size, are errors.
-        let e = resolve(Some(Partition { index: 1, count: 4 }), None, &slurm).unwrap_err();
+        let e = resolve(Some(Partition { index: 1, count: 4 }), None, &slurm)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("disagrees") && e.contains("SLURM_ARRAY_TASK_ID=12"),
             "{e}"
         );
-        let e = resolve(None, Some(5), &slurm).unwrap_err();
+        let e = resolve(None, Some(5), &slurm).unwrap_err().to_string();
         assert!(
             e.contains("has 4 tasks") && e.contains("--array=0-4"),
             "{e}"
@@ -282,10 +308,14 @@ mod tests {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
             ("SLURM_ARRAY_TASK_STEP", "2"),
         ]);
-        assert!(resolve(None, None, &step).unwrap_err().contains("step 1"));
+        assert!(resolve(None, None, &step)
+            .unwrap_err()
+            .to_string()
+            .contains("step 1"));
         let junk = env(&[("SLURM_ARRAY_TASK_ID", "two")]);
         assert!(resolve(None, None, &junk)
             .unwrap_err()
+            .to_string()
             .contains("not a whole number"));
     }
 
@@ -298,6 +328,7 @@ mod tests {
         );
         assert!(resolve(None, None, &k8s)
             .unwrap_err()
+            .to_string()
             .contains("--partitions N"));
         let with_var = env(&[("JOB_COMPLETION_INDEX", "3"), ("SEISPIPE_PARTITIONS", "4")]);
         assert_eq!(
@@ -306,10 +337,12 @@ mod tests {
         );
         assert!(resolve(None, Some(5), &with_var)
             .unwrap_err()
+            .to_string()
             .contains("disagrees"));
         let beyond = env(&[("JOB_COMPLETION_INDEX", "4"), ("SEISPIPE_PARTITIONS", "4")]);
         assert!(resolve(None, None, &beyond)
             .unwrap_err()
+            .to_string()
             .contains("does not exist"));
     }
 
@@ -322,9 +355,11 @@ mod tests {
         assert_eq!(resolve(Some(p), Some(3), &none), Ok(Some(p)));
         assert!(resolve(Some(p), Some(4), &none)
             .unwrap_err()
+            .to_string()
             .contains("disagree"));
         assert!(resolve(None, Some(3), &none)
             .unwrap_err()
+            .to_string()
             .contains("needs the partition index"));
     }
 }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::io::atomic;
+use crate::io::disk::DiskProbe;
 use crate::io::manifest::{Journal, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
 use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
@@ -39,6 +40,10 @@ pub(super) struct Sink<'a> {
     pub disk_reserve: u64,
     /// Bytes the pending shards will take (for the message when space runs low).
     pub to_write: u64,
+    /// Whether shard files are written through direct I/O where possible.
+    pub direct_io: bool,
+    /// How free space is measured.
+    pub disk: &'a dyn DiskProbe,
 }
 
 /// Run the chain of threads over the `pending` shards (0-based), until done,
@@ -287,7 +292,7 @@ struct OpenShard {
 
 impl OpenShard {
     /// Start shard `shard` (0-based) under temporary names in `dir`.
-    fn create(ctx: &Ctx<'_>, dir: &Path, shard: usize) -> Result<OpenShard> {
+    fn create(ctx: &Ctx<'_>, dir: &Path, shard: usize, direct: bool) -> Result<OpenShard> {
         let dtype = ctx.pipeline.plan.spec.output.dtype;
         let (dp, lp) = shard_paths(shard);
         let (dshape, lshape) = ctx.shard_shapes(shard);
@@ -299,6 +304,7 @@ impl OpenShard {
                     &dp,
                     dtype,
                     &dshape,
+                    direct,
                 )?)
             } else {
                 None
@@ -309,6 +315,7 @@ impl OpenShard {
                     &lp,
                     dtype,
                     &lshape,
+                    direct,
                 )?)
             } else {
                 None
@@ -418,7 +425,12 @@ fn writer_thread(
     let mut left = sink.to_write;
     for chunk in rx {
         if chunk.first_of_shard {
-            open = Some(OpenShard::create(ctx, sink.dir, chunk.shard)?);
+            open = Some(OpenShard::create(
+                ctx,
+                sink.dir,
+                chunk.shard,
+                sink.direct_io,
+            )?);
         }
         let sh = open.as_mut().expect("a shard is open");
         let mut bytes = 0u64;
@@ -451,7 +463,7 @@ fn writer_thread(
 /// Stop (resumable) when the output's filesystem has less free space than the
 /// reserve, after shard `shard` (1-based) with `left` bytes still to write.
 fn check_reserve(sink: &Sink<'_>, shard: usize, left: u64) -> Result<()> {
-    let free = crate::pipeline::claim::free_bytes(sink.dir)?;
+    let free = sink.disk.free_bytes(sink.dir)?;
     if free >= sink.disk_reserve {
         return Ok(());
     }

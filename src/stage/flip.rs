@@ -26,7 +26,7 @@ use ndarray::Axis;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{draw_apply, Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{draw_apply, Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -91,11 +91,11 @@ fn default_p() -> f64 {
 ///
 /// # Errors
 /// A message naming `p` and the allowed range.
-pub fn check_probability(p: f64) -> Result<(), String> {
+pub fn check_probability(p: f64) -> Result<(), ParamError> {
     if (0.0..=1.0).contains(&p) {
         Ok(())
     } else {
-        Err(format!("p = {p} is out of range; expected 0 ≤ p ≤ 1"))
+        Err(ParamError::out_of_range("p", p, "0 ≤ p ≤ 1"))
     }
 }
 
@@ -103,6 +103,7 @@ pub fn check_probability(p: f64) -> Result<(), String> {
 pub struct Flip {
     p: f64,
     exact: Option<Resimulate>,
+    kernel: crate::physics::fd::Kernel,
 }
 
 impl Stage for Flip {
@@ -117,7 +118,7 @@ impl Stage for Flip {
                 "middle_source": "approximate (x=35 after mirror, standard is 34)",
             })),
             Some(mode) => {
-                exact_after_mirror(sample, mode)?;
+                exact_after_mirror(sample, mode, self.kernel)?;
                 Ok(json!({
                     "applied": true,
                     "middle_source": "exact (re-simulated at x=34 on the mirrored map)",
@@ -131,23 +132,29 @@ impl Stage for Flip {
     }
 }
 
-/// Re-simulate a mirrored sample from its (mirrored) velocity map.
+/// Re-simulate a mirrored sample from its (mirrored) velocity map with
+/// `kernel`.
 ///
 /// # Errors
 /// No velocity map, or a bad one.
-pub fn exact_after_mirror(sample: &mut Sample, mode: Resimulate) -> Result<(), StageError> {
+pub fn exact_after_mirror(
+    sample: &mut Sample,
+    mode: Resimulate,
+    kernel: crate::physics::fd::Kernel,
+) -> Result<(), StageError> {
     let vel = sample
         .velocity
         .clone()
         .ok_or_else(|| StageError::new("flip with exact = true needs a velocity map"))?;
     match mode {
         Resimulate::All => {
-            super::simulate::resimulate(sample, &vel, &crate::physics::SOURCE_X, false)
+            super::simulate::resimulate(sample, &vel, &crate::physics::SOURCE_X, false, kernel)
         }
         Resimulate::Middle => {
             let v = vel.as_standard_layout();
             let m = crate::physics::Medium::new(v.as_slice().expect("standard"), false)
-                .map_err(StageError::new)?;
+                .map_err(StageError::new)?
+                .with_kernel(kernel);
             let data = sample
                 .seismic
                 .as_slice_mut()
@@ -203,7 +210,7 @@ impl super::StageType for FlipSpec {
 
     /// `p` outside [0, 1]; a seismic rank below 2; `exact` without labels or
     /// (5, 1000, 70) data.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         self.exact_mode(env)?;
         Ok(Planned::same(
             env,
@@ -214,29 +221,36 @@ impl super::StageType for FlipSpec {
     fn instantiate(
         &self,
         plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
+        env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
         let exact = self.exact_mode(&plan.input)?;
-        Ok(Instance::sample(Flip { p: self.p, exact }))
+        Ok(Instance::sample(Flip {
+            p: self.p,
+            exact,
+            kernel: env.kernel,
+        }))
     }
 }
 
 impl FlipSpec {
     /// The exact-flip mode after checking the parameters (`None`: plain flip).
-    fn exact_mode(&self, env: &PlanEnv) -> Result<Option<Resimulate>, String> {
+    fn exact_mode(&self, env: &PlanEnv) -> Result<Option<Resimulate>, ParamError> {
         check_probability(self.p)?;
         if env.shape.len() < 2 {
-            return Err(format!(
-                "flip needs (source, …, receiver) data; samples here have shape {:?}",
-                env.shape
-            ));
+            return Err(ParamError::SampleShape {
+                what: "flip",
+                needs: "(source, …, receiver) data",
+                shape: env.shape.clone(),
+            });
         }
         if self.exact {
             super::simulate::require_labels(env, "flip with exact = true")?;
             super::simulate::require_standard_shape(env, "flip with exact = true")?;
             Ok(Some(self.resimulate_channels.unwrap_or_default()))
         } else if self.resimulate_channels.is_some() {
-            Err("resimulate_channels is only used with exact = true".into())
+            Err(ParamError::Invalid(
+                "resimulate_channels is only used with exact = true".into(),
+            ))
         } else {
             Ok(None)
         }
@@ -273,7 +287,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_probability() {
-        assert!(check_probability(1.5).unwrap_err().contains("0 ≤ p ≤ 1"));
+        assert!(check_probability(1.5)
+            .unwrap_err()
+            .to_string()
+            .contains("0 ≤ p ≤ 1"));
         assert!(check_probability(-0.1).is_err());
         assert!(check_probability(f64::NAN).is_err());
     }

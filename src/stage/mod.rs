@@ -73,6 +73,78 @@ pub trait BatchStage: Send + Sync {
     ) -> Result<Vec<Record>, StageError>;
 }
 
+/// What is wrong with a stage's parameters, or with where it stands in the
+/// pipeline; the planner adds the file and the user's `stages[i]`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ParamError {
+    /// A parameter outside its range.
+    #[error("{key} = {value} is out of range; expected {expected}")]
+    OutOfRange {
+        /// The key (`p`, `crop_min`, …).
+        key: String,
+        /// Its value, as written.
+        value: String,
+        /// What is allowed.
+        expected: String,
+    },
+    /// Any other wrong value, or parameters that do not go together; the
+    /// sentence names the keys and what is allowed.
+    #[error("{0}")]
+    Invalid(String),
+    /// A stage that simulates from velocity maps where samples carry none.
+    #[error("{what} simulates from velocity maps, but the samples here carry no labels (input unlabelled, or labels = \"none\")")]
+    NeedsLabels {
+        /// The stage (and setting) that needs them.
+        what: &'static str,
+    },
+    /// A stage that writes (5, 1000, 70) data where samples have another shape.
+    #[error("{what} writes (5, 1000, 70) simulated data, but samples here have shape {shape:?}; put it before stages that change the shape")]
+    NeedsStandardShape {
+        /// The stage (and setting).
+        what: &'static str,
+        /// The shape entering it.
+        shape: Vec<usize>,
+    },
+    /// Samples of a rank or layout the stage cannot read.
+    #[error("{what} needs {needs}; samples here have shape {shape:?}")]
+    SampleShape {
+        /// The stage.
+        what: &'static str,
+        /// What it needs (`(source, time, receiver) samples`).
+        needs: &'static str,
+        /// The shape entering it.
+        shape: Vec<usize>,
+    },
+    /// The stage needs libtorch, which this process does not have; the
+    /// sentence says what to build.
+    #[error("{0}")]
+    NeedsTorch(String),
+    /// Simulator checks (sources, maps).
+    #[error(transparent)]
+    Physics(#[from] crate::physics::PhysicsError),
+    /// A spectrogram that cannot be computed as configured.
+    #[error(transparent)]
+    Stft(#[from] crate::dsp::stft::StftError),
+    /// The model backend could not provide a device or a model.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+}
+
+impl ParamError {
+    /// `key = value is out of range; expected …`.
+    pub fn out_of_range(
+        key: &str,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        ParamError::OutOfRange {
+            key: key.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+}
+
 /// A built stage of either kind.
 pub enum Runtime {
     /// Per-sample, run in parallel by the executor.
@@ -173,6 +245,15 @@ pub struct StagePlan {
     pub planned: Planned,
 }
 
+/// What a stage is made ready with in the process that runs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunEnv<'a> {
+    /// The libtorch backend when this process has one.
+    pub models: Option<&'a crate::model::Backend>,
+    /// The simulator's time-loop kernel (same bits either way).
+    pub kernel: crate::physics::fd::Kernel,
+}
+
 /// A stage made ready to run in this process ([`StageType::instantiate`]).
 pub struct Instance {
     /// The runtime.
@@ -205,18 +286,14 @@ pub trait StageType: serde::Serialize + serde::de::DeserializeOwned + Clone {
     ///
     /// # Errors
     /// A message naming the parameter and the allowed values.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String>;
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError>;
 
-    /// Make the runtime for this process (`backend`: libtorch, when the
-    /// process has it).
+    /// Make the runtime for this process (`env`: its libtorch backend, if
+    /// any, and kernel).
     ///
     /// # Errors
     /// A device or model that this process cannot provide.
-    fn instantiate(
-        &self,
-        plan: &StagePlan,
-        backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String>;
+    fn instantiate(&self, plan: &StagePlan, env: &RunEnv<'_>) -> Result<Instance, ParamError>;
 
     /// Whether running it needs libtorch (the `seispipe-torch` binary).
     fn needs_torch(&self) -> bool {
@@ -266,8 +343,8 @@ pub struct BuiltStage {
 pub fn build_one<T: StageType + Into<StageSpec>>(
     spec: &T,
     env: &PlanEnv,
-    backend: Option<&crate::model::Backend>,
-) -> Result<BuiltStage, String> {
+    run: &RunEnv<'_>,
+) -> Result<BuiltStage, ParamError> {
     let full: StageSpec = spec.clone().into();
     let plan = StagePlan {
         kind: T::DOC.name,
@@ -281,7 +358,7 @@ pub fn build_one<T: StageType + Into<StageSpec>>(
         input: env.clone(),
         planned: spec.plan(env)?,
     };
-    let inst = spec.instantiate(&plan, backend)?;
+    let inst = spec.instantiate(&plan, run)?;
     Ok(BuiltStage {
         plan,
         runtime: inst.runtime,
@@ -317,7 +394,7 @@ pub struct StageDoc {
     pub required: &'static str,
     /// Parse a stage table (without its `type` key) as this stage's spec and
     /// serialise it back: [`parse_as`] of the spec type.
-    pub parse: fn(&str) -> Result<Value, String>,
+    pub parse: fn(&str) -> Result<Value, toml::de::Error>,
     /// (parameter, what leaving it unset means — only for parameters without
     /// a default value, e.g. "n_fft / 4"; empty: "none" —, meaning).
     pub params: &'static [(&'static str, &'static str, &'static str)],
@@ -327,12 +404,24 @@ pub struct StageDoc {
 /// [`StageDoc::parse`]).
 ///
 /// # Errors
-/// The parser's message.
+/// The parser's error.
 pub fn parse_as<T: serde::de::DeserializeOwned + serde::Serialize>(
     text: &str,
-) -> Result<Value, String> {
-    let spec: T = toml::from_str(text).map_err(|e| e.to_string())?;
-    serde_json::to_value(spec).map_err(|e| e.to_string())
+) -> Result<Value, toml::de::Error> {
+    let spec: T = toml::from_str(text)?;
+    Ok(serde_json::to_value(spec).expect("specs serialise"))
+}
+
+/// A stage's `DOC` whose required keys do not parse as its spec: a defect
+/// of the stage (`tests` catch it).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{stage}: the DOC's required keys do not parse: {source}")]
+pub struct DocError {
+    /// The stage type.
+    pub stage: &'static str,
+    /// The parser's error.
+    #[source]
+    pub source: toml::de::Error,
 }
 
 impl StageDoc {
@@ -341,11 +430,14 @@ impl StageDoc {
     ///
     /// # Errors
     /// The required keys do not parse (a defect in the stage's `DOC`).
-    pub fn defaults(&self) -> Result<serde_json::Map<String, Value>, String> {
+    pub fn defaults(&self) -> Result<serde_json::Map<String, Value>, DocError> {
         match (self.parse)(self.required) {
             Ok(Value::Object(m)) => Ok(m),
-            Ok(other) => Err(format!("{}: serialised as {other}", self.name)),
-            Err(e) => Err(format!("{}: {e}", self.name)),
+            Ok(other) => panic!("{}: a spec serialised as {other}, not a table", self.name),
+            Err(source) => Err(DocError {
+                stage: self.name,
+                source,
+            }),
         }
     }
 
@@ -362,7 +454,7 @@ impl StageDoc {
     ///
     /// # Errors
     /// See [`StageDoc::defaults`].
-    pub fn listing(&self) -> Result<Vec<(&'static str, String, &'static str)>, String> {
+    pub fn listing(&self) -> Result<Vec<(&'static str, String, &'static str)>, DocError> {
         let defaults = self.defaults()?;
         let required = self.required_keys();
         Ok(self

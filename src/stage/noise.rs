@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::flip::check_probability;
 use super::normal::Normals;
-use super::{draw_apply, Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{draw_apply, Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -110,7 +110,7 @@ impl super::StageType for GaussianNoiseSpec {
     const DOC: super::StageDoc = DOC;
 
     /// `p` outside [0, 1]; no level, both levels, or a bad one.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         self.level()?;
         Ok(Planned::same(
             env,
@@ -121,8 +121,8 @@ impl super::StageType for GaussianNoiseSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
+        _env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(GaussianNoise {
             p: self.p,
             level: self.level()?,
@@ -132,25 +132,31 @@ impl super::StageType for GaussianNoiseSpec {
 
 impl GaussianNoiseSpec {
     /// The checked noise level.
-    fn level(&self) -> Result<Level, String> {
+    fn level(&self) -> Result<Level, ParamError> {
         check_probability(self.p)?;
         match (self.std, self.snr_db) {
             (Some(s), None) => {
                 if !(s.is_finite() && s >= 0.0) {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "std = {s} is out of range; expected a finite std ≥ 0"
-                    ));
+                    )));
                 }
                 Ok(Level::Std(s as f32))
             }
             (None, Some(d)) => {
                 if !d.is_finite() {
-                    return Err(format!("snr_db = {d} must be a finite number of decibels"));
+                    return Err(ParamError::Invalid(format!(
+                        "snr_db = {d} must be a finite number of decibels"
+                    )));
                 }
                 Ok(Level::SnrDb(d))
             }
-            (Some(_), Some(_)) => Err("give either std or snr_db, not both".into()),
-            (None, None) => Err("missing the noise level: set std (absolute) or snr_db".into()),
+            (Some(_), Some(_)) => Err(ParamError::Invalid(
+                "give either std or snr_db, not both".into(),
+            )),
+            (None, None) => Err(ParamError::Invalid(
+                "missing the noise level: set std (absolute) or snr_db".into(),
+            )),
         }
     }
 }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Instance, PlanEnv, Planned, StageDoc, StagePlan, StageType};
+use super::{Instance, ParamError, PlanEnv, Planned, RunEnv, StageDoc, StagePlan, StageType};
 use crate::error::StageError;
 
 macro_rules! registry {
@@ -42,7 +42,7 @@ macro_rules! registry {
             ///
             /// # Errors
             /// The stage's message.
-            pub fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+            pub fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
                 match self { $( StageSpec::$variant(s) => s.plan(env), )* }
             }
 
@@ -53,9 +53,9 @@ macro_rules! registry {
             pub fn instantiate(
                 &self,
                 plan: &StagePlan,
-                backend: Option<&crate::model::Backend>,
-            ) -> Result<Instance, String> {
-                match self { $( StageSpec::$variant(s) => s.instantiate(plan, backend), )* }
+                env: &RunEnv<'_>,
+            ) -> Result<Instance, ParamError> {
+                match self { $( StageSpec::$variant(s) => s.instantiate(plan, env), )* }
             }
 
             /// See [`StageType::needs_torch`].

@@ -13,7 +13,7 @@ use ndarray::{Array3, ArrayD, IxDyn};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{BatchStage, Instance, PlanEnv, Planned, Record, Runtime, Stage, StageCtx};
+use super::{BatchStage, Instance, ParamError, PlanEnv, Planned, Record, Runtime, Stage, StageCtx};
 use crate::error::StageError;
 use crate::model::Simulator;
 use crate::physics::{self, NT, NX, SOURCE_X};
@@ -84,7 +84,7 @@ pub const NEEDS_TORCH: &str = "runs the simulation through libtorch, which is in
 ///
 /// # Errors
 /// A value that is not `cpu`, `cuda:N` or `auto`, with the allowed values.
-pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, String> {
+pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, ParamError> {
     let Some(d) = device else {
         return Ok(DeviceChoice::Rust);
     };
@@ -95,9 +95,9 @@ pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, String> {
         "auto" => Ok(DeviceChoice::Auto),
         "cpu" => Ok(DeviceChoice::Tch(d.to_string())),
         _ if cuda_n => Ok(DeviceChoice::Tch(d.to_string())),
-        _ => Err(format!(
+        _ => Err(ParamError::Invalid(format!(
             "device = \"{d}\" is not a device; expected \"cpu\", \"cuda:N\" (N = 0, 1, …) or \"auto\" (or leave device out for the built-in Rust kernel)"
-        )),
+        ))),
     }
 }
 
@@ -110,7 +110,7 @@ pub fn parse_device(device: Option<&str>) -> Result<DeviceChoice, String> {
 pub fn resolve_device(
     device: Option<&str>,
     backend: Option<&crate::model::Backend>,
-) -> Result<Option<Box<dyn Simulator>>, String> {
+) -> Result<Option<Box<dyn Simulator>>, ParamError> {
     let name = match parse_device(device)? {
         DeviceChoice::Rust => return Ok(None),
         DeviceChoice::Auto => match backend {
@@ -120,9 +120,11 @@ pub fn resolve_device(
         DeviceChoice::Tch(name) => name,
     };
     let Some(b) = backend else {
-        return Err(format!("device = \"{name}\" {NEEDS_TORCH}"));
+        return Err(ParamError::NeedsTorch(format!(
+            "device = \"{name}\" {NEEDS_TORCH}"
+        )));
     };
-    b.0.simulator(&name).map(Some)
+    Ok(Some(b.0.simulator(&name)?))
 }
 
 /// What a shard records about where a stage with a `device` simulated:
@@ -146,13 +148,11 @@ pub fn default_sources() -> Vec<usize> {
 ///
 /// # Errors
 /// A message saying labels are needed.
-pub fn require_labels(env: &PlanEnv, what: &str) -> Result<(), String> {
+pub fn require_labels(env: &PlanEnv, what: &'static str) -> Result<(), ParamError> {
     if env.labels {
         Ok(())
     } else {
-        Err(format!(
-            "{what} simulates from velocity maps, but the samples here carry no labels (input unlabelled, or labels = \"none\")"
-        ))
+        Err(ParamError::NeedsLabels { what })
     }
 }
 
@@ -161,14 +161,14 @@ pub fn require_labels(env: &PlanEnv, what: &str) -> Result<(), String> {
 ///
 /// # Errors
 /// A message naming the shape found.
-pub fn require_standard_shape(env: &PlanEnv, what: &str) -> Result<(), String> {
+pub fn require_standard_shape(env: &PlanEnv, what: &'static str) -> Result<(), ParamError> {
     if env.shape == SEISMIC_SHAPE {
         Ok(())
     } else {
-        Err(format!(
-            "{what} writes (5, 1000, 70) simulated data, but samples here have shape {:?}; put it before stages that change the shape",
-            env.shape
-        ))
+        Err(ParamError::NeedsStandardShape {
+            what,
+            shape: env.shape.clone(),
+        })
     }
 }
 
@@ -178,7 +178,7 @@ impl super::StageType for SimulateSpec {
     /// No labels, bad source positions, or a `device` that is no device.
     /// Which simulator runs is decided by [`StageType::instantiate`](super::StageType::instantiate) in
     /// the process that runs it; the plan holds what the user asked for.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         let choice = parse_device(self.device.as_deref())?;
         require_labels(env, "simulate")?;
         physics::check_sources(&self.source_positions)?;
@@ -194,16 +194,20 @@ impl super::StageType for SimulateSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
-        let sim = resolve_device(self.device.as_deref(), backend)?;
+        env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
+        let sim = resolve_device(self.device.as_deref(), env.models)?;
         let device = self
             .device
             .is_some()
             .then(|| simulator_name(sim.as_deref()));
         let (sources, clip) = (self.source_positions.clone(), self.clip_velocity);
         let runtime = match sim {
-            None => Runtime::Sample(Box::new(Simulate { sources, clip })),
+            None => Runtime::Sample(Box::new(Simulate {
+                sources,
+                clip,
+                kernel: env.kernel,
+            })),
             Some(sim) => Runtime::Batch(Box::new(SimulateBatch { sources, clip, sim })),
         };
         Ok(Instance { runtime, device })
@@ -274,6 +278,7 @@ fn velocity_values(vel: &Array3<f32>) -> Result<Vec<f32>, StageError> {
 pub struct Simulate {
     sources: Vec<usize>,
     clip: bool,
+    kernel: crate::physics::fd::Kernel,
 }
 
 impl Stage for Simulate {
@@ -281,7 +286,7 @@ impl Stage for Simulate {
         let vel = sample.velocity.take().ok_or_else(|| {
             StageError::new("simulate needs a velocity map; this sample has none")
         })?;
-        let r = resimulate(sample, &vel, &self.sources, self.clip);
+        let r = resimulate(sample, &vel, &self.sources, self.clip, self.kernel);
         r.map(|()| json!({ "applied": true }))
     }
 }
@@ -296,6 +301,7 @@ pub fn resimulate(
     vel: &Array3<f32>,
     sources: &[usize],
     clip: bool,
+    kernel: crate::physics::fd::Kernel,
 ) -> Result<(), StageError> {
     if vel.shape() != [1, 70, 70] {
         return Err(StageError::new(format!(
@@ -305,7 +311,9 @@ pub fn resimulate(
     }
     let v = vel.as_standard_layout();
     let flat = v.as_slice().expect("standard layout");
-    let medium = physics::Medium::new(flat, clip).map_err(StageError::new)?;
+    let medium = physics::Medium::new(flat, clip)
+        .map_err(StageError::new)?
+        .with_kernel(kernel);
     let mut out = vec![0f32; sources.len() * physics::PER_SOURCE];
     for (&sx, o) in sources
         .iter()

@@ -35,7 +35,7 @@ use rustfft::num_complex::Complex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::dsp::stft::{PadMode, StftConfig, StftPlan, StftScratch, WindowKind};
 use crate::error::StageError;
 use crate::sample::Sample;
@@ -166,19 +166,19 @@ impl SpectrogramSpec {
     ///
     /// # Errors
     /// See [`StageType::plan`](super::StageType::plan).
-    pub fn runtime(&self, shape: &[usize]) -> Result<Spectrogram, String> {
+    pub fn runtime(&self, shape: &[usize]) -> Result<Spectrogram, ParamError> {
         let (window, pad_mode) = (self.window, self.pad_mode);
         let kind = self.output_kind()?;
         if !(self.sample_rate_hz.is_finite() && self.sample_rate_hz > 0.0) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "sample_rate_hz = {} is out of range; expected a finite rate > 0",
                 self.sample_rate_hz
-            ));
+            )));
         }
         if shape.len() != 3 {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "spectrogram needs (source, time, receiver) samples; samples here have shape {shape:?}"
-            ));
+            )));
         }
         let (sources, len, receivers) = (shape[0], shape[1], shape[2]);
         let cfg = StftConfig {
@@ -192,10 +192,10 @@ impl SpectrogramSpec {
             onesided: self.onesided,
         };
         if self.hop_length.is_none() && cfg.hop_length == 0 {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "hop_length defaults to n_fft / 4 = 0 for n_fft = {}; set hop_length ≥ 1",
                 self.n_fft
-            ));
+            )));
         }
         let plan = StftPlan::new(cfg)?;
         let frames = plan.n_frames(len)?;
@@ -250,14 +250,14 @@ impl SpectrogramSpec {
         })
     }
 
-    fn output_kind(&self) -> Result<OutputKind, String> {
-        let positive = |key: &str, v: f64| -> Result<f32, String> {
+    fn output_kind(&self) -> Result<OutputKind, ParamError> {
+        let positive = |key: &str, v: f64| -> Result<f32, ParamError> {
             if v.is_finite() && v > 0.0 {
                 Ok(v as f32)
             } else {
-                Err(format!(
+                Err(ParamError::Invalid(format!(
                     "{key} = {v} is out of range; expected a finite {key} > 0"
-                ))
+                )))
             }
         };
         let kind = match self.output {
@@ -270,37 +270,39 @@ impl SpectrogramSpec {
             Output::RealImag => OutputKind::RealImag,
         };
         if self.eps.is_some() && !matches!(kind, OutputKind::LogMagnitude(_)) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "eps is only used by output = \"log_magnitude\" (output here is {}); remove it",
                 serde_json::to_value(self.output).expect("serialises")
-            ));
+            )));
         }
         if self.amin.is_some() && !matches!(kind, OutputKind::Db(_)) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "amin is only used by output = \"db\" (output here is {}); remove it",
                 serde_json::to_value(self.output).expect("serialises")
-            ));
+            )));
         }
         Ok(kind)
     }
 
-    fn crop(&self, plan: &StftPlan) -> Result<std::ops::Range<usize>, String> {
+    fn crop(&self, plan: &StftPlan) -> Result<std::ops::Range<usize>, ParamError> {
         let all = plan.n_bins();
         match (self.max_freq_hz, self.bin_range) {
-            (Some(_), Some(_)) => Err("give either max_freq_hz or bin_range, not both".into()),
+            (Some(_), Some(_)) => Err(ParamError::Invalid(
+                "give either max_freq_hz or bin_range, not both".into(),
+            )),
             (None, None) => Ok(0..all),
             (Some(f), None) => {
                 let nyquist = self.sample_rate_hz / 2.0;
                 if !self.onesided {
-                    return Err(
+                    return Err(ParamError::Invalid(
                         "max_freq_hz needs onesided = true; use bin_range for two-sided spectra"
                             .into(),
-                    );
+                    ));
                 }
                 if !(f.is_finite() && (0.0..=nyquist).contains(&f)) {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "max_freq_hz = {f} is outside the spectrum; expected 0 ≤ max_freq_hz ≤ sample_rate_hz / 2 = {nyquist}"
-                    ));
+                    )));
                 }
                 // Bin k is at k·fs/n_fft; keep k ≤ f·n_fft/fs (with a relative
                 // slack so 45 Hz keeps the bin computed as 45.000000001).
@@ -310,9 +312,9 @@ impl SpectrogramSpec {
             }
             (None, Some([a, b])) => {
                 if a >= b || b > all {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "bin_range = [{a}, {b}] is outside the spectrum; expected [start, end] with start < end ≤ {all} bins"
-                    ));
+                    )));
                 }
                 Ok(a..b)
             }
@@ -490,7 +492,7 @@ impl super::StageType for SpectrogramSpec {
     const DOC: super::StageDoc = DOC;
 
     /// Bad parameters (see [`SpectrogramSpec::runtime`]).
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         let stage = self.runtime(&env.shape)?;
         Ok(Planned {
             out_shape: stage.out_shape().to_vec(),
@@ -502,8 +504,8 @@ impl super::StageType for SpectrogramSpec {
     fn instantiate(
         &self,
         plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
+        _env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(self.runtime(&plan.input.shape)?))
     }
 }
@@ -554,7 +556,9 @@ mod tests {
         let e = |f: &dyn Fn(&mut SpectrogramSpec)| {
             let mut s = spec(128);
             f(&mut s);
-            crate::stage::StageType::plan(&s, &env(&[5, 1000, 70])).expect_err("must fail")
+            crate::stage::StageType::plan(&s, &env(&[5, 1000, 70]))
+                .expect_err("must fail")
+                .to_string()
         };
         // Names are serde enums: a typo is refused by the parser, which lists
         // the allowed values.

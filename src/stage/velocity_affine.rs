@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::simulate::{require_labels, require_standard_shape, resimulate};
-use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::physics::{CLIP_RANGE, NX, NZ, SOURCE_X};
 use crate::sample::Sample;
@@ -85,6 +85,7 @@ pub struct Warp {
 /// Runtime affine warp.
 pub struct VelocityAffine {
     spec: VelocityAffineSpec,
+    kernel: crate::physics::fd::Kernel,
 }
 
 impl VelocityAffine {
@@ -169,7 +170,7 @@ impl Stage for VelocityAffine {
         let v = vel.as_standard_layout();
         let warped = warp_map(v.as_slice().expect("standard layout"), &w);
         let arr = ndarray::Array3::from_shape_vec((1, NZ, NX), warped).expect("shape");
-        resimulate(sample, &arr, &SOURCE_X, false)?;
+        resimulate(sample, &arr, &SOURCE_X, false, self.kernel)?;
         Ok(json!({ "applied": true, "warp": w }))
     }
 }
@@ -179,19 +180,19 @@ impl super::StageType for VelocityAffineSpec {
 
     /// `p`, `crop_min` or `max_rotate_deg` out of range; no labels or
     /// another shape.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         super::flip::check_probability(self.p)?;
         if !(self.crop_min > 0.0 && self.crop_min <= 1.0) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "crop_min = {} is out of range; expected 0 < crop_min ≤ 1",
                 self.crop_min
-            ));
+            )));
         }
         if !(0.0..=45.0).contains(&self.max_rotate_deg) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "max_rotate_deg = {} is out of range; expected 0 ≤ max_rotate_deg ≤ 45",
                 self.max_rotate_deg
-            ));
+            )));
         }
         require_labels(env, "velocity_affine")?;
         require_standard_shape(env, "velocity_affine")?;
@@ -204,9 +205,12 @@ impl super::StageType for VelocityAffineSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
-        Ok(Instance::sample(VelocityAffine { spec: self.clone() }))
+        env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
+        Ok(Instance::sample(VelocityAffine {
+            spec: self.clone(),
+            kernel: env.kernel,
+        }))
     }
 }
 

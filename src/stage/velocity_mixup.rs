@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::simulate::{require_labels, require_standard_shape, resimulate};
-use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::io::layout::InputSet;
 use crate::physics::SOURCE_X;
@@ -97,6 +97,7 @@ fn default_hi() -> f64 {
 /// Runtime mixup.
 pub struct VelocityMixup {
     spec: VelocityMixupSpec,
+    kernel: crate::physics::fd::Kernel,
 }
 
 fn family_of(rel: &str) -> &str {
@@ -158,7 +159,7 @@ impl Stage for VelocityMixup {
         let mixed = ndarray::Zip::from(&v1)
             .and(&v2)
             .map_collect(|&x, &y| a * x + b * y);
-        resimulate(sample, &mixed, &SOURCE_X, false).map_err(|e| {
+        resimulate(sample, &mixed, &SOURCE_X, false, self.kernel).map_err(|e| {
             StageError::new(format!(
                 "mixup with partner {partner_id} (α = {alpha}): {e}"
             ))
@@ -171,14 +172,14 @@ impl super::StageType for VelocityMixupSpec {
     const DOC: super::StageDoc = DOC;
 
     /// `p` or the alpha range out of range; no labels or another shape.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         super::flip::check_probability(self.p)?;
         let ok = |a: f64| (0.0..=1.0).contains(&a);
         if !ok(self.alpha_min) || !ok(self.alpha_max) || self.alpha_min > self.alpha_max {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "alpha_min = {}, alpha_max = {} are out of range; expected 0 ≤ alpha_min ≤ alpha_max ≤ 1",
                 self.alpha_min, self.alpha_max
-            ));
+            )));
         }
         require_labels(env, "velocity_mixup")?;
         require_standard_shape(env, "velocity_mixup")?;
@@ -191,9 +192,12 @@ impl super::StageType for VelocityMixupSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
-        Ok(Instance::sample(VelocityMixup { spec: self.clone() }))
+        env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
+        Ok(Instance::sample(VelocityMixup {
+            spec: self.clone(),
+            kernel: env.kernel,
+        }))
     }
 }
 

@@ -16,7 +16,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Instance, PlanEnv, Planned, Record, Stage, StageCtx};
+use super::{Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -98,29 +98,29 @@ impl WaveformTransformSpec {
     ///
     /// # Errors
     /// See [`StageType::plan`](super::StageType::plan).
-    pub fn runtime(&self) -> Result<WaveformTransform, String> {
+    pub fn runtime(&self) -> Result<WaveformTransform, ParamError> {
         let (log, minmax) = match self.transform {
             Transform::Log1p => (true, false),
             Transform::Minmax => (false, true),
             Transform::Log1pMinmax => (true, true),
         };
         if !(self.k.is_finite() && self.k > 0.0) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "k = {} is out of range; expected a finite k > 0",
                 self.k
-            ));
+            )));
         }
         let bounds = if minmax {
             let (Some(lo), Some(hi)) = (self.min, self.max) else {
-                return Err(format!(
+                return Err(ParamError::Invalid(format!(
                     "transform = {} needs both min and max (raw data units)",
                     serde_json::to_value(self.transform).expect("serialises")
-                ));
+                )));
             };
             if !(lo.is_finite() && hi.is_finite() && hi > lo) {
-                return Err(format!(
+                return Err(ParamError::Invalid(format!(
                     "min = {lo}, max = {hi} are out of range; expected finite bounds with max > min"
-                ));
+                )));
             }
             let (lo, hi) = if log {
                 (signed_log1p(lo, self.k), signed_log1p(hi, self.k))
@@ -130,10 +130,10 @@ impl WaveformTransformSpec {
             Some((lo, hi))
         } else {
             if self.min.is_some() || self.max.is_some() || self.clip_output {
-                return Err(
+                return Err(ParamError::Invalid(
                     "min, max and clip are only used by transform = \"minmax\" or \"log1p_minmax\"; remove them"
                         .into(),
-                );
+                ));
             }
             None
         };
@@ -190,7 +190,7 @@ impl super::StageType for WaveformTransformSpec {
     const DOC: super::StageDoc = DOC;
 
     /// Bad parameters (see [`WaveformTransformSpec::runtime`]).
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         self.runtime()?;
         Ok(Planned::same(
             env,
@@ -201,8 +201,8 @@ impl super::StageType for WaveformTransformSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        _backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
+        _env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(self.runtime()?))
     }
 }
@@ -212,7 +212,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn build(v: Value) -> Result<crate::stage::BuiltStage, String> {
+    fn build(v: Value) -> Result<crate::stage::BuiltStage, ParamError> {
         let s: WaveformTransformSpec = serde_json::from_value(v).unwrap();
         crate::stage::build_one(
             &s,
@@ -220,7 +220,7 @@ mod tests {
                 shape: vec![5, 1000, 70],
                 labels: true,
             },
-            None,
+            &crate::stage::RunEnv::default(),
         )
     }
 
@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_parameters_by_name() {
-        let e = |v: Value| build(v).err().expect("must fail");
+        let e = |v: Value| build(v).err().expect("must fail").to_string();
         let m = serde_json::from_value::<WaveformTransformSpec>(json!({"transform": "log"}))
             .unwrap_err()
             .to_string();

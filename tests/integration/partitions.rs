@@ -326,11 +326,10 @@ fn a_run_that_cannot_fit_is_refused_and_a_full_disk_stops_it_resumably() {
     let root = dir.path();
     let single = single_run(root);
     let with_free = |free: &str, extra: &[&str]| {
-        bin()
+        crate::util::bin_with_free_space(free)
             .current_dir(root)
             .args(["run", "p.toml", "--quiet", "--threads", "1"])
             .args(extra)
-            .env("SEISPIPE_TEST_FREE_BYTES", free)
             .output()
             .unwrap()
     };

@@ -229,7 +229,8 @@ fn flip_with(exact: bool, mode: Option<Resimulate>, s: &mut Sample) -> serde_jso
         shape: vec![5, 1000, 70],
         labels: true,
     };
-    let built = seispipe::stage::build_one(&spec, &env, None).unwrap();
+    let built =
+        seispipe::stage::build_one(&spec, &env, &seispipe::stage::RunEnv::default()).unwrap();
     let inputs = empty_inputs();
     let mut ctx = StageCtx {
         rng: stage_rng(1, "t", 0, 1, 0),
@@ -331,13 +332,19 @@ fn bad_velocity_maps_are_refused() {
     let mut out = vec![0f32; PER_SOURCE];
     let mut v = vec![2000.0f32; 4900];
     v[3 * 70 + 4] = f32::NAN;
-    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&v, &[0], false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("non-finite") && e.contains("(z=3, x=4)"), "{e}");
     v[3 * 70 + 4] = 0.0;
-    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&v, &[0], false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("non-positive"), "{e}");
     v[3 * 70 + 4] = 7000.0;
-    let e = physics::simulate(&v, &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&v, &[0], false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("far outside") && e.contains("clip_velocity"),
         "{e}"
@@ -345,9 +352,13 @@ fn bad_velocity_maps_are_refused() {
     // clip_velocity = true turns it into 4500 m/s and simulates.
     physics::simulate(&v, &[0], true, &mut out).unwrap();
     // 6000 m/s is in the accepted range but unstable in the sponge.
-    let e = physics::simulate(&vec![6000.0; 4900], &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&vec![6000.0; 4900], &[0], false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("CFL"), "{e}");
-    let e = physics::simulate(&vec![2000.0; 4899], &[0], false, &mut out).unwrap_err();
+    let e = physics::simulate(&vec![2000.0; 4899], &[0], false, &mut out)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("4900"), "{e}");
     // A batch names the sample.
     let mut two = vec![2000.0f32; 2 * 4900];

@@ -504,8 +504,14 @@ fn iterative_pseudo_labels_resimulate_the_prediction() {
             velocity: None,
             dropped: None,
         };
-        seispipe::stage::simulate::resimulate(&mut s, &vel, &seispipe::physics::SOURCE_X, false)
-            .unwrap();
+        seispipe::stage::simulate::resimulate(
+            &mut s,
+            &vel,
+            &seispipe::physics::SOURCE_X,
+            false,
+            seispipe::physics::fd::Kernel::default(),
+        )
+        .unwrap();
         let want = s.seismic.as_standard_layout();
         assert_close(
             "re-simulated seismic",

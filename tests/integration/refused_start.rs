@@ -58,11 +58,11 @@ fn tree(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
 }
 
 fn run_in(root: &Path, args: &[&str], free: Option<&str>) -> Output {
-    let mut c = bin();
+    let mut c = match free {
+        Some(free) => crate::util::bin_with_free_space(free),
+        None => bin(),
+    };
     c.current_dir(root).args(["run", "--quiet"]).args(args);
-    if let Some(free) = free {
-        c.env("SEISPIPE_TEST_FREE_BYTES", free);
-    }
     c.output().unwrap()
 }
 

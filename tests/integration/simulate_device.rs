@@ -252,10 +252,15 @@ struct StandInGpu;
 struct KernelOnGpu(String);
 
 impl seispipe::model::Simulator for KernelOnGpu {
-    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String> {
+    fn simulate(
+        &self,
+        maps: &[f32],
+        sources: &[usize],
+    ) -> Result<Vec<f32>, seispipe::model::ModelError> {
         let mut out = Vec::with_capacity(maps.len() / 4900 * sources.len() * PER_SOURCE);
         for m in maps.chunks_exact(4900) {
-            let medium = seispipe::physics::Medium::new(m, false)?;
+            let medium = seispipe::physics::Medium::new(m, false)
+                .map_err(|e| seispipe::model::ModelError::Run(e.to_string()))?;
             for &sx in sources {
                 let mut o = vec![0f32; PER_SOURCE];
                 medium.simulate_source(sx, &mut o);
@@ -274,8 +279,10 @@ impl seispipe::model::ModelBackend for StandInGpu {
     fn load_models(
         &self,
         _: &seispipe::model::LoadRequest,
-    ) -> Result<Vec<Box<dyn seispipe::model::Model>>, String> {
-        Err("the stand-in GPU backend loads no models".into())
+    ) -> Result<Vec<Box<dyn seispipe::model::Model>>, seispipe::model::ModelError> {
+        Err(seispipe::model::ModelError::Model(
+            "the stand-in GPU backend loads no models".into(),
+        ))
     }
 
     fn make_demo_model(
@@ -289,7 +296,10 @@ impl seispipe::model::ModelBackend for StandInGpu {
         1
     }
 
-    fn simulator(&self, device: &str) -> Result<Box<dyn seispipe::model::Simulator>, String> {
+    fn simulator(
+        &self,
+        device: &str,
+    ) -> Result<Box<dyn seispipe::model::Simulator>, seispipe::model::ModelError> {
         Ok(Box::new(KernelOnGpu(device.to_string())))
     }
 }
@@ -325,6 +335,7 @@ fn device_auto_partitions_on_different_hardware_merge_on_a_cpu_node() {
     let code = seispipe::app::main_from(
         ["seispipe", "run", ps, "-q", "--partition", "0/2"],
         Some(gpu),
+        None,
     );
     assert_eq!(
         code,

@@ -52,6 +52,24 @@ pub fn bin() -> Command {
     }
 }
 
+/// seispipe as `examples/fixed_free_space` runs it: every measure of free
+/// space says `free` bytes (tests of the disk budget cannot fill a disk).
+/// The example is built by `cargo test` with the other targets.
+pub fn bin_with_free_space(free: &str) -> Command {
+    let exe = Path::new(env!("CARGO_BIN_EXE_seispipe"))
+        .parent()
+        .expect("target dir")
+        .join("examples/fixed_free_space");
+    assert!(
+        exe.is_file(),
+        "{} is not built: run `cargo test --release` (which builds the examples) or `cargo build --release --examples`",
+        exe.display()
+    );
+    let mut c = Command::new(exe);
+    c.arg(free);
+    c
+}
+
 /// Run seispipe with `args` in `cwd`; returns the output.
 pub fn seispipe(cwd: &Path, args: &[&str]) -> Output {
     bin()

@@ -11,7 +11,9 @@ pub mod torchscript;
 
 use std::sync::Arc;
 
-use seispipe::model::{Backend, DemoModelRequest, LoadRequest, Model, ModelBackend, Simulator};
+use seispipe::model::{
+    Backend, DemoModelRequest, LoadRequest, Model, ModelBackend, ModelError, Simulator,
+};
 
 use torchscript::{resolve_device, LoadOptions, TorchScriptModel};
 
@@ -25,7 +27,7 @@ pub fn backend() -> Backend {
 }
 
 impl ModelBackend for Torch {
-    fn load_models(&self, req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String> {
+    fn load_models(&self, req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, ModelError> {
         load_models(req)
     }
 
@@ -41,8 +43,10 @@ impl ModelBackend for Torch {
         }
     }
 
-    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, String> {
-        Ok(Box::new(simulate::TchSimulator::new(device)?))
+    fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, ModelError> {
+        Ok(Box::new(
+            simulate::TchSimulator::new(device).map_err(ModelError::Device)?,
+        ))
     }
 }
 
@@ -50,16 +54,16 @@ impl ModelBackend for Torch {
 ///
 /// # Errors
 /// A bad device, a missing or corrupt model, a pinned SHA-256 that differs.
-pub fn load_models(req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String> {
-    let device = resolve_device(&req.device)?;
+pub fn load_models(req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, ModelError> {
+    let device = resolve_device(&req.device).map_err(ModelError::Device)?;
     if let Some(t) = req.torch_threads {
         tch::set_num_threads(i32::try_from(t).unwrap_or(i32::MAX));
     }
     let half = req.half && device != tch::Device::Cpu;
     if req.half && req.device != "auto" && !half {
-        return Err(
+        return Err(ModelError::Device(
             "half = true needs a CUDA device; set half = false or device = \"cuda:N\"".into(),
-        );
+        ));
     }
     let opts = LoadOptions {
         device,
@@ -74,14 +78,14 @@ pub fn load_models(req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, String> {
     let mut out: Vec<Box<dyn Model>> = Vec::new();
     for (i, m) in req.models.iter().enumerate() {
         let model = TorchScriptModel::load(&m.path, opts.clone())
-            .map_err(|e| format!("models[{i}]: {e}"))?;
+            .map_err(|e| ModelError::Model(format!("models[{i}]: {e}")))?;
         if let Some(want) = &m.sha256 {
             if !want.eq_ignore_ascii_case(model.sha256()) {
-                return Err(format!(
+                return Err(ModelError::Model(format!(
                     "models[{i}]: {} has SHA-256 {}, but the pipeline pins {want}",
                     m.path.display(),
                     model.sha256()
-                ));
+                )));
             }
         }
         out.push(Box::new(model));

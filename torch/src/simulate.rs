@@ -28,7 +28,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use seispipe::model::Simulator;
+use seispipe::model::{ModelError, Simulator};
 use seispipe::physics::dense::{self, DenseCoefficients, CELLS};
 use seispipe::physics::sponge::Coefficients;
 use seispipe::physics::{C2, C3, NBC, NPAD, NT, NX, NZ, RECEIVER_Z, SOURCE_Z};
@@ -82,8 +82,8 @@ fn i64_of(n: usize) -> i64 {
     i64::try_from(n).expect("sizes fit i64")
 }
 
-impl Simulator for TchSimulator {
-    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String> {
+impl TchSimulator {
+    fn simulate_maps(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, String> {
         let per_map = NZ * NX;
         if !maps.len().is_multiple_of(per_map) {
             return Err(format!(
@@ -101,6 +101,12 @@ impl Simulator for TchSimulator {
             out.extend(self.simulate_group(group, sources)?);
         }
         Ok(out)
+    }
+}
+
+impl Simulator for TchSimulator {
+    fn simulate(&self, maps: &[f32], sources: &[usize]) -> Result<Vec<f32>, ModelError> {
+        self.simulate_maps(maps, sources).map_err(ModelError::Run)
     }
 
     fn device(&self) -> String {

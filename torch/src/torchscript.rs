@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 use tch::{CModule, Device, Kind, Tensor};
 
-use seispipe::model::{InputTransform, Model, OutputTransform, VELOCITY_VALUES};
+use seispipe::model::{InputTransform, Model, ModelError, OutputTransform, VELOCITY_VALUES};
 
 /// Resolve a `device` setting: `auto` (first CUDA device when libtorch sees
 /// one, else CPU), `cpu`, or `cuda:N`.
@@ -155,8 +155,8 @@ fn first_line(s: &str) -> &str {
     s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
 }
 
-impl Model for TorchScriptModel {
-    fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
+impl TorchScriptModel {
+    fn predict_batch(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
         let _guard = tch::no_grad_guard();
         let mut shape = vec![i64::try_from(batch).map_err(|e| e.to_string())?];
         shape.extend(self.opts.sample_shape.iter().map(|&d| d as i64));
@@ -233,6 +233,12 @@ impl Model for TorchScriptModel {
         y.f_copy_data(&mut out, batch * VELOCITY_VALUES)
             .map_err(|e| format!("copying the model output: {e}"))?;
         Ok(out)
+    }
+}
+
+impl Model for TorchScriptModel {
+    fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
+        self.predict_batch(seismic, batch).map_err(ModelError::Run)
     }
 
     fn describe(&self) -> serde_json::Value {
@@ -312,7 +318,7 @@ mod tests {
     fn bad_batches_and_devices_are_named() {
         let path = writes_into_its_input("errors");
         let m = TorchScriptModel::load(&path, opts(InputTransform::None)).unwrap();
-        let e = m.predict(&[0.0; 10], 1).unwrap_err();
+        let e = m.predict(&[0.0; 10], 1).unwrap_err().to_string();
         assert!(
             e.contains("10 values") && e.contains("[1, 1, 70, 70]"),
             "{e}"

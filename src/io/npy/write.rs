@@ -59,13 +59,15 @@ impl NpyWriter {
     ///
     /// # Errors
     /// The temporary file cannot be created.
+    /// Written through direct I/O where the filesystem takes it.
     pub fn create(final_path: &Path, rel: &str, dtype: DType, planned: &[usize]) -> Result<Self> {
-        Self::open(final_path, rel, dtype, planned, true)
+        Self::open(final_path, rel, dtype, planned, true, true)
     }
 
     /// As [`NpyWriter::create`], for a caller that hashes the same bytes on
     /// another thread ([`header_bytes`] of `planned`, then every item as
-    /// written) and hands the digest to [`NpyWriter::finish_with`].
+    /// written) and hands the digest to [`NpyWriter::finish_with`]; through
+    /// direct I/O only when `direct`.
     ///
     /// # Errors
     /// The temporary file cannot be created.
@@ -74,8 +76,9 @@ impl NpyWriter {
         rel: &str,
         dtype: DType,
         planned: &[usize],
+        direct: bool,
     ) -> Result<Self> {
-        Self::open(final_path, rel, dtype, planned, false)
+        Self::open(final_path, rel, dtype, planned, false, direct)
     }
 
     fn open(
@@ -84,12 +87,13 @@ impl NpyWriter {
         dtype: DType,
         planned: &[usize],
         hash: bool,
+        direct: bool,
     ) -> Result<Self> {
         let partial = Partial::new(final_path);
         let header = header_bytes(dtype, planned);
         let expected =
             header.len() as u64 + (planned.iter().product::<usize>() * itemsize(dtype)) as u64;
-        let file = Sink::create(partial.tmp(), expected)
+        let file = Sink::create_with(partial.tmp(), expected, direct)
             .map_err(|e| Error::io(partial.tmp(), "create", e))?;
         let mut w = NpyWriter {
             file: Some(file),

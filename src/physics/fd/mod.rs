@@ -83,10 +83,17 @@ pub fn kernel_name() -> &'static str {
     Isa::detect().name()
 }
 
-/// Which time-loop kernel simulates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A kernel name that is neither `blocked` nor `reference`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}={0:?} is not a kernel; expected \"blocked\" (the default) or \"reference\"", var = Kernel::ENV)]
+pub struct UnknownKernel(pub String);
+
+/// Which time-loop kernel simulates. Both give the same bits; the program
+/// reads `SEISPIPE_FD_KERNEL` once at start (see `crate::settings`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernel {
     /// [`blocked`], the default.
+    #[default]
     Blocked,
     /// [`reference`](mod@reference), selected by `SEISPIPE_FD_KERNEL=reference`.
     Reference,
@@ -96,31 +103,16 @@ impl Kernel {
     /// The environment variable that selects the kernel.
     pub const ENV: &'static str = "SEISPIPE_FD_KERNEL";
 
-    /// The kernel `SEISPIPE_FD_KERNEL` asks for (unset or empty: blocked).
+    /// The kernel named `name` (empty: the default, blocked).
     ///
     /// # Errors
-    /// A value other than `blocked` or `reference`, named with the allowed ones.
-    pub fn from_env() -> Result<Kernel, String> {
-        match std::env::var(Self::ENV) {
-            Err(std::env::VarError::NotPresent) => Ok(Kernel::Blocked),
-            Ok(v) => match v.as_str() {
-                "" | "blocked" => Ok(Kernel::Blocked),
-                "reference" => Ok(Kernel::Reference),
-                _ => Err(format!(
-                    "{}={v:?} is not a kernel; expected \"blocked\" (the default) or \"reference\"",
-                    Self::ENV
-                )),
-            },
-            Err(e) => Err(format!("{}: {e}", Self::ENV)),
+    /// A name other than `blocked` or `reference`.
+    pub fn from_name(name: &str) -> Result<Kernel, UnknownKernel> {
+        match name {
+            "" | "blocked" => Ok(Kernel::Blocked),
+            "reference" => Ok(Kernel::Reference),
+            _ => Err(UnknownKernel(name.to_string())),
         }
-    }
-
-    /// The kernel simulations use: [`Self::from_env`], read once (a bad
-    /// value falls back to blocked here; the binary refuses it at start).
-    #[must_use]
-    pub fn selected() -> Kernel {
-        static SELECTED: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
-        *SELECTED.get_or_init(|| Self::from_env().unwrap_or(Kernel::Blocked))
     }
 
     /// `blocked` or `reference`.

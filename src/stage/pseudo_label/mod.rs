@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{BuiltStage, Instance, PlanEnv, Planned, Runtime, StagePlan, StageType};
+use super::{BuiltStage, Instance, ParamError, PlanEnv, Planned, Runtime, StagePlan, StageType};
 use crate::model::{InputTransform, Model, OutputTransform};
 
 mod runtime;
@@ -155,101 +155,105 @@ impl PseudoLabelSpec {
     ///
     /// # Errors
     /// A message naming the key, the value and what is allowed.
-    pub fn validate(&self, env: &PlanEnv) -> Result<(), String> {
+    pub fn validate(&self, env: &PlanEnv) -> Result<(), ParamError> {
         if self.models.is_empty() {
-            return Err("models is empty; give at least one { path = \"model.pt\" }".into());
+            return Err(ParamError::Invalid(
+                "models is empty; give at least one { path = \"model.pt\" }".into(),
+            ));
         }
         for (i, m) in self.models.iter().enumerate() {
             if !(m.weight.is_finite() && m.weight > 0.0) {
-                return Err(format!(
+                return Err(ParamError::Invalid(format!(
                     "models[{i}].weight = {} is out of range; expected a finite weight > 0",
                     m.weight
-                ));
+                )));
             }
             if let Some(h) = &m.sha256 {
                 if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "models[{i}].sha256 = \"{h}\" is not a SHA-256 (64 hex digits)"
-                    ));
+                    )));
                 }
             }
         }
         if self.input_transform.needs_bounds() {
             match (self.input_min, self.input_max) {
                 (Some(lo), Some(hi)) if !(lo.is_finite() && hi.is_finite() && lo < hi) => {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "input_min = {lo}, input_max = {hi} are out of range; expected finite bounds with input_max > input_min"
-                    ))
+                    )))
                 }
                 (Some(_), Some(_)) => {}
                 _ => {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "input_transform = \"{}\" needs input_min and input_max (raw data units)",
                         enum_name(&self.input_transform)
-                    ))
+                    )))
                 }
             }
         } else if self.input_min.is_some() || self.input_max.is_some() {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "input_min and input_max are only used by input_transform = \"minmax\" or \"log1p_minmax\" (here \"{}\"); remove them",
                 enum_name(&self.input_transform)
-            ));
+            )));
         }
         let [lo, hi] = self.output_bounds;
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "output_bounds = [{lo}, {hi}] is out of range; expected finite lo < hi (m/s)"
-            ));
+            )));
         }
         if self.output_transform == OutputTransform::Sigmoid {
             match self.output_scale {
                 Some(s) if s.is_finite() && s > 0.0 => {}
                 Some(s) => {
-                    return Err(format!(
+                    return Err(ParamError::Invalid(format!(
                         "output_scale = {s} is out of range; expected a finite scale > 0 (m/s)"
-                    ))
+                    )))
                 }
                 None => {
-                    return Err("output_transform = \"sigmoid\" needs output_scale (m/s)".into())
+                    return Err(ParamError::Invalid(
+                        "output_transform = \"sigmoid\" needs output_scale (m/s)".into(),
+                    ))
                 }
             }
         }
         let [lo, hi] = self.velocity_range;
         if !(lo.is_finite() && hi.is_finite() && lo <= hi) {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "velocity_range = [{lo}, {hi}] is out of range; expected finite lo ≤ hi (m/s)"
-            ));
+            )));
         }
         if let Some(d) = self.max_disagreement {
             if !(d.is_finite() && d >= 0.0) {
-                return Err(format!(
+                return Err(ParamError::Invalid(format!(
                     "max_disagreement = {d} is out of range; expected a finite value ≥ 0 (m/s)"
-                ));
+                )));
             }
         }
         if let Some(f) = self.fallback_velocity {
             if !f.is_finite() {
-                return Err(format!(
+                return Err(ParamError::Invalid(format!(
                     "fallback_velocity = {f} is not a finite velocity (m/s)"
-                ));
+                )));
             }
         }
         if self.submission.contains('/') || self.submission.starts_with('.') {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "submission = \"{}\" must be a plain file name in the output directory (or \"\" for none)",
                 self.submission
-            ));
+            )));
         }
         if self.torch_threads == Some(0) {
-            return Err(
+            return Err(ParamError::Invalid(
                 "torch_threads = 0 is out of range; expected at least 1 (or leave it out)".into(),
-            );
+            ));
         }
         if env.shape.len() < 2 {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "pseudo_label needs (source, …, receiver) samples for its models; samples here have shape {:?}",
                 env.shape
-            ));
+            )));
         }
         Ok(())
     }
@@ -359,7 +363,7 @@ impl PseudoLabelSpec {
         &self,
         env: &PlanEnv,
         models: Vec<Box<dyn Model>>,
-    ) -> Result<BuiltStage, String> {
+    ) -> Result<BuiltStage, ParamError> {
         let mut planned = self.plan(env)?;
         let sha: Vec<String> = models
             .iter()
@@ -398,13 +402,13 @@ impl PseudoLabelSpec {
         &self,
         plan: &StagePlan,
         models: Vec<Box<dyn Model>>,
-    ) -> Result<Instance, String> {
+    ) -> Result<Instance, ParamError> {
         if models.len() != self.models.len() {
-            return Err(format!(
+            return Err(ParamError::Invalid(format!(
                 "{} models loaded for {} entries",
                 models.len(),
                 self.models.len()
-            ));
+            )));
         }
         let device = models.first().map(|m| device_name(&m.describe()));
         let stage = PseudoLabel {
@@ -447,7 +451,7 @@ impl super::StageType for PseudoLabelSpec {
 
     /// Any bad value (see [`PseudoLabelSpec::validate`]). The models are
     /// identified (hashed) after planning and loaded by `instantiate`.
-    fn plan(&self, env: &PlanEnv) -> Result<Planned, String> {
+    fn plan(&self, env: &PlanEnv) -> Result<Planned, ParamError> {
         self.validate(env)?;
         let unknown = vec![Value::Null; self.models.len()];
         let mut algorithm = super::algorithm("pseudo_label", ALGORITHM, false);
@@ -478,10 +482,10 @@ impl super::StageType for PseudoLabelSpec {
     fn instantiate(
         &self,
         plan: &StagePlan,
-        backend: Option<&crate::model::Backend>,
-    ) -> Result<Instance, String> {
-        let Some(b) = backend else {
-            return Err(NEEDS_TORCH.into());
+        env: &super::RunEnv<'_>,
+    ) -> Result<Instance, ParamError> {
+        let Some(b) = env.models else {
+            return Err(ParamError::NeedsTorch(NEEDS_TORCH.into()));
         };
         let sha = Self::identified_sha(&plan.planned);
         let models =
@@ -550,7 +554,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = |t: &str| spec(t).validate(&env()).unwrap_err();
+        let e = |t: &str| spec(t).validate(&env()).unwrap_err().to_string();
         assert!(e("models = [{ path = \"a\", weight = 0.0 }]").contains("models[0].weight = 0"));
         assert!(
             e("models = [{ path = \"a\" }]\noutput_transform = \"sigmoid\"")

@@ -224,7 +224,11 @@ mod tests {
     }
 
     impl Model for Fake {
-        fn predict(&self, seismic: &[f32], batch: usize) -> Result<Vec<f32>, String> {
+        fn predict(
+            &self,
+            seismic: &[f32],
+            batch: usize,
+        ) -> Result<Vec<f32>, crate::model::ModelError> {
             let per = seismic.len() / batch;
             let mut out = Vec::with_capacity(batch * 4900);
             for b in 0..batch {
