@@ -92,9 +92,9 @@ where
             print!("{s}");
             commands::EXIT_OK
         }),
-        Command::Inspect { path } => commands::inspect(path).map(|s| {
-            print!("{s}");
-            if s.lines().any(|l| l.starts_with("error:")) {
+        Command::Inspect { path } => commands::inspect(path).map(|r| {
+            print!("{}", r.text);
+            if r.unreadable > 0 {
                 commands::EXIT_FAILED
             } else {
                 commands::EXIT_OK

@@ -339,11 +339,20 @@ pub fn summary_text(s: &Summary, dir: &str) -> String {
     )
 }
 
+/// What `seispipe inspect` found: one line per `.npy` file, and how many of
+/// them could not be read.
+pub struct Inspection {
+    /// The report.
+    pub text: String,
+    /// Files whose line is an error.
+    pub unreadable: usize,
+}
+
 /// `seispipe inspect`: one line per `.npy` file.
 ///
 /// # Errors
 /// The path does not exist or cannot be listed (per-file problems are lines of the report).
-pub fn inspect(path: &Path) -> Result<String> {
+pub fn inspect(path: &Path) -> Result<Inspection> {
     let files = if path.is_dir() {
         // Every `.npy`, hidden ones included: `inspect` shows what is there.
         let mut files = walk::files(path, |_| false)?;
@@ -355,17 +364,22 @@ pub fn inspect(path: &Path) -> Result<String> {
         return Err(Error::NoInputs(path.display().to_string()));
     };
     let mut s = String::new();
+    let mut unreadable = 0;
     for f in files {
         match inspect_file(&f) {
             Ok(line) => {
                 let _ = writeln!(s, "{}: {line}", f.display());
             }
             Err(e) => {
+                unreadable += 1;
                 let _ = writeln!(s, "error: {e}");
             }
         }
     }
-    Ok(s)
+    Ok(Inspection {
+        text: s,
+        unreadable,
+    })
 }
 
 fn inspect_file(p: &Path) -> Result<String> {

@@ -77,13 +77,31 @@ class _Shard:
         self.index = int(record["index"])
         self.samples = int(record["samples"])
         files = record.get("files") or []
-        names = [os.path.basename(f["path"]) for f in files]
-        if not files or names[0].startswith(("model", "vel")):
+        # Each file by its role, as seispipe names them (dataN.npy, modelN.npy),
+        # never by its place in the list.
+        by_role = {"data": [], "label": []}
+        for f in files:
+            name = os.path.basename(f["path"])
+            role = ("data" if name.startswith("data")
+                    else "label" if name.startswith("model") else None)
+            if role is None:
+                raise SeispipeDataError(
+                    f"{manifest_path}: shard {self.index} lists {f['path']}, which is "
+                    "neither a data file (dataN.npy) nor a label file (modelN.npy)")
+            by_role[role].append(f)
+        if not by_role["data"]:
             raise SeispipeDataError(
                 f"{manifest_path}: shard {self.index} lists "
-                + (f"label file {names[0]} without a data file" if files else "no files")
+                + (f"label file {os.path.basename(by_role['label'][0]['path'])} without a "
+                   "data file" if files else "no files")
                 + " (a label shard without data)")
-        self.data, self.label = files[0], (files[1] if len(files) > 1 else None)
+        for role, found in by_role.items():
+            if len(found) > 1:
+                raise SeispipeDataError(
+                    f"{manifest_path}: shard {self.index} lists {len(found)} {role} files "
+                    f"({', '.join(f['path'] for f in found)}); a shard has one")
+        self.data = by_role["data"][0]
+        self.label = by_role["label"][0] if by_role["label"] else None
         for f in filter(None, (self.data, self.label)):
             if int(f["shape"][0]) != self.samples:
                 raise SeispipeDataError(

@@ -247,6 +247,23 @@ def test_a_file_unlike_its_manifest_record_is_named_when_read(data, tmp_path):
         ds[0]
 
 
+def test_files_are_read_by_role_not_by_place(data, tmp_path):
+    out = copy_folder(data.out, tmp_path / "out")
+    m = manifest(out)
+    for s in m["shards"]:
+        s["files"].reverse()  # label first, then data
+    (out / "manifest.json").write_text(json.dumps(m))
+    assert_same_samples(SeispipeDataset(out), reference([data.out]))
+    m["shards"][0]["files"].append(dict(m["shards"][0]["files"][1]))
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SeispipeDataError, match="shard 1 lists 2 data files"):
+        SeispipeDataset(out)
+    m["shards"][0]["files"][-1]["path"] = "other/x1.npy"
+    (out / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(SeispipeDataError, match="neither a data file"):
+        SeispipeDataset(out)
+
+
 def test_transform_return_index_and_pickling(data):
     ds = SeispipeDataset(data.out, transform=lambda x, y: (x[:, :10], y.mean()),
                          return_index=True)

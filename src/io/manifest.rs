@@ -30,7 +30,7 @@ pub struct ShardRecord {
     pub samples: usize,
     /// Samples dropped by policy (non-finite values, filters), with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dropped: Vec<Value>,
+    pub dropped: Vec<Dropped>,
     /// The data file, then the label file when present.
     pub files: Vec<WrittenFile>,
     /// The provenance file: one JSON object per written sample, in order
@@ -87,7 +87,7 @@ fn file_name(path: &str) -> &str {
 /// # Errors
 /// The file is missing or unreadable, a line is not JSON, or it holds another
 /// number of records than the shard's samples.
-pub fn read_provenance(dir: &Path, shard: &ShardRecord) -> Result<Vec<Value>> {
+pub fn read_provenance(dir: &Path, shard: &ShardRecord) -> Result<Vec<Provenance>> {
     let p = dir.join(&shard.provenance.path);
     let text = std::fs::read_to_string(&p).map_err(|e| Error::io(&p, "read provenance", e))?;
     let records = text
@@ -99,7 +99,7 @@ pub fn read_provenance(dir: &Path, shard: &ShardRecord) -> Result<Vec<Value>> {
                 reason: format!("line {} is not a provenance record: {e}", i + 1),
             })
         })
-        .collect::<Result<Vec<Value>>>()?;
+        .collect::<Result<Vec<Provenance>>>()?;
     if records.len() != shard.samples {
         return Err(Error::Layout {
             path: p,
@@ -114,34 +114,63 @@ pub fn read_provenance(dir: &Path, shard: &ShardRecord) -> Result<Vec<Value>> {
     Ok(records)
 }
 
-/// The fields every provenance and drop record of a [`ShardRecord`] carries
-/// (the executor writes them; see `pipeline::records`), read back typed.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-pub struct RecordedSample {
-    /// The sample id.
-    #[serde(default)]
+/// Which output sample a record is about, and the input sample it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampleRef {
+    /// Index over all output samples of the run.
+    pub output_index: usize,
+    /// The sample id (input file, and index in it when it holds several).
     pub id: String,
-    /// 0 for the original, `k + 1` for augmented copy `k` (1 when absent).
-    #[serde(default = "first_copy")]
+    /// The input file, relative to the input root.
+    pub input: String,
+    /// Index of the sample in that file.
+    pub input_index: usize,
+    /// 0 for the original, `k + 1` for augmented copy `k`.
     pub copy: u64,
-    /// Why it was dropped (drop records only).
-    #[serde(default)]
-    pub reason: String,
 }
 
-fn first_copy() -> u64 {
-    1
+/// What one stage did to a sample: `{"stage": k, "type": kind, …}` with the
+/// fields the stage recorded (`applied`, the parameters it drew…); `k` is
+/// the stage's position in the plan (`seispipe check` lists it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Position in the plan.
+    pub stage: usize,
+    /// The stage type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What the stage recorded, in its order.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, Value>,
 }
 
-impl RecordedSample {
-    /// Read the common fields of one record (a missing field: empty, copy 1).
+impl StageRecord {
+    /// Whether the stage changed the sample, when it says.
     #[must_use]
-    pub fn of(record: &Value) -> RecordedSample {
-        RecordedSample::deserialize(record).unwrap_or(RecordedSample {
-            copy: 1,
-            ..RecordedSample::default()
-        })
+    pub fn applied(&self) -> Option<bool> {
+        self.fields.get("applied").and_then(Value::as_bool)
     }
+}
+
+/// A written sample: where it came from and what each stage did to it (one
+/// line of a shard's provenance file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The sample.
+    #[serde(flatten)]
+    pub sample: SampleRef,
+    /// One record per stage applied, in order (none for an original).
+    pub stages: Vec<StageRecord>,
+}
+
+/// A sample dropped by policy, and why (in its shard's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dropped {
+    /// The sample.
+    #[serde(flatten)]
+    pub sample: SampleRef,
+    /// The error that dropped it.
+    pub reason: String,
 }
 
 /// The whole manifest.
@@ -537,7 +566,12 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("provenance")).unwrap();
         std::fs::write(
             dir.path().join("provenance/prov1.jsonl"),
-            "{\"id\":\"a#0\",\"copy\":1}\n{\"id\":\"a#0\",\"copy\":2}\n",
+            concat!(
+                r#"{"output_index":0,"id":"a#0","input":"a","input_index":0,"copy":1,"stages":[]}"#,
+                "\n",
+                r#"{"output_index":1,"id":"a#0","input":"a","input_index":0,"copy":2,"stages":[]}"#,
+                "\n"
+            ),
         )
         .unwrap();
         let shard = |samples: usize, path: &str| ShardRecord {
@@ -556,7 +590,7 @@ mod tests {
         };
         let recs = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl")).unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!(RecordedSample::of(&recs[1]).copy, 2);
+        assert_eq!(recs[1].sample.copy, 2);
         let e = read_provenance(dir.path(), &shard(3, "provenance/prov1.jsonl"))
             .unwrap_err()
             .to_string();
@@ -568,11 +602,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("prov9.jsonl"), "{e}");
-        std::fs::write(dir.path().join("provenance/prov1.jsonl"), "{}\nnot json\n").unwrap();
-        let e = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 2 is not a provenance record"), "{e}");
+        let good =
+            r#"{"output_index":0,"id":"a#0","input":"a","input_index":0,"copy":1,"stages":[]}"#;
+        for (text, says) in [
+            (
+                format!("{good}\nnot json\n"),
+                "line 2 is not a provenance record",
+            ),
+            // A record without its fields is refused, never defaulted.
+            (
+                format!("{good}\n{{}}\n"),
+                "line 2 is not a provenance record: missing field",
+            ),
+        ] {
+            std::fs::write(dir.path().join("provenance/prov1.jsonl"), text).unwrap();
+            let e = read_provenance(dir.path(), &shard(2, "provenance/prov1.jsonl"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says) && e.contains("prov1.jsonl"), "{e}");
+        }
     }
 
     #[test]

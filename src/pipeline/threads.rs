@@ -14,15 +14,14 @@ use std::thread::{Scope, ScopedJoinHandle};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use rayon::prelude::*;
 use rayon::ThreadPool;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::disk::DiskProbe;
-use crate::io::manifest::{Journal, ShardRecord};
+use crate::io::manifest::{Dropped, Journal, Provenance, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
-use crate::pipeline::records::{self, Dropped, Provenance, SampleRef};
+use crate::pipeline::records;
 use crate::pipeline::shards::{provenance_path, shard_paths};
 use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
 use crate::progress::{human_bytes, Printer};
@@ -284,8 +283,8 @@ struct OpenShard {
     /// None with `output.data = false`.
     data: Option<NpyWriter>,
     label: Option<NpyWriter>,
-    provenance: Vec<Value>,
-    dropped: Vec<Value>,
+    provenance: Vec<Provenance>,
+    dropped: Vec<Dropped>,
     /// Where this process runs the stages that choose a device.
     devices: std::collections::BTreeMap<String, String>,
 }
@@ -331,10 +330,10 @@ impl OpenShard {
         let dtype = ctx.pipeline.plan.spec.output.dtype;
         let input = &ctx.inputs.files[item.sample.origin.input].rel;
         if let Some(reason) = item.sample.dropped.take() {
-            self.dropped.push(records::to_value(&Dropped {
-                sample: SampleRef::of(item.out_index, &item.sample, input),
-                reason: &reason,
-            }));
+            self.dropped.push(Dropped {
+                sample: records::sample_ref(item.out_index, &item.sample, input),
+                reason,
+            });
             return Ok(0);
         }
         // The hash thread made both arrays standard and checked the label.
@@ -357,10 +356,10 @@ impl OpenShard {
             }
             bytes += (v.len() * npy::itemsize(dtype)) as u64;
         }
-        self.provenance.push(records::to_value(&Provenance {
-            sample: SampleRef::of(item.out_index, &item.sample, input),
-            stages: &item.records,
-        }));
+        self.provenance.push(Provenance {
+            sample: records::sample_ref(item.out_index, &item.sample, input),
+            stages: std::mem::take(&mut item.records),
+        });
         Ok(bytes)
     }
 
@@ -396,7 +395,7 @@ impl OpenShard {
 
 /// Write shard `index`'s provenance file (one JSON line per sample) and
 /// return its record.
-fn write_provenance(dir: &Path, index: usize, records: &[Value]) -> Result<npy::WrittenFile> {
+fn write_provenance(dir: &Path, index: usize, records: &[Provenance]) -> Result<npy::WrittenFile> {
     let mut text = String::with_capacity(records.len() * 256);
     for r in records {
         text.push_str(&serde_json::to_string(r).expect("records serialise"));

@@ -5,8 +5,6 @@
 //! stage its deterministic random stream, applies per-sample and batch
 //! stages, and drops or fails a sample by the `on_nonfinite` policy.
 
-use serde_json::Value;
-
 use crate::error::{Error, Result, StageError};
 use crate::io::layout::{check_finite, InputSet};
 use crate::pipeline::build::Pipeline;
@@ -24,7 +22,7 @@ pub(super) struct Item {
     /// The sample (`dropped` set when policy dropped it).
     pub sample: Sample,
     /// One record per stage applied (see [`stage_record`]).
-    pub records: Vec<Value>,
+    pub records: Vec<crate::io::manifest::StageRecord>,
     /// The file bytes of the seismic and the velocity map, when they are not
     /// the arrays' own memory (f16 output); filled by the hash thread.
     pub encoded: Option<(Vec<u8>, Option<Vec<u8>>)>,

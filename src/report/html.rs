@@ -20,7 +20,7 @@ use super::stats;
 use super::svg::esc;
 use crate::error::Result;
 use crate::io::atomic;
-use crate::io::manifest::{Manifest, RecordedSample};
+use crate::io::manifest::Manifest;
 use crate::io::npy::{self, WrittenFile};
 
 pub use crate::io::manifest::REPORT_NAME;
@@ -269,11 +269,10 @@ fn inputs_and_losses(h: &mut String, m: &Manifest) {
     let mut reasons: std::collections::BTreeMap<String, Vec<String>> =
         std::collections::BTreeMap::new();
     for d in m.shards.iter().flat_map(|s| s.dropped.iter()) {
-        let r = RecordedSample::of(d);
         reasons
-            .entry(r.reason)
+            .entry(d.reason.clone())
             .or_default()
-            .push(format!("{} (copy {})", r.id, r.copy));
+            .push(format!("{} (copy {})", d.sample.id, d.sample.copy));
     }
     h.push_str("<h3>Dropped samples</h3>");
     if reasons.is_empty() {
@@ -319,10 +318,7 @@ fn preview_positions(dir: &Path, m: &Manifest, n: usize) -> Vec<usize> {
             continue;
         };
         let augmented = recs.iter().position(|r| {
-            RecordedSample::of(r).copy > 0
-                && r["stages"]
-                    .as_array()
-                    .is_some_and(|s| s.iter().any(|st| st["applied"] == true))
+            r.sample.copy > 0 && r.stages.iter().any(|st| st.applied() == Some(true))
         });
         if let Some(j) = augmented {
             out.push(starts[k] + j);

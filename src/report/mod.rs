@@ -20,13 +20,10 @@ mod source;
 mod stats;
 mod svg;
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::error::Result;
-use crate::io::manifest::ShardRecord;
+use crate::io::manifest::{Provenance, ShardRecord};
 
 pub use html::{write_report, ReportOptions, REPORT_NAME};
 pub use preview::{
@@ -41,8 +38,6 @@ pub use source::SampleView;
 /// # Errors
 /// A provenance file that is missing, unreadable or not one JSON object a
 /// line, or one whose record count differs from the shard's samples.
-pub fn provenance_of<'a>(dir: &Path, shard: &'a ShardRecord) -> Result<Cow<'a, [Value]>> {
-    Ok(Cow::Owned(crate::io::manifest::read_provenance(
-        dir, shard,
-    )?))
+pub fn provenance_of(dir: &Path, shard: &ShardRecord) -> Result<Vec<Provenance>> {
+    crate::io::manifest::read_provenance(dir, shard)
 }

@@ -17,7 +17,7 @@ use super::font;
 use super::source::{Before, SampleView, Source};
 use crate::error::{Error, Result};
 use crate::io::atomic;
-use crate::io::manifest::{Manifest, RecordedSample};
+use crate::io::manifest::{Manifest, Provenance};
 use crate::sample::SEISMIC_SHAPE;
 
 /// Which samples to preview.
@@ -211,18 +211,16 @@ fn num(v: &Value) -> String {
 }
 
 /// "[i] type (spec params): applied, k = v, …" for each stage of a record.
-fn stage_lines(rec: &Value, m: Option<&Manifest>) -> Vec<String> {
-    let Some(stages) = rec["stages"].as_array() else {
-        return Vec::new();
-    };
+fn stage_lines(rec: &Provenance, m: Option<&Manifest>) -> Vec<String> {
+    let stages = &rec.stages;
     if stages.is_empty() {
         return vec!["stages: none (the original)".into()];
     }
     stages
         .iter()
         .map(|st| {
-            let i = st["stage"].as_u64().unwrap_or(0) as usize;
-            let kind = st["type"].as_str().unwrap_or("?");
+            let i = st.stage;
+            let kind = st.kind.as_str();
             let spec = m
                 .and_then(|m| m.pipeline["stages"].get(i))
                 .and_then(Value::as_object)
@@ -238,14 +236,13 @@ fn stage_lines(rec: &Value, m: Option<&Manifest>) -> Vec<String> {
             if !spec.is_empty() {
                 let _ = write!(s, " ({spec})");
             }
-            let applied = st.get("applied").and_then(Value::as_bool);
-            s.push_str(match applied {
+            s.push_str(match st.applied() {
                 Some(true) => ": applied",
                 Some(false) => ": not applied",
                 None => "",
             });
-            for (k, v) in st.as_object().into_iter().flatten() {
-                if !matches!(k.as_str(), "stage" | "type" | "applied") {
+            for (k, v) in &st.fields {
+                if k != "applied" {
                     let _ = write!(s, ", {k} = {}", num(v));
                 }
             }
@@ -306,8 +303,11 @@ fn caption_head(source: &Source, i: usize, after: &SampleView) -> Vec<String> {
         after.place
     )];
     if let Some(rec) = &after.record {
-        let r = RecordedSample::of(rec);
-        let _ = write!(caption[0], " · id {} · copy {}", r.id, r.copy);
+        let _ = write!(
+            caption[0],
+            " · id {} · copy {}",
+            rec.sample.id, rec.sample.copy
+        );
         caption.extend(stage_lines(rec, source.manifest()));
     }
     caption
@@ -591,10 +591,13 @@ mod tests {
         assert_eq!(num(&Value::from(2.0)), "2");
         assert_eq!(num(&Value::from(20)), "20");
         assert_eq!(num(&Value::from(1234.5678)), "1235");
-        let rec = serde_json::json!({"stages": [
+        let rec: Provenance = serde_json::from_value(serde_json::json!({
+        "output_index": 0, "id": "a#0", "input": "a", "input_index": 0, "copy": 1,
+        "stages": [
             {"stage": 0, "type": "flip", "applied": false},
             {"stage": 1, "type": "gaussian_noise", "applied": true, "std": 0.25},
-        ]});
+        ]}))
+        .unwrap();
         assert_eq!(
             stage_lines(&rec, None),
             vec![

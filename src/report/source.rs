@@ -7,11 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
-
 use crate::error::{Error, Result};
 use crate::io::layout::{self, InputSet, InputSpec, LabelMode, Policy};
-use crate::io::manifest::{Manifest, RecordedSample, ShardRecord, MANIFEST_NAME};
+use crate::io::manifest::{Manifest, Provenance, ShardRecord, MANIFEST_NAME};
 use crate::io::npy::{self, NpyHeader};
 use crate::sample::{SEISMIC_SHAPE, VELOCITY_SHAPE};
 
@@ -27,7 +25,7 @@ pub struct SampleView {
     /// The velocity map (70 × 70), when labelled.
     pub velocity: Option<Vec<f32>>,
     /// Its provenance record, when read through a manifest.
-    pub record: Option<Value>,
+    pub record: Option<Provenance>,
 }
 
 /// What an augmented copy is compared with.
@@ -338,8 +336,7 @@ impl Source {
         else {
             return Before::NotACopy;
         };
-        let me = RecordedSample::of(rec);
-        if me.copy == 0 || rec.get("input").is_none() {
+        if rec.sample.copy == 0 {
             return Before::NotACopy;
         }
         // The original kept beside it (keep_original) is exact and travels
@@ -355,9 +352,10 @@ impl Source {
                 Ok(r) => r,
                 Err(e) => return Before::Missing(e.to_string()),
             };
-            if let Some(j) = records.iter().position(|r| {
-                r.get("copy").and_then(Value::as_u64) == Some(0) && r.get("id") == rec.get("id")
-            }) {
+            if let Some(j) = records
+                .iter()
+                .position(|r| r.sample.copy == 0 && r.sample.id == rec.sample.id)
+            {
                 return match read_output(dir, manifest, shard, j) {
                     Ok(s) => Before::Found(Box::new(s)),
                     Err(e) => Before::Missing(format!("the original copy could not be read: {e}")),
@@ -375,10 +373,10 @@ impl Source {
         &self,
         dir: &Path,
         m: &Manifest,
-        rec: &Value,
+        rec: &Provenance,
     ) -> std::result::Result<SampleView, String> {
-        let input = rec["input"].as_str().unwrap_or_default();
-        let index = rec["input_index"].as_u64().unwrap_or(0) as usize;
+        let input = rec.sample.input.as_str();
+        let index = rec.sample.input_index;
         let root = self.input_root_for(dir, m, input).ok_or_else(|| {
             format!(
                 "input {input} not found under the manifest's input_root {} (relative to the current directory or a folder above the output); give --input-root",
@@ -440,6 +438,6 @@ fn read_output(dir: &Path, m: &Manifest, shard: &ShardRecord, j: usize) -> Resul
         values,
         shape: m.sample_shape.clone(),
         velocity,
-        record: super::provenance_of(dir, shard)?.get(j).cloned(),
+        record: super::provenance_of(dir, shard)?.into_iter().nth(j),
     })
 }

@@ -117,18 +117,18 @@ pub(super) fn stage_params(dir: &Path, m: &Manifest) -> Result<Vec<StageParams>>
         })
         .unwrap_or_default();
     for shard in &m.shards {
-        for rec in super::provenance_of(dir, shard)?.iter() {
-            for st in rec["stages"].as_array().into_iter().flatten() {
-                let Some(p) = st["stage"].as_u64().and_then(|i| out.get_mut(i as usize)) else {
+        for rec in &super::provenance_of(dir, shard)? {
+            for st in &rec.stages {
+                let Some(p) = out.get_mut(st.stage) else {
                     continue;
                 };
-                match st.get("applied").and_then(Value::as_bool) {
+                match st.applied() {
                     Some(true) => p.applied += 1,
                     Some(false) => p.not_applied += 1,
                     None => {}
                 }
-                for (k, v) in st.as_object().into_iter().flatten() {
-                    if !matches!(k.as_str(), "stage" | "type" | "applied") {
+                for (k, v) in &st.fields {
+                    if k != "applied" {
                         p.add(k.clone(), v);
                     }
                 }

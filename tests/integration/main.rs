@@ -12,6 +12,7 @@ mod old_release;
 mod partitions;
 mod physics;
 mod pseudo_label;
+mod readers;
 mod refused_start;
 mod report;
 mod simulate_device;

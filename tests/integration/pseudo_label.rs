@@ -361,6 +361,17 @@ fn bad_models_and_devices_are_refused_at_check() {
         "{}",
         text(&o)
     );
+    // An expansion is shown in the plan under the user's entry, and so is
+    // where the stages with a device would run here.
+    let o = seispipe(d, &["check", &p, "--set", "stages.0.resimulate=true"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("[1] simulate ")
+            && t.contains("— added by stages[0] (pseudo_label, resimulate = true)"),
+        "{t}"
+    );
+    assert!(t.contains("runs here: stages[0] on tch-cpu"), "{t}");
 }
 
 #[test]

@@ -44,9 +44,7 @@ impl ModelBackend for Torch {
     }
 
     fn simulator(&self, device: &str) -> Result<Box<dyn Simulator>, ModelError> {
-        Ok(Box::new(
-            simulate::TchSimulator::new(device).map_err(ModelError::Device)?,
-        ))
+        Ok(Box::new(simulate::TchSimulator::new(device)?))
     }
 }
 
@@ -55,7 +53,7 @@ impl ModelBackend for Torch {
 /// # Errors
 /// A bad device, a missing or corrupt model, a pinned SHA-256 that differs.
 pub fn load_models(req: &LoadRequest) -> Result<Vec<Box<dyn Model>>, ModelError> {
-    let device = resolve_device(&req.device).map_err(ModelError::Device)?;
+    let device = resolve_device(&req.device)?;
     if let Some(t) = req.torch_threads {
         tch::set_num_threads(i32::try_from(t).unwrap_or(i32::MAX));
     }

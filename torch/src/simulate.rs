@@ -51,12 +51,12 @@ impl TchSimulator {
     ///
     /// # Errors
     /// An unknown device, or a CUDA device libtorch does not see.
-    pub fn new(name: &str) -> Result<TchSimulator, String> {
+    pub fn new(name: &str) -> Result<TchSimulator, ModelError> {
         if name == "auto" {
-            return Err(
+            return Err(ModelError::Device(
                 "device = \"auto\" is resolved by the stage; the simulator needs \"cpu\" or \"cuda:N\""
                     .into(),
-            );
+            ));
         }
         let device = resolve_device(name)?;
         Ok(TchSimulator {
@@ -346,9 +346,12 @@ mod tests {
     fn missing_cuda_devices_are_refused() {
         let count = usize::try_from(tch::Cuda::device_count()).unwrap_or(0);
         let name = format!("cuda:{}", count + 2);
-        let e = TchSimulator::new(&name).err().expect("no such device");
+        let e = TchSimulator::new(&name)
+            .err()
+            .expect("no such device")
+            .to_string();
         assert!(e.contains(&name) && e.contains("CUDA device"), "{e}");
-        let e = TchSimulator::new("auto").err().unwrap();
+        let e = TchSimulator::new("auto").err().unwrap().to_string();
         assert!(e.contains("auto"), "{e}");
     }
 }

@@ -17,7 +17,11 @@ use seispipe::model::{InputTransform, Model, ModelError, OutputTransform, VELOCI
 ///
 /// # Errors
 /// An unknown name, or CUDA asked for where libtorch sees no such device.
-pub fn resolve_device(name: &str) -> Result<Device, String> {
+pub fn resolve_device(name: &str) -> Result<Device, ModelError> {
+    device_of(name).map_err(ModelError::Device)
+}
+
+fn device_of(name: &str) -> Result<Device, String> {
     match name {
         "auto" => Ok(Device::cuda_if_available()),
         "cpu" => Ok(Device::Cpu),
@@ -87,7 +91,11 @@ impl TorchScriptModel {
     /// # Errors
     /// Missing or unreadable file, not a TorchScript archive, a model that
     /// fails on the probe batch or returns the wrong shape.
-    pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, String> {
+    pub fn load(path: &Path, opts: LoadOptions) -> Result<Self, ModelError> {
+        Self::load_checked(path, opts).map_err(ModelError::Model)
+    }
+
+    fn load_checked(path: &Path, opts: LoadOptions) -> Result<Self, String> {
         if opts.half && opts.device == Device::Cpu {
             return Err("half = true needs a CUDA device (float16 inference on CPU is slow and often unsupported); set half = false or device = \"cuda:N\"".into());
         }
@@ -325,6 +333,7 @@ mod tests {
         );
         assert!(resolve_device("gpu")
             .unwrap_err()
+            .to_string()
             .contains("\"auto\", \"cpu\" or \"cuda:N\""));
         assert_eq!(resolve_device("cpu").unwrap(), Device::Cpu);
         let mut half = opts(InputTransform::None);
@@ -332,10 +341,15 @@ mod tests {
         assert!(TorchScriptModel::load(&path, half)
             .err()
             .unwrap()
+            .to_string()
             .contains("CUDA"));
         let missing =
             TorchScriptModel::load(Path::new("/nonexistent/m.pt"), opts(InputTransform::None));
-        assert!(missing.err().unwrap().contains("does not exist"));
+        assert!(missing
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("does not exist"));
         std::fs::remove_file(path).unwrap();
     }
 }

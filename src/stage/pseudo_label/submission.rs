@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::io::atomic::{write_atomic, Partial};
 use crate::io::layout::SkippedFile;
-use crate::io::manifest::{RecordedSample, ShardRecord};
+use crate::io::manifest::ShardRecord;
 use crate::io::npy::{self, WrittenFile};
 use crate::model::VELOCITY_VALUES;
 
@@ -124,11 +124,11 @@ pub fn write_outputs(
     // Ids without a prediction: dropped samples, then skipped input files.
     let mut missing: Vec<(String, String)> = Vec::new();
     for sh in shards {
-        for d in sh.dropped.iter().map(RecordedSample::of) {
-            if d.copy == 0 {
+        for d in &sh.dropped {
+            if d.sample.copy == 0 {
                 continue;
             }
-            missing.push((d.id, d.reason));
+            missing.push((d.sample.id.clone(), d.reason.clone()));
         }
     }
     for s in skipped {
@@ -172,11 +172,11 @@ pub fn write_outputs(
         let header = npy::read_header(&lp)?;
         let file = std::fs::File::open(&lp).map_err(|e| crate::Error::io(&lp, "open", e))?;
         let records = crate::io::manifest::read_provenance(out_dir, sh)?;
-        for (j, p) in records.iter().map(RecordedSample::of).enumerate() {
-            if p.copy == 0 {
+        for (j, p) in records.into_iter().enumerate() {
+            if p.sample.copy == 0 {
                 continue;
             }
-            let id = p.id;
+            let id = p.sample.id;
             if bad_id(&id) {
                 return Err(crate::Error::Layout {
                     path: lp.clone(),
