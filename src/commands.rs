@@ -427,40 +427,32 @@ fn versions_line(m: &manifest::Manifest) -> String {
             m.seispipe_version
         );
     };
-    let stages: Vec<String> = v["stages"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|s| {
-                    let alg = s["algorithm"]
-                        .as_object()
-                        .map(|o| {
-                            o.iter()
-                                .map(|(k, v)| match v {
-                                    serde_json::Value::Array(shas) => format!(
-                                        "{k} {}",
-                                        shas.iter()
-                                            .map(|h| h
-                                                .as_str()
-                                                .map_or("?", |h| &h[..h.len().min(12)]))
-                                            .collect::<Vec<_>>()
-                                            .join(",")
-                                    ),
-                                    other => format!("{k} {other}"),
-                                })
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        })
-                        .unwrap_or_default();
-                    format!("{} ({alg})", s["stage"].as_str().unwrap_or("?"))
+    let stages: Vec<String> = v
+        .stages
+        .iter()
+        .map(|s| {
+            let alg = s
+                .algorithm
+                .iter()
+                .map(|(k, v)| match v {
+                    serde_json::Value::Array(shas) => format!(
+                        "{k} {}",
+                        shas.iter()
+                            .map(|h| h.as_str().map_or("?", |h| &h[..h.len().min(12)]))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    other => format!("{k} {other}"),
                 })
-                .collect()
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("{} ({alg})", s.stage)
         })
-        .unwrap_or_default();
+        .collect();
     let mut line = format!(
         "versions: seispipe {}, output format {}, stages: {}",
         m.seispipe_version,
-        v["output_format"],
+        v.output_format,
         if stages.is_empty() {
             "none".into()
         } else {

@@ -64,9 +64,10 @@ pub(super) fn package(args: &PackageArgs) -> Result<String> {
 /// What the run of `pipeline` by `plan` will write, as [`kaggle::predict`]
 /// needs it: every shard's samples and file bytes (headers included).
 fn planned_output(pipeline: &Plan, plan: &ShardPlan) -> PlannedOutput {
-    let shards = (0..plan.shards)
+    let shards = plan
+        .all()
         .map(|j| PlannedShard {
-            index: j + 1,
+            index: j.number(),
             samples: plan.shard_range(j).len(),
             bytes: plan.shard_bytes(j),
             // data (unless output.data = false), labels, provenance

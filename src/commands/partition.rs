@@ -20,8 +20,11 @@ pub(super) fn partition_text(
 ) {
     if let Some(part) = partition {
         let mine = part.shards(plan.shards);
-        let samples: usize = mine.clone().map(|j| plan.shard_range(j).len()).sum();
-        let bytes: u64 = mine.clone().map(|j| plan.shard_bytes(j)).sum();
+        let samples: usize = part
+            .owned(plan.shards)
+            .map(|j| plan.shard_range(j).len())
+            .sum();
+        let bytes: u64 = part.owned(plan.shards).map(|j| plan.shard_bytes(j)).sum();
         if mine.is_empty() {
             let _ = writeln!(
                 s,

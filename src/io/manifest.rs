@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::io::format::SkippedFile;
+pub use crate::io::format::{InputEntry, Shard, StageVersion, Versions};
 use crate::io::npy::{self, WrittenFile};
 use crate::io::walk;
 
@@ -45,6 +46,12 @@ pub struct ShardRecord {
 }
 
 impl ShardRecord {
+    /// The shard this record is about (`None` for the invalid index 0).
+    #[must_use]
+    pub fn shard(&self) -> Option<Shard> {
+        Shard::from_number(self.index)
+    }
+
     /// The shard's files: data, label when present, provenance.
     pub fn all_files(&self) -> impl Iterator<Item = &WrittenFile> {
         self.files.iter().chain(std::iter::once(&self.provenance))
@@ -182,7 +189,10 @@ pub struct Manifest {
     pub seispipe_version: String,
     /// Pipeline file as given.
     pub pipeline_file: String,
-    /// The pipeline (after overrides), as JSON.
+    /// The pipeline (after overrides), as JSON: a record of what ran, kept
+    /// as written so that outputs of any build stay readable; its Rust type
+    /// (`crate::pipeline::spec::PipelineSpec`) belongs to the layer above,
+    /// which parses it where it rebuilds a run.
     pub pipeline: Value,
     /// Fingerprint of everything that determines the output bytes.
     pub fingerprint: String,
@@ -190,7 +200,7 @@ pub struct Manifest {
     /// each stage's algorithm (absent in manifests written before they were
     /// recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub versions: Option<Value>,
+    pub versions: Option<Versions>,
     /// Set when a run was resumed with `--accept-unversioned` over an output
     /// that recorded no versions: its earlier shards may come from other code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -213,7 +223,7 @@ pub struct Manifest {
     /// Input root.
     pub input_root: String,
     /// Input files with their sample counts.
-    pub inputs: Vec<Value>,
+    pub inputs: Vec<InputEntry>,
     /// Input files skipped by policy.
     #[serde(default)]
     pub skipped_files: Vec<SkippedFile>,

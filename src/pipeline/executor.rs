@@ -27,7 +27,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::io::layout::InputSet;
-use crate::io::manifest::{Journal, ShardRecord, STATE_DIR};
+use crate::io::manifest::{Journal, Shard, ShardRecord, STATE_DIR};
 use crate::pipeline::build::Pipeline;
 use crate::pipeline::claim;
 use crate::pipeline::finish::{write_manifest, Outcome, UNVERSIONED_MARK};
@@ -89,7 +89,7 @@ pub fn run(
     check_output(&out_dir, &fp, &fp_value, opts.accept_unversioned)?;
     claim::check_claim(&out_dir, part, plan.shards)?;
     let mine = part.shards(plan.shards);
-    let check_room = |done: &BTreeMap<usize, ShardRecord>| room(&plan, part, &out_dir, opts, done);
+    let check_room = |done: &BTreeMap<Shard, ShardRecord>| room(&plan, part, &out_dir, opts, done);
     let journalled = if out_dir.join(STATE_DIR).is_dir() {
         finished_shards(&out_dir, plan.shards)?
     } else {
@@ -111,12 +111,12 @@ pub fn run(
     let journal = Journal::of_partition(&out_dir, stem.as_deref());
     // Keep journalled shards whose files are still there at the recorded size.
     let mut done = finished_shards(&out_dir, plan.shards)?;
-    let pending: Vec<usize> = mine
-        .clone()
-        .filter(|j| !done.contains_key(&(j + 1)))
+    let pending: Vec<Shard> = part
+        .owned(plan.shards)
+        .filter(|j| !done.contains_key(j))
         .collect();
     let to_write = check_room(&done)?;
-    done.retain(|i, _| mine.contains(&(i - 1)));
+    done.retain(|j, _| mine.contains(&j.position()));
     let mut summary = Summary {
         partition: opts.partition.filter(|p| !p.is_whole()),
         samples_in: plan.samples_in,
@@ -143,7 +143,11 @@ pub fn run(
     let (written, cause) = run_chain(&ctx, &pool, &pending, &sink, &opts.stop);
     printer.finish();
     summary.count_written(&written);
-    done.extend(written.into_iter().map(|rec| (rec.index, rec)));
+    done.extend(
+        written
+            .into_iter()
+            .filter_map(|rec| Some((rec.shard()?, rec))),
+    );
     summary.elapsed = printer.elapsed();
     log_run(&out_dir, part, &summary, cause.as_ref());
     if let Some(e) = cause {
@@ -182,22 +186,22 @@ fn room(
     part: Partition,
     out_dir: &Path,
     opts: &RunOptions,
-    done: &BTreeMap<usize, ShardRecord>,
+    done: &BTreeMap<Shard, ShardRecord>,
 ) -> Result<u64> {
-    let left = |shards: std::ops::Range<usize>| {
+    let left = |shards: &mut dyn Iterator<Item = Shard>| {
         shards
-            .filter(|j| !done.contains_key(&(j + 1)))
+            .filter(|j| !done.contains_key(j))
             .map(|j| plan.shard_bytes(j))
             .sum::<u64>()
     };
-    let to_write = left(part.shards(plan.shards));
+    let to_write = left(&mut part.owned(plan.shards));
     if !opts.allow_overfill {
         claim::check_fits(
             opts.disk.as_ref(),
             out_dir,
             part,
             to_write,
-            left(0..plan.shards),
+            left(&mut plan.all()),
             opts.disk_reserve,
         )?;
     }
@@ -219,11 +223,14 @@ fn announce(
     plan: &ShardPlan,
     part: Partition,
     out_dir: &Path,
-    done: &std::collections::BTreeMap<usize, ShardRecord>,
+    done: &std::collections::BTreeMap<Shard, ShardRecord>,
 ) {
     let mine = part.shards(plan.shards);
-    let resumed_samples: usize = done.keys().map(|&i| plan.shard_range(i - 1).len()).sum();
-    let samples: usize = mine.clone().map(|j| plan.shard_range(j).len()).sum();
+    let resumed_samples: usize = done.keys().map(|&j| plan.shard_range(j).len()).sum();
+    let samples: usize = part
+        .owned(plan.shards)
+        .map(|j| plan.shard_range(j).len())
+        .sum();
     if !part.is_whole() {
         printer.info(&format!(
             "partition {part}: shards {}–{} of {} ({samples} samples)",

@@ -4,12 +4,10 @@
 
 use std::path::Path;
 
-use serde::Serialize;
-
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::layout::InputSet;
-use crate::io::manifest::{self, Manifest, ShardRecord, MANIFEST_NAME};
+use crate::io::manifest::{self, InputEntry, Manifest, ShardRecord, MANIFEST_NAME};
 use crate::io::npy;
 use crate::pipeline::plan::Plan;
 use crate::pipeline::resume::versions;
@@ -23,18 +21,6 @@ const UNVERSIONED_RESUME: &str = "resumed with --accept-unversioned over an outp
 /// The file in `OUT/.seispipe/` that says some run resumed this output with
 /// `--accept-unversioned`.
 pub(super) const UNVERSIONED_MARK: &str = "unversioned-resume";
-
-/// One input file as the manifest lists it.
-#[derive(Serialize)]
-struct InputEntry<'a> {
-    /// Relative to the input root.
-    path: &'a str,
-    /// The label file, relative to the input root, if labelled.
-    label: Option<String>,
-    samples: usize,
-    /// numpy descr of the input data.
-    dtype: &'static str,
-}
 
 /// What the run determined, for the manifest.
 pub(super) struct Outcome<'a> {
@@ -106,13 +92,13 @@ pub(super) fn write_manifest(plan: &Plan, inputs: &InputSet, outcome: Outcome<'_
 }
 
 /// The manifest's list of input files.
-fn input_entries(inputs: &InputSet) -> Vec<serde_json::Value> {
+fn input_entries(inputs: &InputSet) -> Vec<InputEntry> {
     inputs
         .files
         .iter()
         .map(|f| {
-            let entry = InputEntry {
-                path: &f.rel,
+            InputEntry {
+                path: f.rel.clone(),
                 label: f.label.as_ref().map(|l| match &f.source {
                     // A Kaggle part's label is named as in the output it came
                     // from, like its data file (`rel`).
@@ -124,9 +110,8 @@ fn input_entries(inputs: &InputSet) -> Vec<serde_json::Value> {
                         .to_string(),
                 }),
                 samples: f.samples,
-                dtype: npy::descr(f.data_header.dtype),
-            };
-            serde_json::to_value(entry).expect("input entries serialise")
+                dtype: npy::descr(f.data_header.dtype).to_string(),
+            }
         })
         .collect()
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::layout::InputSet;
-use crate::io::manifest::{ShardRecord, STATE_DIR};
+use crate::io::manifest::{Shard, ShardRecord, STATE_DIR};
 use crate::io::npy;
 use crate::pipeline::claim;
 use crate::pipeline::finish::{write_manifest, Outcome};
@@ -56,8 +56,9 @@ pub fn merge(
     let plan = ShardPlan::new(pipeline, inputs);
     let done = finished_shards(out_dir, plan.shards)?;
     let damaged = damaged_shards(out_dir, pipeline, &plan, &done);
-    let missing: Vec<usize> = (0..plan.shards)
-        .filter(|j| !done.contains_key(&(j + 1)) || damaged.contains_key(&(j + 1)))
+    let missing: Vec<Shard> = plan
+        .all()
+        .filter(|j| !done.contains_key(j) || damaged.contains_key(j))
         .collect();
     if !missing.is_empty() {
         return Err(fail(unfinished_text(out_dir, &plan, &missing, &damaged)));
@@ -92,8 +93,8 @@ fn damaged_shards(
     out_dir: &Path,
     pipeline: &Plan,
     plan: &ShardPlan,
-    done: &BTreeMap<usize, ShardRecord>,
-) -> BTreeMap<usize, String> {
+    done: &BTreeMap<Shard, ShardRecord>,
+) -> BTreeMap<Shard, String> {
     let mut bad = BTreeMap::new();
     for (&i, rec) in done {
         let expect_files =
@@ -126,14 +127,14 @@ fn damaged_shards(
                 }
             }
         }
-        if rec.samples + rec.dropped.len() != plan.shard_range(i - 1).len() {
+        if rec.samples + rec.dropped.len() != plan.shard_range(i).len() {
             bad.insert(
                 i,
                 format!(
                     "{} samples and {} dropped recorded, the plan has {}",
                     rec.samples,
                     rec.dropped.len(),
-                    plan.shard_range(i - 1).len()
+                    plan.shard_range(i).len()
                 ),
             );
         }
@@ -147,8 +148,8 @@ fn damaged_shards(
 fn unfinished_text(
     out_dir: &Path,
     plan: &ShardPlan,
-    missing: &[usize],
-    damaged: &BTreeMap<usize, String>,
+    missing: &[Shard],
+    damaged: &BTreeMap<Shard, String>,
 ) -> String {
     let started: Vec<Partition> = std::fs::read_dir(out_dir.join(STATE_DIR).join("locks"))
         .into_iter()
@@ -173,10 +174,10 @@ fn unfinished_text(
         for index in 0..count {
             let p = Partition { index, count };
             let range = p.shards(plan.shards);
-            let lacking: Vec<usize> = missing
+            let lacking: Vec<Shard> = missing
                 .iter()
                 .copied()
-                .filter(|j| range.contains(j))
+                .filter(|j| range.contains(&j.position()))
                 .collect();
             for j in range.clone() {
                 covered[j] = true;
@@ -186,12 +187,12 @@ fn unfinished_text(
             }
             let _ = write!(
                 s,
-                "; {} lacks {} of its shards {}–{} (first: shard {}{})",
+                "; {} lacks {} of its shards {}–{} (first: {}{})",
                 claim::what(p),
                 lacking.len(),
                 range.start + 1,
                 range.end,
-                lacking[0] + 1,
+                lacking[0],
                 if started.contains(&p) {
                     ""
                 } else {
@@ -200,17 +201,21 @@ fn unfinished_text(
             );
         }
     }
-    let never: Vec<usize> = missing.iter().copied().filter(|&j| !covered[j]).collect();
+    let never: Vec<Shard> = missing
+        .iter()
+        .copied()
+        .filter(|j| !covered[j.position()])
+        .collect();
     if !never.is_empty() {
         let _ = write!(
             s,
-            "; {} shards that no run has started (first: shard {})",
+            "; {} shards that no run has started (first: {})",
             never.len(),
-            never[0] + 1
+            never[0]
         );
     }
     for (i, why) in damaged.iter().take(5) {
-        let _ = write!(s, "; shard {i} is damaged: {why}");
+        let _ = write!(s, "; {i} is damaged: {why}");
     }
     s.push_str(
         "; rerun the unfinished partitions (each resumes where it stopped), then merge again",

@@ -19,6 +19,8 @@
 use std::fmt;
 use std::ops::Range;
 
+use crate::io::format::Shard;
+
 /// Partition `index` of `count` (0-based).
 /// A partition that does not exist, or flags and a launcher's environment
 /// that do not name one partition.
@@ -89,6 +91,11 @@ impl Partition {
     #[must_use]
     pub fn shards(&self, shards: usize) -> Range<usize> {
         self.index * shards / self.count..(self.index + 1) * shards / self.count
+    }
+
+    /// The shards this partition owns of an output of `shards`, in order.
+    pub fn owned(&self, shards: usize) -> impl Iterator<Item = Shard> + Clone {
+        self.shards(shards).map(Shard::at)
     }
 
     /// File-name form, `I-of-N`.

@@ -14,24 +14,10 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::layout::InputSet;
-use crate::io::manifest::{self, Journal, ShardRecord, STATE_DIR};
+use crate::io::manifest::{self, Journal, Shard, ShardRecord, StageVersion, Versions, STATE_DIR};
 use crate::io::npy;
 use crate::pipeline::plan::Plan;
 use crate::rng::RNG_DERIVATION;
-
-/// The versions of the code that computes the output bytes.
-#[derive(Serialize)]
-struct Versions<'a> {
-    output_format: u32,
-    stages: Vec<StageVersion<'a>>,
-}
-
-/// One built stage's algorithm versions.
-#[derive(Serialize)]
-struct StageVersion<'a> {
-    stage: &'a str,
-    algorithm: &'a Value,
-}
 
 /// What determines the output bytes: the JSON that the fingerprint hashes.
 #[derive(Serialize)]
@@ -40,7 +26,7 @@ struct Determines<'a> {
     rng: &'a str,
     pipeline: Value,
     inputs: Vec<FingerprintInput<'a>>,
-    versions: Value,
+    versions: Versions,
 }
 
 /// One input file as the fingerprint sees it.
@@ -98,19 +84,23 @@ pub fn run_origin(dir: &Path) -> Result<RunOrigin> {
 /// The versions of the code that computes the output bytes: the output format
 /// and each built stage's algorithm (see [`crate::stage::algorithm`]).
 #[must_use]
-pub fn versions(pipeline: &Plan) -> Value {
-    let v = Versions {
+pub fn versions(pipeline: &Plan) -> Versions {
+    Versions {
         output_format: manifest::OUTPUT_FORMAT_VERSION,
         stages: pipeline
             .stages
             .iter()
             .map(|s| StageVersion {
-                stage: s.kind,
-                algorithm: &s.planned.algorithm,
+                stage: s.kind.to_string(),
+                algorithm: s
+                    .planned
+                    .algorithm
+                    .as_object()
+                    .cloned()
+                    .expect("an algorithm record is an object"),
             })
             .collect(),
-    };
-    serde_json::to_value(v).expect("versions serialise")
+    }
 }
 
 /// The JSON of everything that determines the output bytes, and its SHA-256:
@@ -490,27 +480,27 @@ pub(super) fn create_shard_dirs(out_dir: &Path, labels: bool) -> Result<()> {
     Ok(())
 }
 
-/// The journalled shards (by 1-based index, up to `shards`) whose files are
-/// still there at the recorded size, from every journal of the output (the
-/// whole run's and each partition's: a shard's bytes do not depend on who
-/// wrote it); a later record of a shard replaces an earlier one.
+/// The journalled shards (of the first `shards`) whose files are still there
+/// at the recorded size, from every journal of the output (the whole run's
+/// and each partition's: a shard's bytes do not depend on who wrote it); a
+/// later record of a shard replaces an earlier one.
 pub(super) fn finished_shards(
     out_dir: &Path,
     shards: usize,
-) -> Result<BTreeMap<usize, ShardRecord>> {
+) -> Result<BTreeMap<Shard, ShardRecord>> {
     let mut done = BTreeMap::new();
     for journal in Journal::all(out_dir)? {
         for rec in journal.read()? {
-            if rec.index == 0 || rec.index > shards {
+            let Some(shard) = rec.shard().filter(|s| s.position() < shards) else {
                 continue;
-            }
+            };
             let intact = rec.all_files().all(|f| {
                 std::fs::metadata(out_dir.join(&f.path)).is_ok_and(|m| m.len() == f.bytes)
             });
             if intact {
-                done.insert(rec.index, rec);
+                done.insert(shard, rec);
             } else {
-                done.remove(&rec.index);
+                done.remove(&shard);
             }
         }
     }
@@ -676,11 +666,14 @@ mod tests {
         journal.append(&record(4, 0)).unwrap(); // beyond the plan
         journal.append(&record(0, 0)).unwrap(); // not a shard
         let done = finished_shards(out, 3).unwrap();
-        assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!(
+            done.keys().map(|s| s.number()).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
         // A later record of a shard whose file no longer matches drops it.
         journal.append(&record(3, 31)).unwrap();
         let done = finished_shards(out, 3).unwrap();
-        assert_eq!(done.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(done.keys().map(|s| s.number()).collect::<Vec<_>>(), vec![1]);
         // Fewer shards planned: later ones are ignored.
         assert_eq!(finished_shards(out, 0).unwrap().len(), 0);
     }

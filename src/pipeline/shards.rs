@@ -3,6 +3,7 @@
 //! and the bound on the sample data a run holds in memory. Nothing here reads
 //! or writes a file.
 
+use crate::io::format::Shard;
 use crate::io::layout::InputSet;
 use crate::io::npy::{self, DType};
 use crate::pipeline::plan::Plan;
@@ -56,7 +57,7 @@ impl ShardPlan {
     /// The plan of an output that writes no seismic data (`output.data = false`).
     fn without_data(&mut self) {
         self.data = false;
-        self.total_bytes = (0..self.shards).map(|j| self.shard_bytes(j)).sum();
+        self.total_bytes = self.all().map(|j| self.shard_bytes(j)).sum();
         self.data_shard_bytes = 0;
     }
 
@@ -100,11 +101,16 @@ impl ShardPlan {
         }
     }
 
-    /// Bytes of 0-based shard `j`'s files (data and label, headers included,
-    /// before drops).
+    /// Every shard of the plan, in order.
+    pub fn all(&self) -> impl Iterator<Item = Shard> + Clone {
+        (0..self.shards).map(Shard::at)
+    }
+
+    /// Bytes of `shard`'s files (data and label, headers included, before
+    /// drops).
     #[must_use]
-    pub fn shard_bytes(&self, j: usize) -> u64 {
-        let n = self.shard_range(j).len();
+    pub fn shard_bytes(&self, shard: Shard) -> u64 {
+        let n = self.shard_range(shard).len();
         let data = if self.data {
             npy_file_bytes(self.dtype, n, &self.out_shape)
         } else {
@@ -117,10 +123,10 @@ impl ShardPlan {
         }
     }
 
-    /// Output sample range of 0-based shard `j`.
+    /// Output sample range of `shard`.
     #[must_use]
-    pub fn shard_range(&self, j: usize) -> std::ops::Range<usize> {
-        let a = j * self.samples_per_shard;
+    pub fn shard_range(&self, shard: Shard) -> std::ops::Range<usize> {
+        let a = shard.position() * self.samples_per_shard;
         a..(a + self.samples_per_shard).min(self.samples_out)
     }
 }
@@ -141,19 +147,19 @@ pub fn npy_file_bytes(dtype: DType, n: usize, shape: &[usize]) -> u64 {
         + (n * shape.iter().product::<usize>() * npy::itemsize(dtype)) as u64
 }
 
-/// Relative path of shard `j` (0-based): data and label files.
+/// Relative paths of `shard`'s data and label files.
 #[must_use]
-pub fn shard_paths(j: usize) -> (String, String) {
+pub fn shard_paths(shard: Shard) -> (String, String) {
     (
-        format!("data/data{}.npy", j + 1),
-        format!("model/model{}.npy", j + 1),
+        format!("data/data{}.npy", shard.number()),
+        format!("model/model{}.npy", shard.number()),
     )
 }
 
-/// Relative path of shard `j`'s provenance file (0-based `j`).
+/// Relative path of `shard`'s provenance file.
 #[must_use]
-pub fn provenance_path(j: usize) -> String {
-    format!("provenance/prov{}.jsonl", j + 1)
+pub fn provenance_path(shard: Shard) -> String {
+    format!("provenance/prov{}.jsonl", shard.number())
 }
 
 /// Upper bound of the sample data held in memory at once, in bytes: every
@@ -195,13 +201,13 @@ mod tests {
     fn shard_bytes_add_up_to_the_total() {
         for (n, per, sps) in [(5, 2, 4), (4, 2, 4), (3, 1, 8), (0, 3, 8)] {
             let p = plan(n, per, sps);
-            let sum: u64 = (0..p.shards).map(|j| p.shard_bytes(j)).sum();
+            let sum: u64 = p.all().map(|j| p.shard_bytes(j)).sum();
             assert_eq!(sum, p.total_bytes, "{n} × {per}, {sps} to a shard");
         }
     }
 
     fn ranges(p: &ShardPlan) -> Vec<std::ops::Range<usize>> {
-        (0..p.shards).map(|j| p.shard_range(j)).collect()
+        p.all().map(|j| p.shard_range(j)).collect()
     }
 
     #[test]
@@ -258,11 +264,11 @@ mod tests {
     #[test]
     fn shard_paths_are_one_based() {
         assert_eq!(
-            shard_paths(0),
+            shard_paths(Shard::at(0)),
             ("data/data1.npy".into(), "model/model1.npy".into())
         );
         assert_eq!(
-            shard_paths(11),
+            shard_paths(Shard::at(11)),
             ("data/data12.npy".into(), "model/model12.npy".into())
         );
     }

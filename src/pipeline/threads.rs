@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::io::atomic;
 use crate::io::disk::DiskProbe;
-use crate::io::manifest::{Dropped, Journal, Provenance, ShardRecord};
+use crate::io::manifest::{Dropped, Journal, Provenance, Shard, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
 use crate::pipeline::records;
 use crate::pipeline::shards::{provenance_path, shard_paths};
@@ -45,13 +45,13 @@ pub(super) struct Sink<'a> {
     pub disk: &'a dyn DiskProbe,
 }
 
-/// Run the chain of threads over the `pending` shards (0-based), until done,
+/// Run the chain of threads over the `pending` shards, until done,
 /// a failure, or `stop`. Returns the shards written, in the order written, and
 /// the error that stopped the run, if any.
 pub(super) fn run_chain(
     ctx: &Ctx<'_>,
     pool: &ThreadPool,
-    pending: &[usize],
+    pending: &[Shard],
     sink: &Sink<'_>,
     stop: &AtomicBool,
 ) -> (Vec<ShardRecord>, Option<Error>) {
@@ -133,7 +133,7 @@ fn linked(failed: &AtomicBool, r: Result<()>) -> Result<()> {
 fn producer(
     ctx: &Ctx<'_>,
     pool: &ThreadPool,
-    pending: &[usize],
+    pending: &[Shard],
     first: &[(usize, &dyn Stage)],
     tx: &Sender<Chunk>,
     stop: &AtomicBool,
@@ -279,7 +279,7 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
 
 /// The shard being written: its two files and its records so far.
 struct OpenShard {
-    index: usize,
+    shard: Shard,
     /// None with `output.data = false`.
     data: Option<NpyWriter>,
     label: Option<NpyWriter>,
@@ -290,13 +290,13 @@ struct OpenShard {
 }
 
 impl OpenShard {
-    /// Start shard `shard` (0-based) under temporary names in `dir`.
-    fn create(ctx: &Ctx<'_>, dir: &Path, shard: usize, direct: bool) -> Result<OpenShard> {
+    /// Start `shard` under temporary names in `dir`.
+    fn create(ctx: &Ctx<'_>, dir: &Path, shard: Shard, direct: bool) -> Result<OpenShard> {
         let dtype = ctx.pipeline.plan.spec.output.dtype;
         let (dp, lp) = shard_paths(shard);
         let (dshape, lshape) = ctx.shard_shapes(shard);
         Ok(OpenShard {
-            index: shard + 1,
+            shard,
             data: if ctx.pipeline.plan.spec.output.data {
                 Some(NpyWriter::create_unhashed(
                     &dir.join(&dp),
@@ -370,7 +370,7 @@ impl OpenShard {
         dir: &Path,
         digests: Option<(Option<String>, Option<String>)>,
     ) -> Result<ShardRecord> {
-        let provenance = write_provenance(dir, self.index, &self.provenance)?;
+        let provenance = write_provenance(dir, self.shard, &self.provenance)?;
         let (data_sha, label_sha) = match digests {
             Some((d, l)) => (d, l),
             None => (None, None),
@@ -383,7 +383,7 @@ impl OpenShard {
             files.push(l.finish_with(label_sha)?);
         }
         Ok(ShardRecord {
-            index: self.index,
+            index: self.shard.number(),
             samples: self.provenance.len(),
             dropped: self.dropped,
             files,
@@ -395,13 +395,13 @@ impl OpenShard {
 
 /// Write shard `index`'s provenance file (one JSON line per sample) and
 /// return its record.
-fn write_provenance(dir: &Path, index: usize, records: &[Provenance]) -> Result<npy::WrittenFile> {
+fn write_provenance(dir: &Path, shard: Shard, records: &[Provenance]) -> Result<npy::WrittenFile> {
     let mut text = String::with_capacity(records.len() * 256);
     for r in records {
         text.push_str(&serde_json::to_string(r).expect("records serialise"));
         text.push('\n');
     }
-    let rel = provenance_path(index - 1);
+    let rel = provenance_path(shard);
     atomic::write_atomic(&dir.join(&rel), text.as_bytes())?;
     Ok(npy::WrittenFile {
         path: rel,
@@ -446,7 +446,7 @@ fn writer_thread(
             sink.journal.append(&rec)?;
             sink.printer.shard_done();
             left = left.saturating_sub(rec.files.iter().map(|f| f.bytes).sum());
-            let shard = rec.index;
+            let shard = chunk.shard;
             written.lock().expect("records lock").push(rec);
             if sink.disk_reserve > 0 && left > 0 {
                 check_reserve(sink, shard, left)?;
@@ -460,8 +460,8 @@ fn writer_thread(
 }
 
 /// Stop (resumable) when the output's filesystem has less free space than the
-/// reserve, after shard `shard` (1-based) with `left` bytes still to write.
-fn check_reserve(sink: &Sink<'_>, shard: usize, left: u64) -> Result<()> {
+/// reserve, after `shard` with `left` bytes still to write.
+fn check_reserve(sink: &Sink<'_>, shard: Shard, left: u64) -> Result<()> {
     let free = sink.disk.free_bytes(sink.dir)?;
     if free >= sink.disk_reserve {
         return Ok(());
@@ -469,7 +469,7 @@ fn check_reserve(sink: &Sink<'_>, shard: usize, left: u64) -> Result<()> {
     Err(Error::DiskLow {
         dir: sink.dir.to_path_buf(),
         reason: format!(
-            "free space fell to {} (the reserve is {}, --disk-reserve); stopped after shard {shard}, which is kept. About {} is still to write: free at least {} and run the same command again to resume",
+            "free space fell to {} (the reserve is {}, --disk-reserve); stopped after {shard}, which is kept. About {} is still to write: free at least {} and run the same command again to resume",
             human_bytes(free),
             human_bytes(sink.disk_reserve),
             human_bytes(left),

@@ -30,8 +30,8 @@ pub(super) struct Item {
 
 /// Consecutive output samples of one shard: what moves between threads.
 pub(super) struct Chunk {
-    /// The shard (0-based).
-    pub shard: usize,
+    /// The shard.
+    pub shard: crate::io::manifest::Shard,
     /// Whether this chunk starts the shard.
     pub first_of_shard: bool,
     /// Whether this chunk ends the shard.
@@ -87,7 +87,7 @@ pub(super) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The file shapes of shard `shard` (0-based): data, then labels.
-    pub fn shard_shapes(&self, shard: usize) -> (Vec<usize>, Vec<usize>) {
+    pub fn shard_shapes(&self, shard: crate::io::manifest::Shard) -> (Vec<usize>, Vec<usize>) {
         let n = self.plan.shard_range(shard).len();
         (
             stacked(n, &self.pipeline.plan.out_shape),

@@ -180,7 +180,10 @@ fn run_section(h: &mut String, dir: &Path, m: &Manifest) {
             h,
             "algorithm versions",
             "versions",
-            &format!("<code>{}</code>", esc(&v.to_string())),
+            &format!(
+                "<code>{}</code>",
+                esc(&serde_json::to_string(v).expect("versions serialise"))
+            ),
         );
     }
     if let Some(note) = &m.unversioned_resume {
@@ -236,10 +239,10 @@ fn inputs_and_losses(h: &mut String, m: &Manifest) {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            esc(e["path"].as_str().unwrap_or("")),
-            esc(e["label"].as_str().unwrap_or("—")),
-            e["samples"],
-            esc(e["dtype"].as_str().unwrap_or(""))
+            esc(&e.path),
+            esc(e.label.as_deref().unwrap_or("—")),
+            e.samples,
+            esc(&e.dtype)
         );
     }
     h.push_str("</table>\n");

@@ -388,8 +388,8 @@ impl Source {
         let label = m
             .inputs
             .iter()
-            .find(|e| e["path"].as_str() == Some(input))
-            .and_then(|e| e["label"].as_str())
+            .find(|e| e.path == input)
+            .and_then(|e| e.label.as_deref())
             .map_or_else(|| layout::partner_of(&data), |l| root.join(l));
         let velocity = if m.label_shape.is_some() && label.is_file() {
             Some(
