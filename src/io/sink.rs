@@ -4,13 +4,12 @@
 //!
 //! Why direct: an output shard is written once and not read back by this
 //! process, yet a buffered `write` copies every byte into freshly allocated
-//! page-cache pages. On this project's 2-core VM that copy was 8–47 % of a
-//! flip + noise run (47 % when the pages were new to the VM, which made run
-//! times swing from 1.1 s to 2.8 s for the same 1.4 GB), and the dirty pages
-//! push the user's other cached data out during a multi-day run. With
-//! `O_DIRECT` the bytes go from an aligned staging buffer to the device; the
-//! only copy left is into that buffer. `fsync` is still called before the
-//! rename, since the device may cache writes.
+//! page-cache pages, and the dirty pages push the user's other cached data
+//! out during a multi-day run. With `O_DIRECT` the bytes go from an aligned
+//! staging buffer to the device; the only copy left is into that buffer.
+//! `fsync` is still called before the rename, since the device may cache
+//! writes. What the copy costs: `docs/performance.md`, "Where
+//! the time goes".
 //!
 //! Direct I/O needs the buffer address, the file offset and the length
 //! aligned to the device's block size: the staging buffer is aligned to
@@ -19,7 +18,8 @@
 //! back to its real length afterwards. Filesystems without `O_DIRECT`
 //! (tmpfs, some network and FUSE filesystems) refuse it at `open` or at the
 //! first write with `EINVAL`; the sink then carries on buffered, with the
-//! same bytes. `SEISPIPE_DIRECT_IO=0` asks for buffered writes everywhere.
+//! same bytes. The caller chooses (`direct`); the program passes
+//! `SEISPIPE_DIRECT_IO=0` through as buffered writes everywhere.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Seek, Write};
@@ -36,13 +36,10 @@ pub const ALIGN: usize = 4096;
 /// Largest staging buffer (and direct write).
 pub const MAX_STAGE: usize = 4 << 20;
 
-/// One direct write is in flight at a time, on one background thread. Two
-/// would suit the disk better (this
-/// VM's: 1.6 GB/s with one 4 MB write at a time, ~2.5 GB/s with two), but
-/// two extending writes to one ext4 file serialise on the inode lock, and
-/// the kernel's optimistic spinning on it cost 5 % of a flip + noise run's
-/// CPU; one thread was faster end to end (flip 1.12–1.23 s against
-/// 1.30–1.38 s for 1000 samples).
+/// One direct write is in flight at a time, on one background thread: two
+/// extending writes to one ext4 file serialise on the inode lock, and the
+/// kernel's spinning on it costs more CPU than the second write gains
+/// (measured in `docs/performance.md`, "Where the time goes").
 ///
 /// Staging buffers per sink: one filling, one being written, one spare.
 const BUFFERS: usize = 3;

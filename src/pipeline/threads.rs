@@ -202,9 +202,8 @@ fn middle_thread(
 
 /// Between the stages and the writer: check every output sample (finite
 /// values, the f16 range), encode f16, and hash each file's bytes (header as
-/// planned, then every sample kept) so that the writer only writes. SHA-256
-/// runs at ~2 GB/s, the write copy at several; on one thread together they
-/// were the slowest link of flip + noise.
+/// planned, then every sample kept) so that the writer only writes: hashing
+/// and writing on one thread would be the slowest link of flip + noise.
 fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
     let dtype = ctx.pipeline.plan.spec.output.dtype;
     let write_data = ctx.pipeline.plan.spec.output.data;
