@@ -17,7 +17,7 @@ TORCH_ENV := . scripts/env.sh --need-torch &&
 CARGO_FLAGS := --release --workspace
 BIN := target/release/seispipe
 
-.PHONY: all prereqs venv build demo test test-aarch64 bench clean-demo fmt lint
+.PHONY: all prereqs venv build demo test test-aarch64 wheels bench clean-demo fmt lint
 
 all: build
 
@@ -82,12 +82,19 @@ test: venv
 	# Partitions on a real single-node Slurm cluster, started and stopped here.
 	tests/slurm/run.sh $(BIN)
 	$(MAKE) --no-print-directory test-aarch64
+	# The pip wheels as a user installs them (after test-aarch64: qemu).
+	tests/wheels/run.sh
 
 # The seispipe crate cross-built for Linux aarch64 and tested under qemu
 # (installs the cross compiler, qemu-user and the Rust target when missing).
 test-aarch64: prereqs
 	scripts/test-aarch64.sh
 	@awk '/^test result:/ { p += $$4; f += $$6 } /SKIPPED — / { s++ } END { print "aarch64 tests: " p - s " passed, " s + 0 " skipped, " f + 0 " failed" }' target/test-aarch64.log
+
+# The `seispipe` wheels for Linux x86_64 and aarch64 (manylinux2014), into
+# target/wheels/ (publishing them is a maintainer's step: docs/install.md).
+wheels: venv
+	scripts/wheels.sh $(VENV)
 
 bench: build
 	$(PYTHON) benches/flip_noise.py

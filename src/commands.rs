@@ -46,9 +46,9 @@ pub fn exit_code(e: &Error) -> i32 {
 ///
 /// # Errors
 /// Any configuration or layout problem.
-/// When `host` has libtorch, a plan that needs it is also made ready to
-/// run (models loaded, devices chosen), and where each stage with a
-/// `device` would run is shown.
+/// A plan that needs libtorch is also made ready to run (models loaded,
+/// devices chosen) — refused as `run` would refuse it when this process has
+/// no libtorch — and where each stage with a `device` would run is shown.
 pub fn check(args: &CheckArgs, host: &settings::Host) -> Result<String> {
     let partition = partition_of(&args.partition)?;
     let args = &args.pipeline;
@@ -118,7 +118,8 @@ pub fn check(args: &CheckArgs, host: &settings::Host) -> Result<String> {
         }
         s.push('\n');
     }
-    if p.needs_torch() && host.models.is_some() {
+    // What run would refuse (no libtorch, a missing device), check refuses.
+    if p.needs_torch() {
         let ready = crate::pipeline::build::instantiate(r.plan.clone(), &host.stage_env())?;
         for (stage, device) in &ready.devices {
             let _ = writeln!(s, "runs here: {stage} on {device}");

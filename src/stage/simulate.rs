@@ -78,7 +78,7 @@ pub enum DeviceChoice {
 }
 
 /// How to rebuild when the binary lacks libtorch.
-pub const NEEDS_TORCH: &str = "runs the simulation through libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe`, or leave device out for the built-in Rust kernel";
+pub const NEEDS_TORCH: &str = "runs the simulation through libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe` (the pip wheel does not ship it; docs/install.md says how to add it), or leave device out for the built-in Rust kernel";
 
 /// Parse a `device` value (no libtorch needed).
 ///

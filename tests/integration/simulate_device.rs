@@ -220,11 +220,11 @@ fn tch_devices_without_seispipe_torch_are_refused() {
             .output()
             .unwrap()
     };
-    for dev in ["cpu", "cuda:0"] {
+    for (dev, cmd) in [("cpu", "run"), ("cuda:0", "run"), ("cpu", "check")] {
         let p = write_pipeline(d, "lone", &input, &format!("device = \"{dev}\""));
-        let o = lone_run(&["run", "--quiet", p.to_str().unwrap()]);
+        let o = lone_run(&[cmd, p.to_str().unwrap()]);
         let msg = text(&o);
-        assert_eq!(o.status.code(), Some(2), "{msg}");
+        assert_eq!(o.status.code(), Some(2), "{cmd}: {msg}");
         assert!(
             msg.contains(&format!("device = \"{dev}\""))
                 && msg.contains("seispipe-torch")

@@ -148,7 +148,7 @@ pub struct PseudoLabelSpec {
 }
 
 /// How to rebuild when the binary lacks libtorch.
-pub const NEEDS_TORCH: &str = "pseudo_label needs libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe`";
+pub const NEEDS_TORCH: &str = "pseudo_label needs libtorch, which is in the `seispipe-torch` binary: build it with `make build` (or `cargo build --release --workspace` with LIBTORCH set) and keep it beside `seispipe` (the pip wheel does not ship it; docs/install.md says how to add it)";
 
 impl PseudoLabelSpec {
     /// Check the values that need no libtorch.
