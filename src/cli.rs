@@ -337,4 +337,9 @@ pub struct PackageArgs {
     /// Check only presence and sizes of the output's files (default: re-hash every file against the manifest).
     #[arg(long)]
     pub sizes_only: bool,
+    /// A seispipe wheel (`make wheels`) to upload beside the parts, as the
+    /// dataset SLUG-wheel: a notebook that reads the parts can then
+    /// `pip install /kaggle/input/SLUG-wheel/*.whl`.
+    #[arg(long, value_name = "FILE")]
+    pub wheel: Option<PathBuf>,
 }

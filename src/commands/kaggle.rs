@@ -37,6 +37,7 @@ pub(super) fn spec_from_cli(a: &PackageArgs) -> KaggleSpec {
         max_files: a.max_files,
         mode,
         after_run: None,
+        wheel: a.wheel.as_ref().map(|p| p.display().to_string()),
     }
 }
 

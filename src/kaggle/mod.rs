@@ -108,6 +108,11 @@ pub struct KaggleSpec {
     /// (default true when the section is present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_run: Option<bool>,
+    /// A `seispipe` wheel (`make wheels`) to upload beside the parts, as the
+    /// dataset `SLUG-wheel`, so a notebook that reads the parts can
+    /// `pip install` seispipe from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wheel: Option<String>,
 }
 
 impl KaggleSpec {
@@ -120,6 +125,7 @@ impl KaggleSpec {
             slug: over.slug.clone().or_else(|| self.slug.clone()),
             title: over.title.clone().or_else(|| self.title.clone()),
             subtitle: over.subtitle.clone().or_else(|| self.subtitle.clone()),
+            wheel: over.wheel.clone().or_else(|| self.wheel.clone()),
             license: over.license.clone().or_else(|| self.license.clone()),
             max_dataset_bytes: over
                 .max_dataset_bytes
@@ -153,6 +159,8 @@ pub struct Settings {
     pub max_files: usize,
     /// Link, copy or move.
     pub mode: LinkMode,
+    /// The wheel to upload beside the parts, if any.
+    pub wheel: Option<PathBuf>,
 }
 
 impl Settings {
@@ -207,6 +215,7 @@ impl Settings {
             max_dataset_bytes,
             max_files: spec.max_files.unwrap_or(DEFAULT_MAX_FILES),
             mode: spec.mode.unwrap_or_default(),
+            wheel: spec.wheel.as_ref().map(PathBuf::from),
         })
     }
 

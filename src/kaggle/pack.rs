@@ -13,10 +13,11 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::part::{config, PartSummary, MARKER_FORMAT, MARKER_NAME};
+use super::part::{checked_wheel, config, PartSummary, Wheel, MARKER_FORMAT, MARKER_NAME};
 use super::parts::render_parts;
 use super::place::{
-    check_sources, remove_sources, staging_path, units_of, write_staging, Unit, STAGING_MARK,
+    check_sources, remove_sources, staging_path, units_of, write_staging, Marker, Unit,
+    STAGING_MARK,
 };
 use super::plan::Strategy;
 use super::render::summary_text;
@@ -50,13 +51,18 @@ pub struct PackOutcome {
 }
 
 /// What identifies a packaging: the output's manifest bytes and every setting
-/// that changes what is written (not the link mode or the target path).
-fn identity(manifest_bytes: &[u8], s: &Settings) -> String {
-    let settings = json!({
+/// that changes what is written (not the link mode or the target path),
+/// the wheel included.
+fn identity(manifest_bytes: &[u8], s: &Settings, wheel: Option<&Wheel>) -> String {
+    let mut settings = json!({
         "format": MARKER_FORMAT,
         "owner": s.owner, "slug": s.slug, "title": s.title, "subtitle": s.subtitle,
         "licenses": s.licenses, "max_dataset_bytes": s.max_dataset_bytes, "max_files": s.max_files,
     });
+    // Only with a wheel, so packagings without one keep their identity.
+    if let Some(w) = wheel {
+        settings["wheel"] = json!({ "name": w.name, "sha256": w.sha256 });
+    }
     let mut h = Sha256::new();
     h.update(manifest_bytes);
     h.update(settings.to_string().as_bytes());
@@ -230,7 +236,8 @@ pub fn package(
         ));
     }
     let units = units_of(&m, out_dir)?;
-    let id = identity(&manifest_bytes, s);
+    let wheel = checked_wheel(s)?;
+    let id = identity(&manifest_bytes, s, wheel.as_ref());
     match inspect_target(&s.into, &id)? {
         Target::Same(marker) if !opts.dry_run => {
             return already_packaged(out_dir, s, &marker, &units)
@@ -275,7 +282,11 @@ pub fn package(
             ));
         }
     }
-    let res = write_staging(out_dir, s, &units, &parts, strategy, &staging, &id);
+    let marker = Marker {
+        identity: &id,
+        wheel: wheel.as_ref(),
+    };
+    let res = write_staging(out_dir, s, &units, &parts, strategy, &staging, &marker);
     if let Err(e) = res {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(e);

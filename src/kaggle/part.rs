@@ -44,3 +44,52 @@ pub(super) struct Part {
 pub(super) fn config(into: &Path, reason: impl std::fmt::Display) -> Error {
     Error::config(into.display().to_string(), reason)
 }
+
+/// A seispipe wheel uploaded beside the parts, checked.
+#[derive(Debug, Clone)]
+pub(super) struct Wheel {
+    /// The file given.
+    pub(super) path: std::path::PathBuf,
+    /// Its file name, kept in the dataset.
+    pub(super) name: String,
+    /// Its SHA-256 (part of the packaging's identity).
+    pub(super) sha256: String,
+}
+
+/// The dataset (folder and slug) a wheel is uploaded as.
+pub(super) fn wheel_slug(prefix: &str) -> String {
+    format!("{prefix}-wheel")
+}
+
+/// The wheel the settings name, checked: a file named like a seispipe wheel
+/// (`seispipe-VERSION-…-PLATFORM.whl`).
+///
+/// # Errors
+/// A missing file, or one that is not a seispipe wheel by its name.
+pub(super) fn checked_wheel(s: &super::Settings) -> crate::error::Result<Option<Wheel>> {
+    let Some(path) = &s.wheel else {
+        return Ok(None);
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let is_wheel = std::path::Path::new(&name)
+        .extension()
+        .is_some_and(|x| x == "whl");
+    if !(name.starts_with("seispipe-") && is_wheel) {
+        return Err(config(
+            path,
+            "is not a seispipe wheel (seispipe-VERSION-…-PLATFORM.whl, as `make wheels` writes them)",
+        ));
+    }
+    if !path.is_file() {
+        return Err(config(path, "does not exist (or is not a file)"));
+    }
+    let sha256 = crate::io::npy::sha256_file(path)?;
+    Ok(Some(Wheel {
+        path: path.clone(),
+        name,
+        sha256,
+    }))
+}

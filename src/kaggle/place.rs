@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use super::metadata::METADATA_NAME;
-use super::part::{config, Part, PartSummary, MARKER_FORMAT, MARKER_NAME};
+use super::part::{config, wheel_slug, Part, PartSummary, Wheel, MARKER_FORMAT, MARKER_NAME};
 use super::plan::Strategy;
-use super::render::{plan_markdown, upload_script};
+use super::render::{plan_markdown, upload_script, wheel_metadata};
 use super::{LinkMode, Settings};
 use crate::error::{Error, Result};
 use crate::io::atomic::{sync_dir, temp_path_for, write_atomic};
@@ -189,7 +189,17 @@ pub(super) fn remove_sources(units: &[Unit]) -> Result<()> {
     Ok(())
 }
 
-/// Write every part, `upload.sh`, `PLAN.md` and the marker into `staging`.
+/// What a packaging adds beside its parts: its identity (for the marker)
+/// and the wheel uploaded with it, if any.
+pub(super) struct Marker<'a> {
+    /// See `pack::identity`.
+    pub(super) identity: &'a str,
+    /// The wheel dataset's file.
+    pub(super) wheel: Option<&'a Wheel>,
+}
+
+/// Write every part (and the wheel's dataset), `upload.sh`, `PLAN.md` and
+/// the marker into `staging`.
 pub(super) fn write_staging(
     out_dir: &Path,
     s: &Settings,
@@ -197,8 +207,9 @@ pub(super) fn write_staging(
     parts: &[Part],
     strategy: Strategy,
     staging: &Path,
-    id: &str,
+    marker: &Marker<'_>,
 ) -> Result<()> {
+    let (id, wheel) = (marker.identity, marker.wheel);
     std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, "create", e))?;
     write_atomic(
         &staging.join(STAGING_MARK),
@@ -224,6 +235,13 @@ pub(super) fn write_staging(
             "bytes": p.summary.bytes,
         }));
     }
+    if let Some(w) = wheel {
+        let dir = staging.join(wheel_slug(&s.slug));
+        std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, "create", e))?;
+        copy(&w.path, &dir.join(&w.name))?;
+        write_atomic(&dir.join(METADATA_NAME), &wheel_metadata(s, &w.name))?;
+        sync_dir(&dir)?;
+    }
     let summaries: Vec<PartSummary> = parts.iter().map(|p| p.summary.clone()).collect();
     let script = staging.join("upload.sh");
     write_atomic(&script, upload_script(s, &summaries).as_bytes())?;
@@ -244,6 +262,14 @@ pub(super) fn write_staging(
         "strategy": strategy.name(),
         "parts": marker_parts,
     });
+    let mut marker = marker;
+    if let Some(w) = wheel {
+        marker["wheel"] = json!({
+            "slug": wheel_slug(&s.slug),
+            "file": w.name,
+            "sha256": w.sha256,
+        });
+    }
     write_atomic(
         &staging.join(MARKER_NAME),
         serde_json::to_string_pretty(&marker)

@@ -254,7 +254,40 @@ pub(super) fn upload_script(s: &Settings, parts: &[PartSummary]) -> String {
             slug = p.slug
         );
     }
+    if let Some(name) = wheel_name(s) {
+        let slug = super::part::wheel_slug(&s.slug);
+        let _ = writeln!(
+            sc,
+            "# the seispipe wheel: {}/{slug}, {name}\n\
+             upload {slug}\n",
+            s.owner
+        );
+    }
     sc
+}
+
+/// The file name of the wheel the settings upload, if any.
+fn wheel_name(s: &Settings) -> Option<String> {
+    s.wheel
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+}
+
+/// The `dataset-metadata.json` of the wheel's dataset (`SLUG-wheel`).
+pub(super) fn wheel_metadata(s: &Settings, file: &str) -> Vec<u8> {
+    let slug = super::part::wheel_slug(&s.slug);
+    let v = serde_json::json!({
+        "title": format!("{} (seispipe)", s.title),
+        "subtitle": "The seispipe command and seispipe_data, to pip install",
+        "id": format!("{}/{slug}", s.owner),
+        "licenses": [{ "name": s.licenses.first().map_or("CC0-1.0", String::as_str) }],
+        "description": format!(
+            "The seispipe wheel that goes with the `{prefix}-part-…` datasets: the `seispipe` command (without libtorch) and the `seispipe_data` reader. In a notebook:\n\n```\n!pip install /kaggle/input/{slug}/{file}\n```\n",
+            prefix = s.slug
+        ),
+    });
+    (serde_json::to_string_pretty(&v).expect("metadata serialises") + "\n").into_bytes()
 }
 
 /// `PLAN.md`.
@@ -268,7 +301,7 @@ pub(super) fn plan_markdown(
         "# Kaggle packaging of `{}`\n\n\
          Limits per part: {} bytes ({}) and {} files, dataset-metadata.json and manifest.json included.\n\
          Packing: {}. Datasets: `{}/{}-part-…`, license {}.\n\n{}\n\
-         Upload with `sh upload.sh` (first time) or `sh upload.sh --version \"message\"`.\n\
+         {}Upload with `sh upload.sh` (first time) or `sh upload.sh --version \"message\"`.\n\
          Check a part, here or in a Kaggle notebook: `seispipe verify PART`.\n",
         out_dir.display(),
         s.max_dataset_bytes,
@@ -278,7 +311,13 @@ pub(super) fn plan_markdown(
         s.owner,
         s.slug,
         s.licenses.first().map_or("", String::as_str),
-        table(parts)
+        table(parts),
+        wheel_name(s).map_or_else(String::new, |name| format!(
+            "The seispipe wheel `{name}` is the dataset `{}/{}`: in a notebook, `pip install /kaggle/input/{}/{name}`.\n\n",
+            s.owner,
+            super::part::wheel_slug(&s.slug),
+            super::part::wheel_slug(&s.slug)
+        ))
     )
 }
 
@@ -291,7 +330,7 @@ pub(super) fn summary_text(
     what: &str,
 ) -> String {
     format!(
-        "{what} {} into {}: {} parts ({}), each ≤ {} and ≤ {} files\n{}upload plan: {}\n",
+        "{what} {} into {}: {} parts ({}), each ≤ {} and ≤ {} files\n{}{}upload plan: {}\n",
         out_dir.display(),
         s.into.display(),
         parts.len(),
@@ -299,6 +338,10 @@ pub(super) fn summary_text(
         human_bytes(s.max_dataset_bytes),
         s.max_files,
         table(parts),
+        wheel_name(s).map_or_else(String::new, |name| format!(
+            "wheel: {name} as the dataset {}\n",
+            super::part::wheel_slug(&s.slug)
+        )),
         s.into.join("upload.sh").display()
     )
 }

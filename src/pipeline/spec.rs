@@ -153,11 +153,13 @@ fn stage_key_error(whole: &toml::Value, path: &str) -> Option<(String, String)> 
 }
 
 /// Every key of a pipeline file that holds a path: `input.path` (a glob
-/// too), `output.dir`, `kaggle.into`, and `stages[*].models[*].path`.
+/// too), `output.dir`, `kaggle.into`, `kaggle.wheel`, and
+/// `stages[*].models[*].path`.
 pub const PATH_KEYS: &[&str] = &[
     "input.path",
     "output.dir",
     "kaggle.into",
+    "kaggle.wheel",
     "stages[*].models[*].path",
 ];
 
@@ -172,7 +174,12 @@ fn resolve_file_paths(root: &mut toml::Table, base: &Path) {
             }
         }
     };
-    for (table, key) in [("input", "path"), ("output", "dir"), ("kaggle", "into")] {
+    for (table, key) in [
+        ("input", "path"),
+        ("output", "dir"),
+        ("kaggle", "into"),
+        ("kaggle", "wheel"),
+    ] {
         if let Some(v) = root.get_mut(table).and_then(|t| t.get_mut(key)) {
             fix(v);
         }

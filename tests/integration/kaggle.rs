@@ -593,3 +593,69 @@ fn pipeline_section_is_predicted_by_check_and_packages_the_run() {
         "{msg}"
     );
 }
+
+/// `--wheel`: the seispipe wheel goes beside the parts as a dataset of its
+/// own (`SLUG-wheel`, with its metadata, in upload.sh and PLAN.md), is part
+/// of the packaging's identity, and a file not named like a seispipe wheel
+/// is refused before anything is written.
+#[test]
+fn a_wheel_is_packaged_as_a_dataset_of_its_own() {
+    let t = util::tempdir();
+    let d = t.path();
+    output(d);
+    let name = "seispipe-0.1.0-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl";
+    let wheel = d.join(name);
+    std::fs::write(&wheel, b"PK\x03\x04 a wheel's bytes").unwrap();
+    let other = d.join("numpy-2.0.0-cp311-cp311-linux_x86_64.whl");
+    std::fs::write(&other, b"PK").unwrap();
+    let o = package(d, &["--wheel", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("is not a seispipe wheel"), "{}", text(&o));
+    assert!(!d.join("kg").exists());
+
+    let o = package(d, &["--wheel", wheel.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("wheel: {name} as the dataset fwi-test-wheel")),
+        "{}",
+        text(&o)
+    );
+    let kg = d.join("kg");
+    let wdir = kg.join("fwi-test-wheel");
+    assert_eq!(
+        std::fs::read(wdir.join(name)).unwrap(),
+        std::fs::read(&wheel).unwrap()
+    );
+    let meta = json(&wdir.join("dataset-metadata.json"));
+    assert_eq!(meta["id"], "alice/fwi-test-wheel");
+    assert_eq!(meta["title"], "FWI test data (seispipe)");
+    assert_eq!(meta["licenses"][0]["name"], "CC0-1.0");
+    let sub = meta["subtitle"].as_str().unwrap().chars().count();
+    assert!((20..=80).contains(&sub), "{meta}");
+    let upload = std::fs::read_to_string(kg.join("upload.sh")).unwrap();
+    assert!(upload.contains("upload fwi-test-wheel"), "{upload}");
+    let plan = std::fs::read_to_string(kg.join("PLAN.md")).unwrap();
+    assert!(
+        plan.contains(&format!("pip install /kaggle/input/fwi-test-wheel/{name}")),
+        "{plan}"
+    );
+    // The parts are those of a packaging without the wheel, and verify.
+    for part in parts(&kg).iter().filter(|p| !p.ends_with("fwi-test-wheel")) {
+        let o = seispipe(d, &["verify", part.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // Again: a no-op. Another wheel into the same folder: another packaging.
+    let before = tree(&kg);
+    let o = package(d, &["--wheel", wheel.to_str().unwrap()]);
+    assert!(text(&o).contains("already packaged"), "{}", text(&o));
+    assert_eq!(tree(&kg), before);
+    std::fs::write(&wheel, b"PK\x03\x04 another build").unwrap();
+    let o = package(d, &["--wheel", wheel.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("already holds a different packaging"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(tree(&kg), before);
+}

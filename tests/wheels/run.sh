@@ -68,6 +68,13 @@ assert np.isfinite(x).all()
 print(f"wheels: seispipe_data read {len(ds)} samples from the wheel's output")
 PY
 
+# `seispipe package --wheel` puts the wheel beside the parts for a notebook.
+PATH=$clean_path seispipe package "$tmp/x86" --into "$tmp/kg" --owner you --slug fwi-demo \
+  --title "FWI demo data" --wheel "$root/${x86[0]}" >/dev/null
+cmp -s "$tmp/kg/fwi-demo-wheel/$(basename "${x86[0]}")" "${x86[0]}" ||
+  fail "seispipe package --wheel did not put the wheel into fwi-demo-wheel/"
+echo "wheels: seispipe package --wheel added the wheel to the upload (fwi-demo-wheel)"
+
 # What needs libtorch is refused by name, with the way to add it.
 cat >"$tmp/sim.toml" <<TOML
 seed = 1
