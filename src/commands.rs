@@ -324,7 +324,7 @@ pub fn synth(args: &crate::cli::SynthArgs, host: &settings::Host) -> Result<Stri
         seed: args.seed,
         dtype,
         unlabelled: args.unlabelled,
-        kernel: host.fd_kernel,
+        compute: host.compute,
     };
     let threads = args
         .threads
@@ -348,10 +348,9 @@ pub fn synth(args: &crate::cli::SynthArgs, host: &settings::Host) -> Result<Stri
     let rate = n as f64 / secs.max(1e-9);
     let _ = writeln!(
         s,
-        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {} ({}))",
+        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {})",
         family.name(),
-        crate::physics::fd::kernel_name(),
-        host.fd_kernel.name()
+        host.compute.describe()
     );
     Ok(s)
 }

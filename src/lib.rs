@@ -30,6 +30,7 @@
 pub mod app;
 pub(crate) mod cli;
 pub(crate) mod commands;
+pub mod cpu;
 pub mod dsp;
 pub mod error;
 pub mod io;

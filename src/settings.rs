@@ -64,8 +64,9 @@ pub struct Host {
     pub models: Option<crate::model::Backend>,
     /// How free space is measured.
     pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
-    /// `SEISPIPE_FD_KERNEL`: the time-loop kernel (same bits either way).
-    pub fd_kernel: crate::physics::fd::Kernel,
+    /// `SEISPIPE_FD_KERNEL` and `SEISPIPE_ISA`: the time-loop kernel and
+    /// the vector copy (same bits either way).
+    pub compute: crate::cpu::Compute,
     /// `SEISPIPE_DIRECT_IO`: `0` writes shards through the page cache.
     pub direct_io: bool,
 }
@@ -76,16 +77,24 @@ impl Host {
     /// one place that reads them.
     ///
     /// # Errors
-    /// A value of `SEISPIPE_FD_KERNEL` or `SEISPIPE_DIRECT_IO` that names
-    /// nothing, with the allowed ones.
+    /// A value of `SEISPIPE_FD_KERNEL`, `SEISPIPE_ISA` or
+    /// `SEISPIPE_DIRECT_IO` that names nothing (or an instruction set this
+    /// CPU lacks), with the allowed ones.
     pub fn read(
         models: Option<crate::model::Backend>,
         disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
         get: &dyn Fn(&str) -> Option<String>,
     ) -> crate::error::Result<Host> {
+        use crate::cpu::{Compute, Isa};
         use crate::physics::fd::Kernel;
-        let fd_kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
+        let kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
             .map_err(|e| crate::error::Error::config("environment", e))?;
+        let isa = match get(Compute::ISA_ENV).as_deref() {
+            None | Some("") => Isa::detect(),
+            Some(name) => {
+                Isa::from_name(name).map_err(|e| crate::error::Error::config("environment", e))?
+            }
+        };
         let direct_io = match get(DIRECT_IO_ENV).as_deref() {
             None | Some("" | "1") => true,
             Some("0") => false,
@@ -99,7 +108,7 @@ impl Host {
         Ok(Host {
             models,
             disk,
-            fd_kernel,
+            compute: Compute { kernel, isa },
             direct_io,
         })
     }
@@ -111,7 +120,7 @@ impl Host {
     pub fn stage_env(&self) -> crate::stage::RunEnv<'_> {
         crate::stage::RunEnv {
             models: self.models.as_ref(),
-            kernel: self.fd_kernel,
+            compute: self.compute,
         }
     }
 }

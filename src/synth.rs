@@ -200,8 +200,8 @@ pub struct SynthOptions {
     pub dtype: DType,
     /// Write one-sample unlabelled test files instead of labelled shards.
     pub unlabelled: bool,
-    /// The time-loop kernel (same bits either way).
-    pub kernel: crate::physics::fd::Kernel,
+    /// The time-loop kernel and vector copy (same bits either way).
+    pub compute: crate::cpu::Compute,
 }
 
 /// Samples simulated together (bounds memory: ~1.2 MB of coefficients each).
@@ -227,7 +227,7 @@ pub fn synth(o: &SynthOptions) -> Result<Vec<WrittenFile>> {
             .map(|i| o.family.draw(&mut stage_rng(o.seed, &id, 0, i as u64, 0)))
             .collect();
         for (i, chunk) in maps.chunks(BATCH).enumerate() {
-            let seis = simulate(chunk, &o.out, i * BATCH, o.kernel)?;
+            let seis = simulate(chunk, &o.out, i * BATCH, o.compute)?;
             for (j, s) in seis.chunks_exact(5 * PER_SOURCE).enumerate() {
                 let k = i * BATCH + j;
                 let path = o.out.join(format!("{}.npy", test_id(o.seed, &name, k)));
@@ -268,7 +268,7 @@ pub fn synth(o: &SynthOptions) -> Result<Vec<WrittenFile>> {
             &[o.samples, 5, 1000, 70],
         )?;
         for (i, chunk) in maps.chunks(BATCH).enumerate() {
-            let seis = simulate(chunk, &data, i * BATCH, o.kernel)?;
+            let seis = simulate(chunk, &data, i * BATCH, o.compute)?;
             for s in seis.chunks_exact(5 * PER_SOURCE) {
                 dw.write_item(s)?;
             }
@@ -299,11 +299,11 @@ fn simulate(
     maps: &[Vec<f32>],
     path: &Path,
     first: usize,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 ) -> Result<Vec<f32>> {
     let flat: Vec<f32> = maps.concat();
     let mut out = vec![0f32; maps.len() * SOURCE_X.len() * PER_SOURCE];
-    physics::simulate_batch_with(&flat, &SOURCE_X, false, kernel, &mut out).map_err(|e| {
+    physics::simulate_batch_with(&flat, &SOURCE_X, false, compute, &mut out).map_err(|e| {
         Error::Sample {
             path: path.to_path_buf(),
             index: first + e.sample,

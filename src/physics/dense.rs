@@ -6,7 +6,7 @@
 //! ([`Coefficients::at`], and `(v_src·dt)²·w[t]` rounded as the kernel does).
 
 use super::sponge::Coefficients;
-use super::{wavelet, DT, NPAD, NT, NX, SOURCE_Z};
+use super::{wavelet, NPAD, NT, NX, SOURCE_Z};
 
 /// Values in one dense table (310 × 310).
 pub const CELLS: usize = NPAD * NPAD;
@@ -44,12 +44,12 @@ impl DenseCoefficients {
 }
 
 /// The amplitude added at the source cell right after the update of step `t`,
-/// for `t` in `0..1000`: `β·w[t]` with `β = ((v_src·dt)²` in f64, rounded to
-/// f32), the product in f32, as [`super::Medium::simulate_source`] does.
+/// for `t` in `0..1000`: `β·w[t]` with `β = (v_src·dt)²` in f32
+/// ([`super::sponge::source_factor`]), the product in f32, as
+/// [`super::Medium::simulate_source`] does.
 #[must_use]
 pub fn source_amplitudes(vel: &[f32], sx: usize) -> Vec<f32> {
-    let vs = f64::from(vel[SOURCE_Z * NX + sx]);
-    let beta = ((vs * DT) * (vs * DT)) as f32;
+    let beta = super::sponge::source_factor(vel[SOURCE_Z * NX + sx]);
     wavelet::openfwi_ricker(NT)
         .into_iter()
         .map(|w| beta * w)
@@ -69,7 +69,7 @@ mod tests {
             .map(|i| 1500.0 + (i % 71) as f32 * 40.0)
             .collect();
         let d = DenseCoefficients::new(&Coefficients::new(&vel).unwrap());
-        let alpha = |v: f32| ((f64::from(v) * 1e-3 / 10.0).powi(2)) as f32;
+        let alpha = |v: f32| (v * 0.001 / 10.0) * (v * 0.001 / 10.0);
         assert_eq!(d.alpha[(NBC + 3) * NPAD + NBC + 5], alpha(vel[3 * NX + 5]));
         // Corner (0, 0) replicates model cell (0, 0); far right replicates x = 69.
         assert_eq!(d.alpha[0], alpha(vel[0]));
@@ -80,7 +80,7 @@ mod tests {
         assert_eq!(d.t2[(NBC + 10) * NPAD + NBC + 10], 1.0);
         assert!(d.t2[NPAD / 2] < 1.0 && d.t2[(NBC + 10) * NPAD] < 1.0);
         let amp = source_amplitudes(&vel, 17);
-        let beta = ((f64::from(vel[NX + 17]) * 1e-3).powi(2)) as f32;
+        let beta = (vel[NX + 17] * 0.001) * (vel[NX + 17] * 0.001);
         assert_eq!(amp[73], beta * 1.0);
         assert_eq!(amp.len(), NT);
     }

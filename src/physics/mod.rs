@@ -23,6 +23,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+use crate::cpu::Compute;
 use fd::reference::{FIELD_LEN, NS};
 use fd::{blocked, Isa, Kernel};
 use sponge::Coefficients;
@@ -31,7 +32,11 @@ use sponge::Coefficients;
 /// by every stage that simulates. 1: a zero wall two cells beyond the padded
 /// grid. 2: the Laplacian wraps periodically at the padded grid's outer edge,
 /// as the OpenFWI generator's `np.roll` does (changes late samples on fast maps).
-pub const ALGORITHM: u32 = 2;
+/// 3: the update coefficients and the source factor are computed in float32
+/// arithmetic from the float32 map, as the generator computes them
+/// ([`sponge::CellCoefficients`]), instead of in f64 and rounded (changes
+/// the last bits of every record).
+pub const ALGORITHM: u32 = 3;
 
 /// Model width (x cells).
 pub const NX: usize = 70;
@@ -197,7 +202,7 @@ pub struct Medium {
     coef: Coefficients,
     blocked: blocked::Coefficients,
     wavelet: Vec<f32>,
-    kernel: Kernel,
+    compute: Compute,
 }
 
 impl Medium {
@@ -213,14 +218,24 @@ impl Medium {
             blocked: blocked::Coefficients::new(&coef),
             coef,
             wavelet: wavelet::openfwi_ricker(NT),
-            kernel: Kernel::default(),
+            compute: Compute::default(),
         })
     }
 
-    /// The same medium, simulated by `kernel` (same bits, another speed).
+    /// The same medium, simulated by `compute`'s kernel and vector copy
+    /// (same bits, another speed).
+    ///
+    /// # Panics
+    /// `compute.isa` is not available on this CPU (`crate::settings` refuses
+    /// such a setting at start).
     #[must_use]
-    pub fn with_kernel(mut self, kernel: Kernel) -> Medium {
-        self.kernel = kernel;
+    pub fn with_compute(mut self, compute: Compute) -> Medium {
+        assert!(
+            compute.isa.is_available(),
+            "{} is not available",
+            compute.isa.name()
+        );
+        self.compute = compute;
         self
     }
 
@@ -232,13 +247,13 @@ impl Medium {
 
     /// Simulate one source at x index `sx` into `out` (1000 × 70), using the
     /// calling thread's scratch fields, with this medium's kernel
-    /// ([`Medium::with_kernel`]; blocked by default) on the widest vector
-    /// unit present.
+    /// ([`Medium::with_compute`]; by default the blocked kernel on the
+    /// widest vector unit present).
     ///
     /// # Panics
     /// `sx ≥ 70` or `out.len() != 70 000` (callers check both).
     pub fn simulate_source(&self, sx: usize, out: &mut [f32]) {
-        self.simulate_source_with(sx, out, self.kernel, Isa::detect());
+        self.simulate_source_with(sx, out, self.compute.kernel, self.compute.isa);
     }
 
     /// [`Self::simulate_source`] with a given kernel and instruction set
@@ -346,10 +361,9 @@ impl Medium {
         }
     }
 
-    /// `(v_src·dt)²`, the factor of the wavelet injected at source x `sx`.
+    /// `(v_src·dt)²` in f32, the factor of the wavelet injected at source x `sx`.
     fn source_term(&self, sx: usize) -> f32 {
-        let vs = f64::from(self.vel[SOURCE_Z * NX + sx]);
-        ((vs * DT) * (vs * DT)) as f32
+        sponge::source_factor(self.vel[SOURCE_Z * NX + sx])
     }
 }
 
@@ -429,10 +443,10 @@ pub fn simulate_batch(
     clip: bool,
     out: &mut [f32],
 ) -> Result<(), SimError> {
-    simulate_batch_with(vels, sources, clip, Kernel::default(), out)
+    simulate_batch_with(vels, sources, clip, Compute::default(), out)
 }
 
-/// [`simulate_batch`] with a given kernel.
+/// [`simulate_batch`] with a given kernel and vector copy.
 ///
 /// # Errors
 /// See [`simulate_batch`].
@@ -440,7 +454,7 @@ pub fn simulate_batch_with(
     vels: &[f32],
     sources: &[usize],
     clip: bool,
-    kernel: Kernel,
+    compute: Compute,
     out: &mut [f32],
 ) -> Result<(), SimError> {
     let whole = |reason: PhysicsError| SimError { sample: 0, reason };
@@ -455,7 +469,7 @@ pub fn simulate_batch_with(
         .enumerate()
         .map(|(i, v)| {
             Medium::new(v, clip)
-                .map(|m| m.with_kernel(kernel))
+                .map(|m| m.with_compute(compute))
                 .map_err(|reason| SimError { sample: i, reason })
         })
         .collect::<Result<_, _>>()?;
@@ -548,14 +562,10 @@ mod tests {
         let w = |i: usize, k: usize| (i + NPAD - k) % NPAD;
         for z in 0..NPAD {
             for x in 0..NPAD {
-                let v = f64::from(sponge::padded_velocity(&vel, z, x));
-                let alpha = (v * DT / DX) * (v * DT / DX);
-                let kappa = sponge::damp_at(&damp1d, z, x) * DT;
-                let (t1, t2, al) = (
-                    (2.0 + 2.0 * C1 * alpha - kappa) as f32,
-                    (1.0 - kappa) as f32,
-                    alpha as f32,
-                );
+                let v = sponge::padded_velocity(&vel, z, x);
+                let al = (v * 0.001 / 10.0) * (v * 0.001 / 10.0);
+                let kappa = sponge::damp_at(&damp1d, z, x) as f32 * 0.001;
+                let (t1, t2) = ((2.0 - 5.0 * al) - kappa, 1.0 - kappa);
                 let s1 = p(z, w(x, 1)) + p(z, x + 1) + p(w(z, 1), x) + p(z + 1, x);
                 let s2 = p(z, w(x, 2)) + p(z, x + 2) + p(w(z, 2), x) + p(z + 2, x);
                 let want = t1 * cell(z, x) - t2 * prev_of(z, x) + al * (c2 * s1 + c3 * s2);
@@ -642,7 +652,7 @@ mod tests {
                 blocked: blocked::Coefficients::new(&coef),
                 coef,
                 wavelet: wavelet::openfwi_ricker(NT),
-                kernel: Kernel::default(),
+                compute: Compute::default(),
             };
             let mut out = vec![0f32; PER_SOURCE];
             m.simulate_source(34, &mut out);

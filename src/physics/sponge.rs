@@ -11,10 +11,70 @@
 //!
 //! The update is `p⁺ = t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)` with
 //! `α = (v·dt/dx)²`, `κ = damp·dt`, `t1 = 2 + 2·c1·α − κ`, `t2 = 1 − κ`.
-//! [`Coefficients`] holds `α`, `t1` and `t2` per cell (computed in f64,
-//! rounded once to f32) in a compact form.
+//! [`Coefficients`] holds `α`, `t1` and `t2` per cell in a compact form,
+//! computed as the OpenFWI generator computes them ([`CellCoefficients`]):
+//! in float32 arithmetic from the float32 map, one rounding per operation,
+//! as NumPy evaluates these expressions on float32 arrays.
 
 use super::{C1, DT, DX, NBC, NPAD, NW, NX, NZ};
+
+/// `dt` as the float32 NumPy casts the Python scalar `1e-3` to next to a
+/// float32 array.
+pub const DT32: f32 = 1e-3;
+/// `dx` as float32.
+pub const DX32: f32 = 10.0;
+
+/// One cell's update coefficients in the generator's float32 arithmetic:
+/// each operation of `α = (v·dt/dx)²`, `κ = damp·dt`, `t1 = 2 + 2·c1·α − κ`
+/// and `t2 = 1 − κ` rounds to f32, evaluated left to right as Python does
+/// (`2·c1` is the exact scalar −5). The damping profile is computed in f64
+/// (from Python scalars and an index range) and rounded to f32 once, where
+/// the generator stores it in its float32 grid.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CellCoefficients {
+    /// `α`.
+    pub alpha: f32,
+    /// `t1`.
+    pub t1: f32,
+    /// `t2`.
+    pub t2: f32,
+}
+
+impl CellCoefficients {
+    /// The coefficients of a cell of velocity `v` and damping `damp` (1/s).
+    #[must_use]
+    pub fn new(v: f32, damp: f64) -> CellCoefficients {
+        let alpha = alpha32(v);
+        let kappa = kappa32(damp);
+        let two_c1 = (2.0 * C1) as f32;
+        CellCoefficients {
+            alpha,
+            t1: (2.0 + two_c1 * alpha) - kappa,
+            t2: 1.0 - kappa,
+        }
+    }
+}
+
+/// `α = (v·dt/dx)²` in f32: `v·dt`, then `/dx`, then the square, each rounded.
+#[must_use]
+pub fn alpha32(v: f32) -> f32 {
+    let r = v * DT32 / DX32;
+    r * r
+}
+
+/// `κ = damp·dt` in f32, from the f64 damping rounded to f32.
+#[must_use]
+pub fn kappa32(damp: f64) -> f32 {
+    damp as f32 * DT32
+}
+
+/// `β = (v·dt)²` in f32, the factor of the wavelet injected at a source of
+/// velocity `v`.
+#[must_use]
+pub fn source_factor(v: f32) -> f32 {
+    let r = v * DT32;
+    r * r
+}
 
 /// The 1-D damping profile `damp1d[i]`, `i` counted outward from the model edge.
 #[must_use]
@@ -53,8 +113,8 @@ pub fn padded_velocity(vel: &[f32], z: usize, x: usize) -> f32 {
     vel[mz * NX + mx]
 }
 
-/// The update coefficients of one velocity map, each computed in f64 and
-/// rounded once to f32 per cell (exactly what a full 310 × 310 table would
+/// The update coefficients of one velocity map, each computed per cell as
+/// [`CellCoefficients`] does (exactly what a full 310 × 310 table would
 /// hold), stored compactly so a simulation's working set stays in a core's
 /// L2 cache.
 ///
@@ -144,13 +204,10 @@ impl Coefficients {
                 }
             }
         }
-        let alpha64 = |z: usize, x: usize| {
-            let r = f64::from(padded_velocity(vel, z, x)) * DT / DX;
-            r * r
+        let cell = |z: usize, x: usize| {
+            CellCoefficients::new(padded_velocity(vel, z, x), damp_at(&damp1d, z, x))
         };
-        let t1 = |z: usize, x: usize| {
-            (2.0 + 2.0 * C1 * alpha64(z, x) - damp_at(&damp1d, z, x) * DT) as f32
-        };
+        let t1 = |z: usize, x: usize| cell(z, x).t1;
         let mut c = Coefficients {
             alpha: vec![0.0; NZ * NW],
             t1_rows: vec![1.0; NZ * NW],
@@ -160,10 +217,9 @@ impl Coefficients {
         };
         for mz in 0..NZ {
             for x in 0..NPAD {
-                {
-                    c.alpha[mz * NW + x] = alpha64(mz + NBC, x) as f32;
-                }
-                c.t1_rows[mz * NW + x] = t1(mz + NBC, x);
+                let k = cell(mz + NBC, x);
+                c.alpha[mz * NW + x] = k.alpha;
+                c.t1_rows[mz * NW + x] = k.t1;
             }
         }
         for z in 0..NPAD {
@@ -174,10 +230,10 @@ impl Coefficients {
             }
         }
         for x in 0..NPAD {
-            c.t2_sides[x] = (1.0 - damp_at(&damp1d, NBC, x) * DT) as f32;
+            c.t2_sides[x] = 1.0 - kappa32(damp_at(&damp1d, NBC, x));
         }
         for z in 0..NPAD {
-            c.t2_rows[z] = (1.0 - damp_at(&damp1d, z, NBC) * DT) as f32;
+            c.t2_rows[z] = 1.0 - kappa32(damp_at(&damp1d, z, NBC));
         }
         Ok(c)
     }
@@ -239,26 +295,54 @@ mod tests {
         assert_eq!(padded_velocity(&vel, 125, 130), 5.0 * 70.0 + 10.0);
     }
 
+    /// The compact tables hold, for every padded cell, the generator's
+    /// float32 expressions written out here operation by operation.
     #[test]
-    fn compact_coefficients_match_the_full_grid() {
+    fn compact_coefficients_match_the_full_grid_in_f32() {
         let vel: Vec<f32> = (0..4900)
             .map(|i| 1500.0 + (i % 131) as f32 * 20.0)
             .collect();
         let c = Coefficients::new(&vel).unwrap();
         let d = damp_profile(1500.0);
+        let (dt, dx) = (0.001f32, 10.0f32);
         for z in 0..NPAD {
             for x in 0..NPAD {
-                let k = damp_at(&d, z, x) * DT;
-                let r = f64::from(padded_velocity(&vel, z, x)) * DT / DX;
+                let v = padded_velocity(&vel, z, x);
+                let k = (damp_at(&d, z, x) as f32) * dt;
+                let r = (v * dt) / dx;
                 let a = r * r;
-                let want = (a as f32, (2.0 + 2.0 * C1 * a - k) as f32, (1.0 - k) as f32);
-                assert_eq!(c.at(z, x), want, "cell {z},{x}");
+                let t1 = (2.0f32 + (-5.0f32) * a) - k;
+                assert_eq!(c.at(z, x), (a, t1, 1.0f32 - k), "cell {z},{x}");
             }
         }
         for x in NPAD..NW {
             assert_eq!(c.at(150, x), (0.0, 1.0, 0.0), "inert column {x}");
             assert_eq!(c.at(5, x), (0.0, 1.0, 0.0), "inert column {x}");
         }
+    }
+
+    /// The f32 coefficients differ from f64-computed-then-rounded ones on
+    /// some cells (else the version bump would change nothing), by at most a
+    /// few units in the last place.
+    #[test]
+    fn f32_arithmetic_differs_from_rounded_f64_by_ulps() {
+        let d = damp_profile(1500.0);
+        let (mut differ, mut worst) = (0, 0u32);
+        for v in (1500..4500).step_by(7) {
+            for i in [0usize, 30, 119] {
+                let v = v as f32;
+                let k64 = d[i] * DT;
+                let r = f64::from(v) * DT / DX;
+                let t1_64 = (2.0 + 2.0 * C1 * r * r - k64) as f32;
+                let c = CellCoefficients::new(v, d[i]);
+                let ulps = c.t1.to_bits().abs_diff(t1_64.to_bits())
+                    + c.alpha.to_bits().abs_diff(((r * r) as f32).to_bits());
+                differ += usize::from(ulps > 0);
+                worst = worst.max(ulps);
+            }
+        }
+        assert!(differ > 0, "f32 and f64 coefficients never differ");
+        assert!(worst <= 8, "{worst} ulps apart");
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn check_probability(p: f64) -> Result<(), ParamError> {
 pub struct Flip {
     p: f64,
     exact: Option<Resimulate>,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 }
 
 impl Stage for Flip {
@@ -118,7 +118,7 @@ impl Stage for Flip {
                 "middle_source": "approximate (x=35 after mirror, standard is 34)",
             })),
             Some(mode) => {
-                exact_after_mirror(sample, mode, self.kernel)?;
+                exact_after_mirror(sample, mode, self.compute)?;
                 Ok(json!({
                     "applied": true,
                     "middle_source": "exact (re-simulated at x=34 on the mirrored map)",
@@ -133,14 +133,14 @@ impl Stage for Flip {
 }
 
 /// Re-simulate a mirrored sample from its (mirrored) velocity map with
-/// `kernel`.
+/// `compute`.
 ///
 /// # Errors
 /// No velocity map, or a bad one.
 pub fn exact_after_mirror(
     sample: &mut Sample,
     mode: Resimulate,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 ) -> Result<(), StageError> {
     let vel = sample
         .velocity
@@ -148,13 +148,13 @@ pub fn exact_after_mirror(
         .ok_or_else(|| StageError::new("flip with exact = true needs a velocity map"))?;
     match mode {
         Resimulate::All => {
-            super::simulate::resimulate(sample, &vel, &crate::physics::SOURCE_X, false, kernel)
+            super::simulate::resimulate(sample, &vel, &crate::physics::SOURCE_X, false, compute)
         }
         Resimulate::Middle => {
             let v = vel.as_standard_layout();
             let m = crate::physics::Medium::new(v.as_slice().expect("standard"), false)
                 .map_err(StageError::new)?
-                .with_kernel(kernel);
+                .with_compute(compute);
             let data = sample
                 .seismic
                 .as_slice_mut()
@@ -227,7 +227,7 @@ impl super::StageType for FlipSpec {
         Ok(Instance::sample(Flip {
             p: self.p,
             exact,
-            kernel: env.kernel,
+            compute: env.compute,
         }))
     }
 }

@@ -251,7 +251,7 @@ pub struct RunEnv<'a> {
     /// The libtorch backend when this process has one.
     pub models: Option<&'a crate::model::Backend>,
     /// The simulator's time-loop kernel (same bits either way).
-    pub kernel: crate::physics::fd::Kernel,
+    pub compute: crate::cpu::Compute,
 }
 
 /// A stage made ready to run in this process ([`StageType::instantiate`]).

@@ -74,6 +74,7 @@ enum Level {
 pub struct GaussianNoise {
     p: f64,
     level: Level,
+    isa: crate::cpu::Isa,
 }
 
 /// Noise std for a target SNR over `x`: sqrt(mean(x²) / 10^(snr/10)).
@@ -96,7 +97,7 @@ impl Stage for GaussianNoise {
             Level::Std(s) => s,
             Level::SnrDb(d) => std_for_snr(data, d) as f32,
         };
-        add_noise(data, std, &mut ctx.rng);
+        Normals::new(&mut ctx.rng).add_scaled_on(self.isa, data, std);
         Ok(json!({ "applied": true, "std": std }))
     }
 }
@@ -121,11 +122,12 @@ impl super::StageType for GaussianNoiseSpec {
     fn instantiate(
         &self,
         _plan: &super::StagePlan,
-        _env: &super::RunEnv<'_>,
+        env: &super::RunEnv<'_>,
     ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(GaussianNoise {
             p: self.p,
             level: self.level()?,
+            isa: env.compute.isa,
         }))
     }
 }

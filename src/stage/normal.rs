@@ -22,6 +22,8 @@ use std::sync::LazyLock;
 
 use rand::RngCore;
 
+use crate::cpu::Isa;
+
 /// Draws handled per block.
 pub const BLOCK: usize = 1024;
 
@@ -125,6 +127,7 @@ unsafe fn fast_pass_avx2(
 }
 
 fn fast_pass_dispatch(
+    isa: Isa,
     t: &Tables,
     us: &[u32],
     vals: &mut [f32],
@@ -132,7 +135,7 @@ fn fast_pass_dispatch(
 ) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if matches!(isa, Isa::Avx512 | Isa::Avx2) && std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { fast_pass_avx2(t, us, vals, rejected) };
         }
@@ -251,15 +254,22 @@ impl<'r, G: RngCore> Normals<'r, G> {
         }
     }
 
-    /// Add `scale · n_i` to every `x[i]`, n_i ~ N(0, 1), in order.
+    /// Add `scale · n_i` to every `x[i]`, n_i ~ N(0, 1), in order, with the
+    /// widest vector copy this CPU runs.
     pub fn add_scaled(&mut self, x: &mut [f32], scale: f32) {
+        self.add_scaled_on(Isa::detect(), x, scale);
+    }
+
+    /// [`Normals::add_scaled`] with the vector copy of `isa` (or a narrower
+    /// one when the CPU lacks it): the same bits whichever runs.
+    pub fn add_scaled_on(&mut self, isa: Isa, x: &mut [f32], scale: f32) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
+        if isa == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports AVX-512F (checked just above).
             unsafe { self.add_scaled_avx512(x, scale) };
             return;
         }
-        self.add_scaled_blocks(x, scale);
+        self.add_scaled_blocks(isa, x, scale);
     }
 
     /// [`Normals::add_scaled`] on AVX-512 machines: same draws, same bits.
@@ -289,14 +299,15 @@ impl<'r, G: RngCore> Normals<'r, G> {
     /// [`Normals::add_scaled`] without AVX-512: the rectangle draws of a
     /// block (AVX2 where the CPU has it), the rejected ones finished in
     /// order, then the add.
-    fn add_scaled_blocks(&mut self, x: &mut [f32], scale: f32) {
+    fn add_scaled_blocks(&mut self, isa: Isa, x: &mut [f32], scale: f32) {
         let mut vals = [0f32; BLOCK];
         let mut rejected = [0u16; BLOCK];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
             let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
             self.rng.fill_bytes(&mut bytes[..n * 4]);
-            let n_rej = fast_pass_dispatch(self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
+            let n_rej =
+                fast_pass_dispatch(isa, self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
             for &j in &rejected[..n_rej] {
                 let u = u32::from_le(self.buf[j as usize]);
                 let hz = (u as i32) >> 7;
@@ -420,16 +431,15 @@ mod tests {
         let (mut a, mut b) = ([0f32; BLOCK], [0f32; BLOCK]);
         let (mut ra, mut rb) = ([0u16; BLOCK], [0u16; BLOCK]);
         let na = fast_pass(&TABLES, &us, &mut a, &mut ra);
-        let nb = fast_pass_dispatch(&TABLES, &us, &mut b, &mut rb);
+        let nb = fast_pass_dispatch(Isa::detect(), &TABLES, &us, &mut b, &mut rb);
         assert_eq!(na, nb);
         assert_eq!(ra[..na], rb[..nb]);
         assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 
-    /// `add_scaled` — the AVX-512 path on CPUs that have it, as here —
-    /// gives the bits of the block path: many blocks, partial blocks, scale 0
-    /// and negative zeros. (On a CPU without AVX-512 both are the block path
-    /// and the test checks only that dispatch is stable.)
+    /// Every vector copy this CPU runs (`add_scaled_on`: AVX-512, AVX2,
+    /// baseline here) gives the bits of the portable block path: many
+    /// blocks, partial blocks, scale 0 and negative zeros.
     #[test]
     fn add_scaled_equals_the_block_path() {
         for (len, scale) in [
@@ -441,19 +451,25 @@ mod tests {
             (3001, -1.5),
             (350_000, 0.7),
         ] {
-            let mut a = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
-            let mut b = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
             let mut x: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
             if len > 2 {
                 x[1] = -0.0;
             }
-            let mut y = x.clone();
-            Normals::new(&mut a).add_scaled(&mut x, scale);
-            Normals::new(&mut b).add_scaled_blocks(&mut y, scale);
-            assert!(
-                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "len {len}, scale {scale}"
-            );
+            let mut want = x.clone();
+            let mut b = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
+            Normals::new(&mut b).add_scaled_blocks(Isa::Baseline, &mut want, scale);
+            for isa in Isa::available() {
+                let mut a = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
+                let mut got = x.clone();
+                Normals::new(&mut a).add_scaled_on(isa, &mut got, scale);
+                assert!(
+                    got.iter()
+                        .zip(&want)
+                        .all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{}: len {len}, scale {scale}",
+                    isa.name()
+                );
+            }
         }
     }
 

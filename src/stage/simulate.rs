@@ -206,7 +206,7 @@ impl super::StageType for SimulateSpec {
             None => Runtime::Sample(Box::new(Simulate {
                 sources,
                 clip,
-                kernel: env.kernel,
+                compute: env.compute,
             })),
             Some(sim) => Runtime::Batch(Box::new(SimulateBatch { sources, clip, sim })),
         };
@@ -278,7 +278,7 @@ fn velocity_values(vel: &Array3<f32>) -> Result<Vec<f32>, StageError> {
 pub struct Simulate {
     sources: Vec<usize>,
     clip: bool,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 }
 
 impl Stage for Simulate {
@@ -286,7 +286,7 @@ impl Stage for Simulate {
         let vel = sample.velocity.take().ok_or_else(|| {
             StageError::new("simulate needs a velocity map; this sample has none")
         })?;
-        let r = resimulate(sample, &vel, &self.sources, self.clip, self.kernel);
+        let r = resimulate(sample, &vel, &self.sources, self.clip, self.compute);
         r.map(|()| json!({ "applied": true }))
     }
 }
@@ -301,7 +301,7 @@ pub fn resimulate(
     vel: &Array3<f32>,
     sources: &[usize],
     clip: bool,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 ) -> Result<(), StageError> {
     if vel.shape() != [1, 70, 70] {
         return Err(StageError::new(format!(
@@ -313,7 +313,7 @@ pub fn resimulate(
     let flat = v.as_slice().expect("standard layout");
     let medium = physics::Medium::new(flat, clip)
         .map_err(StageError::new)?
-        .with_kernel(kernel);
+        .with_compute(compute);
     let mut out = vec![0f32; sources.len() * physics::PER_SOURCE];
     for (&sx, o) in sources
         .iter()

@@ -85,7 +85,7 @@ pub struct Warp {
 /// Runtime affine warp.
 pub struct VelocityAffine {
     spec: VelocityAffineSpec,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 }
 
 impl VelocityAffine {
@@ -170,7 +170,7 @@ impl Stage for VelocityAffine {
         let v = vel.as_standard_layout();
         let warped = warp_map(v.as_slice().expect("standard layout"), &w);
         let arr = ndarray::Array3::from_shape_vec((1, NZ, NX), warped).expect("shape");
-        resimulate(sample, &arr, &SOURCE_X, false, self.kernel)?;
+        resimulate(sample, &arr, &SOURCE_X, false, self.compute)?;
         Ok(json!({ "applied": true, "warp": w }))
     }
 }
@@ -209,7 +209,7 @@ impl super::StageType for VelocityAffineSpec {
     ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(VelocityAffine {
             spec: self.clone(),
-            kernel: env.kernel,
+            compute: env.compute,
         }))
     }
 }

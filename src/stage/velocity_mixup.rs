@@ -97,7 +97,7 @@ fn default_hi() -> f64 {
 /// Runtime mixup.
 pub struct VelocityMixup {
     spec: VelocityMixupSpec,
-    kernel: crate::physics::fd::Kernel,
+    compute: crate::cpu::Compute,
 }
 
 fn family_of(rel: &str) -> &str {
@@ -159,7 +159,7 @@ impl Stage for VelocityMixup {
         let mixed = ndarray::Zip::from(&v1)
             .and(&v2)
             .map_collect(|&x, &y| a * x + b * y);
-        resimulate(sample, &mixed, &SOURCE_X, false, self.kernel).map_err(|e| {
+        resimulate(sample, &mixed, &SOURCE_X, false, self.compute).map_err(|e| {
             StageError::new(format!(
                 "mixup with partner {partner_id} (α = {alpha}): {e}"
             ))
@@ -196,7 +196,7 @@ impl super::StageType for VelocityMixupSpec {
     ) -> Result<Instance, ParamError> {
         Ok(Instance::sample(VelocityMixup {
             spec: self.clone(),
-            kernel: env.kernel,
+            compute: env.compute,
         }))
     }
 }

@@ -520,7 +520,7 @@ fn iterative_pseudo_labels_resimulate_the_prediction() {
             &vel,
             &seispipe::physics::SOURCE_X,
             false,
-            seispipe::physics::fd::Kernel::default(),
+            seispipe::cpu::Compute::default(),
         )
         .unwrap();
         let want = s.seismic.as_standard_layout();

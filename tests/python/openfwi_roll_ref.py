@@ -1,7 +1,8 @@
 """The OpenFWI generator's acoustic scheme as its published NumPy ports write
 it (np.roll Laplacian, so the padded grid wraps periodically at its outer
-edge), in float32 state, written from docs/domain.md ("The OpenFWI generator") independently of
-seispipe's kernel.
+edge), in float32 state and float32 coefficient arithmetic (the float32 map
+times Python scalars, which NumPy keeps in float32), written from
+docs/domain.md ("The OpenFWI generator") independently of seispipe's kernel.
 
 Usage: openfwi_roll_ref.py VEL.npy OUT.npy [SOURCES] [--zero-edge]
 
@@ -32,13 +33,14 @@ def ricker(nt=NT, f=15.0):
 
 def damping(vp):
     """AbcCoef2D on the padded model: left/right zones over the full height
-    (corners included), top/bottom only over the model's columns."""
+    (corners included), top/bottom only over the model's columns. The
+    profile is computed in float64 and stored in a float32 grid."""
     nzbc, nxbc = vp.shape
     nz, nx = nzbc - 2 * NBC, nxbc - 2 * NBC
     a = (NBC - 1) * DX
     kappa0 = 3.0 * float(vp.min()) * np.log(1e7) / (2.0 * a)
     d1 = kappa0 * ((np.arange(NBC) * DX / a) ** 2)
-    d = np.zeros((nzbc, nxbc))
+    d = np.zeros((nzbc, nxbc), dtype=np.float32)
     for iz in range(nzbc):
         d[iz, :NBC] = d1[::-1]
         d[iz, nx + NBC:] = d1
@@ -65,18 +67,21 @@ def shifted(p, shift, axis, zero_edge):
 
 def simulate(v, sources=SOURCES, zero_edge=False):
     """(S, 1000, 70) float32 record of one (70, 70) map."""
-    vp = np.pad(v.astype(np.float64), NBC, mode="edge")
-    alpha = (vp * DT / DX) ** 2
-    kappa = damping(vp) * DT
-    t1 = (2.0 + 2.0 * C1 * alpha - kappa).astype(np.float32)
-    t2 = (1.0 - kappa).astype(np.float32)
-    al = alpha.astype(np.float32)
-    c2, c3 = np.float32(C2), np.float32(C3)
+    f32 = np.float32
+    vp = np.pad(v.astype(f32), NBC, mode="edge")
+    # Every operation in float32, left to right, as NumPy evaluates the
+    # generator's expressions on a float32 map (2·c1 is the exact scalar -5).
+    al = (vp * f32(DT) / f32(DX)) ** 2
+    kappa = damping(vp) * f32(DT)
+    t1 = f32(2.0) + f32(2.0 * C1) * al - kappa
+    t2 = f32(1.0) - kappa
+    assert al.dtype == t1.dtype == t2.dtype == np.float32
+    c2, c3 = f32(C2), f32(C3)
     w = ricker()
     out = np.zeros((len(sources), NT, NX), dtype=np.float32)
     z = 1 + NBC
     for s, sx in enumerate(sources):
-        beta = np.float32((float(v[1, sx]) * DT) ** 2)
+        beta = (f32(v[1, sx]) * f32(DT)) ** 2
         p0 = np.zeros(vp.shape, np.float32)
         p1 = np.zeros(vp.shape, np.float32)
         for t in range(NT):
