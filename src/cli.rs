@@ -167,6 +167,12 @@ pub struct RunArgs {
     /// Worker threads (default: all cores). Never changes the output bytes.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// How shards reach the disk: `direct` (O_DIRECT, no page-cache copy),
+    /// `buffered` (through the page cache), or `auto` (the default: a short
+    /// probe on the output's filesystem picks the faster). Same bytes and the
+    /// same durability either way.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub io: Option<IoArg>,
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -175,6 +181,30 @@ pub struct RunArgs {
     /// bytes (the manifest records that this happened).
     #[arg(long)]
     pub accept_unversioned: bool,
+}
+
+/// `--io`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum IoArg {
+    /// Measure both on the output's filesystem and keep the faster.
+    Auto,
+    /// O_DIRECT where the filesystem takes it.
+    Direct,
+    /// Through the page cache.
+    Buffered,
+}
+
+impl IoArg {
+    /// The setting it names.
+    #[must_use]
+    pub fn mode(self) -> crate::io::probe::IoMode {
+        use crate::io::probe::IoMode;
+        match self {
+            IoArg::Auto => IoMode::Auto,
+            IoArg::Direct => IoMode::Direct,
+            IoArg::Buffered => IoMode::Buffered,
+        }
+    }
 }
 
 /// `seispipe slurm`.

@@ -173,7 +173,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, host: &settings::Host) -> Resu
         partition,
         disk_reserve,
         allow_overfill: args.allow_overfill,
-        direct_io: host.direct_io,
+        io: args.io.map_or(host.io, crate::cli::IoArg::mode),
         disk: host.disk.clone(),
     };
     // A [kaggle] section is validated before the run and packages the output
@@ -274,8 +274,11 @@ pub fn summary_text(s: &Summary, dir: &str) -> String {
     }
     let secs = s.elapsed.as_secs_f64();
     let rate = s.bytes_written as f64 / secs.max(1e-9) / 1e6;
+    let io =
+        s.io.as_ref()
+            .map_or_else(String::new, |w| format!("\nio: {w}"));
     format!(
-        "done: {} samples in → {} samples out ({} dropped) in {} shards ({} written now, {} kept from an earlier run), {} in {dir}; wrote {} in {secs:.1} s ({rate:.0} MB/s); {} input files skipped",
+        "done: {} samples in → {} samples out ({} dropped) in {} shards ({} written now, {} kept from an earlier run), {} in {dir}; wrote {} in {secs:.1} s ({rate:.0} MB/s); {} input files skipped{io}",
         s.samples_in,
         s.samples_out,
         s.samples_dropped,

@@ -67,8 +67,10 @@ pub struct Host {
     /// `SEISPIPE_FD_KERNEL` and `SEISPIPE_ISA`: the time-loop kernel and
     /// the vector copy (same bits either way).
     pub compute: crate::cpu::Compute,
-    /// `SEISPIPE_DIRECT_IO`: `0` writes shards through the page cache.
-    pub direct_io: bool,
+    /// `SEISPIPE_IO` (`auto`, `direct`, `buffered`; `SEISPIPE_DIRECT_IO=0|1`
+    /// is read as buffered | direct): how shards reach the disk when
+    /// `--io` does not say.
+    pub io: crate::io::probe::IoMode,
 }
 
 impl Host {
@@ -95,13 +97,22 @@ impl Host {
                 Isa::from_name(name).map_err(|e| crate::error::Error::config("environment", e))?
             }
         };
-        let direct_io = match get(DIRECT_IO_ENV).as_deref() {
-            None | Some("" | "1") => true,
-            Some("0") => false,
-            Some(other) => {
+        use crate::io::probe::IoMode;
+        let set = |name: &str| get(name).filter(|v| !v.is_empty());
+        let io = match (set(IO_ENV).as_deref(), set(DIRECT_IO_ENV).as_deref()) {
+            (None | Some("auto"), None) | (Some("auto"), _) => IoMode::Auto,
+            (Some("direct"), _) | (None, Some("1")) => IoMode::Direct,
+            (Some("buffered"), _) | (None, Some("0")) => IoMode::Buffered,
+            (Some(other), _) => {
                 return Err(crate::error::Error::config(
                     "environment",
-                    format!("{DIRECT_IO_ENV}={other:?} is not a setting; expected \"0\" (write through the page cache) or \"1\" (direct I/O where the filesystem takes it, the default)"),
+                    format!("{IO_ENV}={other:?} is not a setting; expected \"auto\" (the default: a probe picks), \"direct\" or \"buffered\""),
+                ))
+            }
+            (None, Some(other)) => {
+                return Err(crate::error::Error::config(
+                    "environment",
+                    format!("{DIRECT_IO_ENV}={other:?} is not a setting; expected \"0\" (write through the page cache) or \"1\" (direct I/O where the filesystem takes it); {IO_ENV} or --io also choose \"auto\", the default"),
                 ))
             }
         };
@@ -109,7 +120,7 @@ impl Host {
             models,
             disk,
             compute: Compute { kernel, isa },
-            direct_io,
+            io,
         })
     }
 }
@@ -125,5 +136,8 @@ impl Host {
     }
 }
 
-/// The environment variable that turns direct I/O off (`0`).
+/// The environment variable that forces direct (`1`) or buffered (`0`) writes.
 pub const DIRECT_IO_ENV: &str = "SEISPIPE_DIRECT_IO";
+
+/// The environment variable that sets `--io`'s default.
+pub const IO_ENV: &str = "SEISPIPE_IO";

@@ -61,9 +61,8 @@ pub struct RunOptions {
     pub disk_reserve: u64,
     /// Start even if the remaining bytes do not fit in the free space.
     pub allow_overfill: bool,
-    /// Write shard files through direct I/O where the filesystem takes it
-    /// (`false`: through the page cache).
-    pub direct_io: bool,
+    /// Direct or buffered writes, or a probe that picks the faster (`--io`).
+    pub io: crate::io::probe::IoMode,
     /// How free space is measured.
     pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
 }
@@ -131,13 +130,14 @@ pub fn run(
         inputs,
         plan: &plan,
     };
+    let io = crate::io::probe::IoDecision::new(opts.io);
     let sink = Sink {
         dir: &out_dir,
         journal: &journal,
         printer,
         disk_reserve: opts.disk_reserve,
         to_write,
-        direct_io: opts.direct_io,
+        io: &io,
         disk: opts.disk.as_ref(),
     };
     let (written, cause) = run_chain(&ctx, &pool, &pending, &sink, &opts.stop);
@@ -149,6 +149,9 @@ pub fn run(
             .filter_map(|rec| Some((rec.shard()?, rec))),
     );
     summary.elapsed = printer.elapsed();
+    if summary.shards_written > 0 {
+        summary.io = Some(io.why());
+    }
     log_run(&out_dir, part, &summary, cause.as_ref());
     if let Some(e) = cause {
         return Err(e);

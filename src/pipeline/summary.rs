@@ -29,6 +29,9 @@ pub struct Summary {
     pub files_skipped: usize,
     /// Wall time of this run.
     pub elapsed: Duration,
+    /// How this run wrote its shards (direct or buffered, and why), when it
+    /// wrote any.
+    pub io: Option<String>,
 }
 
 impl Summary {

@@ -39,8 +39,9 @@ pub(super) struct Sink<'a> {
     pub disk_reserve: u64,
     /// Bytes the pending shards will take (for the message when space runs low).
     pub to_write: u64,
-    /// Whether shard files are written through direct I/O where possible.
-    pub direct_io: bool,
+    /// Whether each shard's files are written through direct I/O where
+    /// possible (fixed, or tried on the first shards).
+    pub io: &'a crate::io::probe::IoDecision,
     /// How free space is measured.
     pub disk: &'a dyn DiskProbe,
 }
@@ -286,6 +287,8 @@ struct OpenShard {
     dropped: Vec<Dropped>,
     /// Where this process runs the stages that choose a device.
     devices: std::collections::BTreeMap<String, String>,
+    /// Whether its files were asked to be written direct.
+    asked_direct: bool,
 }
 
 impl OpenShard {
@@ -321,7 +324,16 @@ impl OpenShard {
             provenance: Vec::with_capacity(dshape[0]),
             dropped: Vec::new(),
             devices: ctx.pipeline.devices.clone(),
+            asked_direct: direct,
         })
+    }
+
+    /// Whether its data file (else its label file) is being written direct.
+    fn is_direct(&self) -> bool {
+        self.data
+            .as_ref()
+            .or(self.label.as_ref())
+            .is_some_and(NpyWriter::is_direct)
     }
 
     /// Write `item`, or record why it was dropped; returns the sample bytes written.
@@ -427,7 +439,7 @@ fn writer_thread(
                 ctx,
                 sink.dir,
                 chunk.shard,
-                sink.direct_io,
+                sink.io.next_direct(),
             )?);
         }
         let sh = open.as_mut().expect("a shard is open");
@@ -438,11 +450,12 @@ fn writer_thread(
         }
         sink.printer.samples_done(n_items, bytes);
         if chunk.last_of_shard {
-            let rec = open
-                .take()
-                .expect("a shard is open")
-                .finish(sink.dir, chunk.digests)?;
+            let sh = open.take().expect("a shard is open");
+            let (asked, direct) = (sh.asked_direct, sh.is_direct());
+            let rec = sh.finish(sink.dir, chunk.digests)?;
             sink.journal.append(&rec)?;
+            sink.io
+                .finished(asked, direct, rec.files.iter().map(|f| f.bytes).sum());
             sink.printer.shard_done();
             left = left.saturating_sub(rec.files.iter().map(|f| f.bytes).sum());
             let shard = chunk.shard;

@@ -253,6 +253,71 @@ fn output_bytes_do_not_depend_on_threads() {
     assert_ne!(files_under(&out)[0].1, files_under(&dirs[0])[0].1);
 }
 
+/// `--io direct`, `--io buffered` and `--io auto` (which tries both on
+/// shards 2–5, then keeps one) write the same bytes, fsync every file, and
+/// say in the summary how they wrote; `SEISPIPE_IO` sets the default and a
+/// value that names no mode is refused before anything is written.
+#[test]
+fn every_io_mode_writes_the_same_bytes_and_says_which_it_used() {
+    let t = util::tempdir();
+    let input = t.path().join("train");
+    write_train_pair(&input, "FlatVel_A", 1, 8, DType::F32, 3);
+    let mut dirs = Vec::new();
+    for (mode, says) in [
+        ("direct", "io: direct (--io direct)"),
+        ("buffered", "io: buffered (--io buffered)"),
+        ("auto", "(auto: shards 2–5 alternately buffered at"),
+    ] {
+        let out = t.path().join(mode);
+        let p = pipeline(
+            t.path(),
+            &input,
+            &out,
+            "copies = 1",
+            FLIP_NOISE,
+            "samples_per_shard = 1",
+        );
+        let o = util::run_ok(t.path(), &["run", "--io", mode, p.to_str().unwrap()]);
+        let msg = text(&o);
+        // A filesystem without O_DIRECT (tmpfs) writes buffered and says so.
+        assert!(
+            msg.contains(says) || msg.contains("does not take O_DIRECT"),
+            "{mode}: {msg}"
+        );
+        dirs.push(out);
+    }
+    assert_same_outputs(&dirs[0], &dirs[1]);
+    assert_same_outputs(&dirs[0], &dirs[2]);
+    let out = t.path().join("env");
+    let p = pipeline(t.path(), &input, &out, "", FLIP_NOISE, "");
+    let o = util::bin()
+        .current_dir(t.path())
+        .env("SEISPIPE_IO", "buffered")
+        .args(["run", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        text(&o).contains("io: buffered (--io buffered)"),
+        "{}",
+        text(&o)
+    );
+    let out = t.path().join("bad");
+    let p = pipeline(t.path(), &input, &out, "", FLIP_NOISE, "");
+    let o = util::bin()
+        .current_dir(t.path())
+        .env("SEISPIPE_IO", "fast")
+        .args(["run", p.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("SEISPIPE_IO=\"fast\" is not a setting"),
+        "{}",
+        text(&o)
+    );
+    assert!(!out.exists());
+}
+
 fn journal_lines(out: &Path) -> usize {
     std::fs::read_to_string(out.join(".seispipe/journal.jsonl")).map_or(0, |s| s.lines().count())
 }

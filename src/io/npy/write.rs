@@ -53,6 +53,12 @@ pub struct NpyWriter {
 }
 
 impl NpyWriter {
+    /// Whether the bytes go to the device directly (`O_DIRECT`) so far.
+    #[must_use]
+    pub fn is_direct(&self) -> bool {
+        self.file.as_ref().is_some_and(Sink::is_direct)
+    }
+
     /// Start `final_path` (`rel` is its name in the manifest) with room for
     /// `planned[0]` items of shape `planned[1..]`. Fewer may be written: the
     /// header is rewritten on `finish`.
