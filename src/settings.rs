@@ -88,6 +88,7 @@ impl Host {
         get: &dyn Fn(&str) -> Option<String>,
     ) -> crate::error::Result<Host> {
         use crate::cpu::{Compute, Isa};
+        use crate::io::probe::IoMode;
         use crate::physics::fd::Kernel;
         let kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
             .map_err(|e| crate::error::Error::config("environment", e))?;
@@ -97,7 +98,6 @@ impl Host {
                 Isa::from_name(name).map_err(|e| crate::error::Error::config("environment", e))?
             }
         };
-        use crate::io::probe::IoMode;
         let set = |name: &str| get(name).filter(|v| !v.is_empty());
         let io = match (set(IO_ENV).as_deref(), set(DIRECT_IO_ENV).as_deref()) {
             (None | Some("auto"), None) | (Some("auto"), _) => IoMode::Auto,

@@ -94,7 +94,7 @@ impl IoDecision {
             IoMode::Auto => match t.rates() {
                 Some((d, b)) => d >= b,
                 // Shards 1..=2·TRIAL: buffered at odd positions.
-                None => t.shards == 0 || t.shards % 2 == 0,
+                None => t.shards.is_multiple_of(2),
             },
         }
     }
