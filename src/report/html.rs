@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use base64::Engine as _;
+use rayon::prelude::*;
 
 use sha2::{Digest, Sha256};
 
@@ -75,9 +76,26 @@ pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
 /// The whole page.
 fn render(dir: &Path, manifest: Manifest, opts: &ReportOptions) -> Result<String> {
     let m = &manifest;
-    let params = stats::stage_params(dir, m)?;
-    let sampled = stats::sampled(dir, m, opts.samples_per_shard);
-    let timeline = stats::timeline(dir)?;
+    // The previews (PNG encoding is most of the report's time) render on
+    // the other cores while this thread reads the statistics.
+    let positions = preview_positions(dir, m, opts.previews);
+    let ((params, sampled, timeline), pngs) = rayon::join(
+        || {
+            (
+                stats::stage_params(dir, m),
+                stats::sampled(dir, m, opts.samples_per_shard),
+                stats::timeline(dir),
+            )
+        },
+        || {
+            let source = Source::of_output(dir, m.clone());
+            positions
+                .par_iter()
+                .map(|&i| preview::render(&source, i, DEFAULT_CLIP_PERCENTILE))
+                .collect::<Vec<_>>()
+        },
+    );
+    let (params, timeline) = (params?, timeline?);
     let name = dir.file_name().map_or_else(
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
@@ -93,8 +111,7 @@ fn render(dir: &Path, manifest: Manifest, opts: &ReportOptions) -> Result<String
     distributions_section(&mut rest, m, &sampled, opts);
     throughput_section(&mut rest, &timeline);
     disk_section(&mut rest, dir, m);
-    // Last, as the previews take the manifest (read once, however large).
-    previews_section(&mut h, dir, manifest, opts);
+    previews_section(&mut h, dir, &positions, pngs);
     h.push_str(&rest);
     h.push_str("</body></html>\n");
     Ok(h)
@@ -333,18 +350,21 @@ fn preview_positions(dir: &Path, m: &Manifest, n: usize) -> Vec<usize> {
     out
 }
 
-fn previews_section(h: &mut String, dir: &Path, m: Manifest, opts: &ReportOptions) {
+fn previews_section(
+    h: &mut String,
+    dir: &Path,
+    positions: &[usize],
+    pngs: Vec<Result<Vec<u8>>>,
+) {
     h.push_str("<section id=\"previews\"><h2>Previews</h2>\n");
-    let positions = preview_positions(dir, &m, opts.previews);
     let _ = writeln!(
         h,
         "<p class=\"note\">Augmented copies beside the samples they were made from (<code>seispipe preview {} --samples {}</code> draws the same).</p>",
         esc(&dir.display().to_string()),
         positions.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
     );
-    let source = Source::of_output(dir, m);
-    for i in positions {
-        match preview::render(&source, i, DEFAULT_CLIP_PERCENTILE) {
+    for (&i, png) in positions.iter().zip(pngs) {
+        match png {
             Ok(png) => {
                 let _ = writeln!(
                     h,
