@@ -46,6 +46,8 @@ import time
 import numpy as np
 import torch
 from torch import nn
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 try:
@@ -560,6 +562,7 @@ def main():
                          "held-out samples are drawn from what the pools leave)")
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: all cores)")
     args = ap.parse_args()
+    print(machine_header(str(args.out)), flush=True)
 
     device = args.device
     if device.startswith("cuda") and not torch.cuda.is_available():

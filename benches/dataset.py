@@ -39,6 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "seispipe")
 sys.path.insert(0, os.path.join(ROOT, "python", "src"))
 from seispipe_data import SeispipeDataset  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 
 def build(d, inputs, copies):
@@ -131,6 +133,7 @@ def main():
     ap.add_argument("--dir", default=None)
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
+    print(machine_header(args.dir or tempfile.gettempdir()), flush=True)
     d = args.dir or tempfile.mkdtemp(prefix="seispipe-dataset-bench-", dir="/tmp")
     os.makedirs(d, exist_ok=True)
     try:

@@ -26,6 +26,8 @@ import tempfile
 import time
 
 import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "seispipe")
@@ -116,6 +118,7 @@ def main():
     ap.add_argument("--dir", default=os.path.join(ROOT, "target", "bench-data"))
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
+    print(machine_header(a.dir), flush=True)
     if not os.path.exists(BIN):
         sys.exit(f"{BIN} is missing: run `make build` first")
     inp = os.path.join(a.dir, "inputs")

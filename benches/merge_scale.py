@@ -27,6 +27,8 @@ import tempfile
 import time
 
 import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "seispipe")
@@ -59,6 +61,7 @@ def main():
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--keep", help="build in this directory and keep it")
     a = ap.parse_args()
+    print(machine_header(a.keep or tempfile.gettempdir()), flush=True)
     work = a.keep or tempfile.mkdtemp(prefix="seispipe-merge-scale-")
     os.makedirs(work, exist_ok=True)
     n, sps = a.shards, a.samples_per_shard

@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "seispipe"
@@ -69,6 +71,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--keep")
     a = ap.parse_args()
+    print(machine_header(a.keep or tempfile.gettempdir()), flush=True)
     work = pathlib.Path(a.keep or tempfile.mkdtemp(prefix="seispipe-predict-"))
     work.mkdir(parents=True, exist_ok=True)
     try:

@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "seispipe"
@@ -63,6 +65,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3,
                     help="interleaved repetitions; the best time of each method counts")
     a = ap.parse_args()
+    print(machine_header(a.keep or tempfile.gettempdir()), flush=True)
     if not BIN.exists():
         sys.exit(f"{BIN} missing: run `make build` first")
     work = pathlib.Path(a.keep or tempfile.mkdtemp(prefix="seispipe-bench-pl-"))

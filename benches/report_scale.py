@@ -25,11 +25,14 @@ reads 2 × (280 KB + 20 KB) per shard, 0.6 GB for 2000 shards.
 import argparse
 import json
 import os
+import sys
 import subprocess
 import tempfile
 import time
 
 import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "seispipe")
@@ -114,6 +117,7 @@ def main():
     ap.add_argument("--per-shard", type=int, default=500)
     ap.add_argument("--dir", default=None)
     a = ap.parse_args()
+    print(machine_header(a.dir or tempfile.gettempdir()), flush=True)
     base = a.dir or tempfile.mkdtemp(prefix="seispipe-report-bench-")
     print(f"seispipe report vs json.load of the manifest ({os.cpu_count()} CPUs)")
     for shards in [max(1, a.shards // 10), a.shards]:

@@ -52,6 +52,8 @@ NBC, NX, NT, DX, DT = 120, 70, 1000, 10.0, 1e-3
 
 sys.path.insert(0, os.path.join(ROOT, "tests", "python"))
 from openfwi_roll_ref import ricker, simulate as numpy_simulate  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 
 def deepwave_simulate(vel, threads, device="cpu"):
@@ -112,6 +114,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="rounds (blocked, reference, deepwave[, baseline])")
     ap.add_argument("--device", help="also run the libtorch simulator (simulate stage) and deepwave on this device: cpu or cuda:N")
     a = ap.parse_args()
+    print(machine_header(tempfile.gettempdir()), flush=True)
 
     def synth(binary, kernel=None):
         env = dict(os.environ)

@@ -42,6 +42,8 @@ import time
 import numpy as np
 import scipy.signal as ss
 import torch
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from machine import header as machine_header  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,6 +85,7 @@ def main():
     ap.add_argument("--hop", type=int, default=32)
     ap.add_argument("--end-to-end", action="store_true")
     args = ap.parse_args()
+    print(machine_header(None), flush=True)
     n_fft, hop, threads = args.n_fft, args.hop, args.threads
     x = load_samples(args.samples)
     n, S, T, R = x.shape

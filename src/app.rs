@@ -112,6 +112,10 @@ where
             eprint!("{s}");
             commands::EXIT_OK
         }),
+        Command::Host => {
+            print!("{}", commands::host(&host));
+            Ok(commands::EXIT_OK)
+        }
         Command::Stages => {
             print!("{}", commands::stages());
             Ok(commands::EXIT_OK)

@@ -64,6 +64,9 @@ pub enum Command {
         /// The output directory (holds manifest.json).
         dir: PathBuf,
     },
+    /// Print what this machine gives seispipe: the CPU, its vector
+    /// instruction sets, the kernel copy and the I/O mode a run would use.
+    Host,
 }
 
 /// `seispipe preview`.

@@ -291,6 +291,28 @@ pub fn summary_text(s: &Summary, dir: &str) -> String {
     )
 }
 
+/// `seispipe host`: the CPU, its SIMD flags, the kernel copy and the I/O
+/// setting (what benches print beside their figures).
+#[must_use]
+pub fn host(host: &settings::Host) -> String {
+    let cpu = crate::cpu::model_name();
+    format!(
+        "cpu: {cpu}\nsimd: {}\nkernel: {}{}\nio: {}\n",
+        crate::cpu::simd_flags().join(" "),
+        host.compute.describe(),
+        if host.compute.isa == crate::cpu::Isa::detect() {
+            String::new()
+        } else {
+            format!(
+                " (forced by {}; widest here: {})",
+                crate::cpu::Compute::ISA_ENV,
+                crate::cpu::Isa::detect().name()
+            )
+        },
+        host.io.name()
+    )
+}
+
 /// `seispipe stages`.
 #[must_use]
 pub fn stages() -> String {

@@ -167,6 +167,67 @@ impl Compute {
     }
 }
 
+/// The CPU's model as the kernel names it (`model name` in
+/// `/proc/cpuinfo`, with family and model on x86-64; implementer and part
+/// on aarch64), or `unknown`.
+#[must_use]
+pub fn model_name() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let mut parts = Vec::new();
+    if let Some(m) = field("model name") {
+        parts.push(m);
+    }
+    for (key, label) in [
+        ("cpu family", "family"),
+        ("model", "model"),
+        ("CPU implementer", "implementer"),
+        ("CPU part", "part"),
+    ] {
+        if let Some(v) = field(key) {
+            parts.push(format!("{label} {v}"));
+        }
+    }
+    if parts.is_empty() {
+        "unknown".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// The vector features seispipe's copies and hashing use that this CPU has.
+#[must_use]
+pub fn simd_flags() -> Vec<&'static str> {
+    let mut f = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! have {
+            ($($name:tt),*) => {
+                $(if std::arch::is_x86_feature_detected!($name) {
+                    f.push($name);
+                })*
+            };
+        }
+        have!("avx512f", "avx512bw", "avx512vl", "avx2", "fma", "sse4.2", "sha");
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        f.push("neon");
+        if std::arch::is_aarch64_feature_detected!("sha2") {
+            f.push("sha2");
+        }
+        if std::arch::is_aarch64_feature_detected!("sve") {
+            f.push("sve");
+        }
+    }
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

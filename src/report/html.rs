@@ -350,12 +350,7 @@ fn preview_positions(dir: &Path, m: &Manifest, n: usize) -> Vec<usize> {
     out
 }
 
-fn previews_section(
-    h: &mut String,
-    dir: &Path,
-    positions: &[usize],
-    pngs: Vec<Result<Vec<u8>>>,
-) {
+fn previews_section(h: &mut String, dir: &Path, positions: &[usize], pngs: Vec<Result<Vec<u8>>>) {
     h.push_str("<section id=\"previews\"><h2>Previews</h2>\n");
     let _ = writeln!(
         h,
