@@ -36,6 +36,12 @@ pub fn main_with(models: Option<Backend>) -> ExitCode {
     main_from(std::env::args_os(), models, None)
 }
 
+/// Print `text` to stdout: the whole result of a command that succeeded.
+fn printed(text: &str) -> i32 {
+    print!("{text}");
+    commands::EXIT_OK
+}
+
 /// [`main_with`] over the command line `args` (the program name first), for
 /// programs that embed seispipe with their own model backend and, if they
 /// like, their own measure of free space (`disk`; default: the kernel's).
@@ -112,14 +118,8 @@ where
             eprint!("{s}");
             commands::EXIT_OK
         }),
-        Command::Host => {
-            print!("{}", commands::host(&host));
-            Ok(commands::EXIT_OK)
-        }
-        Command::Stages => {
-            print!("{}", commands::stages());
-            Ok(commands::EXIT_OK)
-        }
+        Command::Host => Ok(printed(&commands::host(&host))),
+        Command::Stages => Ok(printed(&commands::stages())),
         Command::Slurm(args) => commands::launch::slurm(args).map(|s| {
             print!("{s}");
             commands::EXIT_OK

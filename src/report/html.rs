@@ -61,7 +61,7 @@ pre{padding:8px;overflow-x:auto}";
 /// be written. Problems with single shards or previews are shown in the report.
 pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
     let m = Manifest::load(dir)?;
-    let html = render(dir, m, opts)?;
+    let html = render(dir, &m, opts)?;
     let path = dir.join(REPORT_NAME);
     atomic::write_atomic(&path, html.as_bytes())?;
     Ok(WrittenFile {
@@ -74,8 +74,7 @@ pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
 }
 
 /// The whole page.
-fn render(dir: &Path, manifest: Manifest, opts: &ReportOptions) -> Result<String> {
-    let m = &manifest;
+fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
     // The previews (PNG encoding is most of the report's time) render on
     // the other cores while this thread reads the statistics.
     let positions = preview_positions(dir, m, opts.previews);
