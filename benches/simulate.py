@@ -4,6 +4,7 @@ the same scheme, on the same velocity maps, in one run.
 
 usage: python benches/simulate.py [--samples 16] [--threads 2] [--numpy-samples 1]
                                   [--repeat 3] [--baseline-bin PATH] [--device cuda:0]
+       python benches/simulate.py --maps A.npy[,B.npy…] [--threads 2] [--repeat 3]
        (run from the repository root after `cargo build --release --workspace`;
        use the venv python: $SEISPIPE_PYTHON, which has torch and deepwave)
 
@@ -29,6 +30,10 @@ map in one batch), and so does the Rust kernel (the stage without device,
 and writing included: the same overheads for both); deepwave runs on the
 device too. Prints samples/h of all three, the ratios, and the relative L2
 between the device's records and the Rust kernel's.
+
+With --maps, only the `simulate` stage (Rust kernel) runs end to end through
+`seispipe run` on the given velocity maps, against deepwave on the same maps,
+alternated over --repeat rounds (samples/h and their ratio).
 
 Cell updates count the grid each code steps: 310 x 310 x 1000 x 5 per sample
 for seispipe and NumPy; deepwave's grid is (70 + 2*20)^2 x 1001 x 5 (its PML
@@ -105,6 +110,45 @@ def stage_runs(vel, device, threads):
     return rates["rust"], rates["device"], err
 
 
+def rust_stage_rate(vel, threads):
+    """samples/s of `seispipe run` of a one-stage `simulate` pipeline (the Rust
+    kernel, `threads` workers) over the maps `vel`, whole-run wall time
+    (start, reading, simulating, hashing, writing, report)."""
+    n = vel.shape[0]
+    with tempfile.TemporaryDirectory() as d:
+        inp = os.path.join(d, "in", "Maps")
+        os.makedirs(os.path.join(inp, "model"))
+        os.makedirs(os.path.join(inp, "data"))
+        np.save(os.path.join(inp, "model", "model1.npy"), vel[:, None].astype(np.float32))
+        np.save(os.path.join(inp, "data", "data1.npy"), np.zeros((n, 5, NT, NX), np.float32))
+        pipe = os.path.join(d, "p.toml")
+        with open(pipe, "w") as f:
+            f.write(f'seed = 1\ncopies = 1\nkeep_original = false\n[input]\npath = "{os.path.join(d, "in")}"\n'
+                    f'[output]\ndir = "{os.path.join(d, "out")}"\n[[stages]]\ntype = "simulate"\n')
+        t = time.perf_counter()
+        subprocess.run([BIN, "run", "--quiet", "--threads", str(threads), pipe], check=True)
+        return n / (time.perf_counter() - t)
+
+
+def maps_report(a):
+    """The simulate stage end to end against deepwave on the maps of --maps."""
+    vel = np.concatenate([np.load(f).reshape(-1, 70, 70) for f in a.maps.split(",")]).astype(np.float32)
+    rounds = []
+    for _ in range(a.repeat):
+        sp = rust_stage_rate(vel, a.threads)
+        t = time.perf_counter()
+        deepwave_simulate(vel, a.threads)
+        dw = vel.shape[0] / (time.perf_counter() - t)
+        rounds.append((sp, dw))
+        print(f"maps round {len(rounds)}: simulate stage {sp:.3f}, deepwave {dw:.3f} samples/s", flush=True)
+    sp, dw = max(r[0] for r in rounds), max(r[1] for r in rounds)
+    med = float(np.median([r[0] / r[1] for r in rounds]))
+    print(f"--maps: {vel.shape[0]} maps ({vel.min():.0f}–{vel.max():.0f} m/s) from {a.maps}, {a.threads} threads")
+    print(f"  simulate stage (seispipe run, Rust kernel): {sp * 3600:8.0f} samples/h")
+    print(f"  deepwave.scalar (CPU, {a.threads} torch threads): {dw * 3600:8.0f} samples/h")
+    print(f"  ratio simulate stage / deepwave: {sp / dw:.2f} (best rates), {med:.2f} (median of rounds)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=16)
@@ -113,8 +157,13 @@ def main():
     ap.add_argument("--baseline-bin", help="an earlier seispipe binary to compare with")
     ap.add_argument("--repeat", type=int, default=3, help="rounds (blocked, reference, deepwave[, baseline])")
     ap.add_argument("--device", help="also run the libtorch simulator (simulate stage) and deepwave on this device: cpu or cuda:N")
+    ap.add_argument("--maps", help="comma-separated .npy files of velocity maps ((N, 1, 70, 70) or (N, 70, 70)): "
+                    "time only the simulate stage end to end against deepwave on them")
     a = ap.parse_args()
     print(machine_header(tempfile.gettempdir()), flush=True)
+    if a.maps:
+        maps_report(a)
+        return
 
     def synth(binary, kernel=None):
         env = dict(os.environ)

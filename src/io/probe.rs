@@ -9,11 +9,12 @@
 //! CPU (page allocation, the copy, writeback) that the pipeline needs; on
 //! another VM buffered writes made the same run ~20 % faster. So `auto`
 //! measures the run itself: the first shard is written direct (untimed: it
-//! includes the start), shards 2–5 alternately buffered and direct, each
+//! includes the start), shards 2 and 3 buffered and direct, each
 //! timed from the end of the shard before it to its own end (fsync, rename
 //! and journal included); the mode with the fewer seconds per byte over its
 //! [`TRIAL`] shards writes every later shard. A run of too few shards to
-//! compare stays direct. A filesystem that refuses
+//! compare stays direct, and so does a run with fewer than
+//! [`MIN_TRIAL_SHARDS`] shards to write. A filesystem that refuses
 //! `O_DIRECT` (tmpfs, some network filesystems) is written buffered, and said
 //! so.
 //!
@@ -24,7 +25,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Timed shards per mode in `auto`'s trial.
-pub const TRIAL: usize = 2;
+pub const TRIAL: usize = 1;
+
+/// Runs with fewer shards to write are written direct without a trial: a
+/// trial shard in the slower mode can cost far more than the faster mode
+/// saves on a few shards (one buffered 700 MB shard took 2.6–3.6 s instead
+/// of ~0.5 s on the 2-core VM where direct I/O wins).
+pub const MIN_TRIAL_SHARDS: usize = 20;
 
 /// The `--io` setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -66,16 +73,20 @@ struct Trial {
     timed: [(f64, u64, usize); 2],
     /// The filesystem refused O_DIRECT.
     refused: bool,
+    /// Too few shards to write for a trial: direct throughout.
+    untried: bool,
 }
 
 impl IoDecision {
-    /// The decision for a run with `mode`, starting now.
+    /// The decision for a run with `mode` that has `shards` to write,
+    /// starting now.
     #[must_use]
-    pub fn new(mode: IoMode) -> IoDecision {
+    pub fn new(mode: IoMode, shards: usize) -> IoDecision {
         IoDecision {
             mode,
             trial: Mutex::new(Trial {
                 last: Some(Instant::now()),
+                untried: shards < MIN_TRIAL_SHARDS,
                 ..Trial::default()
             }),
         }
@@ -91,6 +102,7 @@ impl IoDecision {
             IoMode::Direct => true,
             IoMode::Buffered => false,
             IoMode::Auto if t.refused => false,
+            IoMode::Auto if t.untried => true,
             IoMode::Auto => match t.rates() {
                 Some((d, b)) => d >= b,
                 // Shards 1..=2·TRIAL: buffered at odd positions.
@@ -139,6 +151,9 @@ impl IoDecision {
             IoMode::Auto if t.refused => {
                 "buffered (auto: the filesystem does not take O_DIRECT)".into()
             }
+            IoMode::Auto if t.untried => format!(
+                "direct (auto: fewer than {MIN_TRIAL_SHARDS} shards to write, too few to try buffered writes on)"
+            ),
             IoMode::Auto => match t.rates() {
                 Some((d, b)) => format!(
                     "{} (auto: shards 2–{} alternately buffered at {b:.0} MB/s and direct at {d:.0} MB/s; the faster wrote the rest)",
@@ -168,7 +183,7 @@ mod tests {
     #[test]
     fn fixed_modes_never_change() {
         for (mode, direct) in [(IoMode::Direct, true), (IoMode::Buffered, false)] {
-            let d = IoDecision::new(mode);
+            let d = IoDecision::new(mode, MIN_TRIAL_SHARDS);
             for _ in 0..5 {
                 assert_eq!(d.next_direct(), direct);
                 d.finished(direct, direct, 100);
@@ -177,12 +192,12 @@ mod tests {
         }
     }
 
-    /// Auto writes shard 1 direct, 2–5 alternately buffered and direct, then
-    /// the faster of the two per byte.
+    /// Auto writes shard 1 direct, then `TRIAL` shards of each mode
+    /// alternately (buffered first), then the faster of the two per byte.
     #[test]
     fn auto_tries_both_then_keeps_the_faster() {
         for buffered_faster in [false, true] {
-            let d = IoDecision::new(IoMode::Auto);
+            let d = IoDecision::new(IoMode::Auto, MIN_TRIAL_SHARDS);
             let mut modes = Vec::new();
             for k in 0..8 {
                 let direct = d.next_direct();
@@ -191,28 +206,39 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(if k > 0 && slow { 30 } else { 5 }));
                 d.finished(direct, direct, 1 << 20);
             }
-            assert_eq!(modes[..5], [true, false, true, false, true]);
+            let trial: Vec<bool> = (0..=2 * TRIAL).map(|k| k % 2 == 0).collect();
+            assert_eq!(modes[..=2 * TRIAL], trial[..]);
             assert!(
-                modes[5..].iter().all(|&m| m != buffered_faster),
+                modes[2 * TRIAL + 1..].iter().all(|&m| m != buffered_faster),
                 "{modes:?}"
             );
             let why = d.why();
-            let want = if buffered_faster {
-                "buffered (auto: shards 2–5"
-            } else {
-                "direct (auto: shards 2–5"
-            };
-            assert!(why.starts_with(want), "{why}");
+            let want = format!(
+                "{} (auto: shards 2–{} alternately buffered at",
+                if buffered_faster {
+                    "buffered"
+                } else {
+                    "direct"
+                },
+                1 + 2 * TRIAL
+            );
+            assert!(why.starts_with(&want), "{why}");
         }
-        let d = IoDecision::new(IoMode::Auto);
+        let d = IoDecision::new(IoMode::Auto, MIN_TRIAL_SHARDS);
         assert!(d.next_direct());
         d.finished(true, true, 10);
         assert!(d.why().contains("too few shards"), "{}", d.why());
+        let d = IoDecision::new(IoMode::Auto, MIN_TRIAL_SHARDS - 1);
+        for _ in 0..5 {
+            assert!(d.next_direct());
+            d.finished(true, true, 10);
+        }
+        assert!(d.why().contains("fewer than 20 shards"), "{}", d.why());
     }
 
     #[test]
     fn a_filesystem_without_o_direct_is_written_buffered_and_said_so() {
-        let d = IoDecision::new(IoMode::Auto);
+        let d = IoDecision::new(IoMode::Auto, MIN_TRIAL_SHARDS);
         assert!(d.next_direct());
         d.finished(true, false, 10);
         assert!(!d.next_direct());

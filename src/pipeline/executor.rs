@@ -130,7 +130,7 @@ pub fn run(
         inputs,
         plan: &plan,
     };
-    let io = crate::io::probe::IoDecision::new(opts.io);
+    let io = crate::io::probe::IoDecision::new(opts.io, pending.len());
     let sink = Sink {
         dir: &out_dir,
         journal: &journal,
