@@ -85,10 +85,10 @@ pub struct UnknownKernel(pub String);
 /// `crate::settings`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernel {
-    /// [`blocked`], the default.
+    /// [`crate::physics::fd::blocked`], the default.
     #[default]
     Blocked,
-    /// [`reference`](mod@reference), selected by `SEISPIPE_FD_KERNEL=reference`.
+    /// [`crate::physics::fd::reference`], selected by `SEISPIPE_FD_KERNEL=reference`.
     Reference,
 }
 
