@@ -171,9 +171,10 @@ pub struct RunArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// How shards reach the disk: `direct` (O_DIRECT, no page-cache copy),
-    /// `buffered` (through the page cache), or `auto` (the default: a short
-    /// probe on the output's filesystem picks the faster). Same bytes and the
-    /// same durability either way.
+    /// `buffered` (through the page cache), or `auto` (the default: direct,
+    /// and on runs of 20 shards or more one shard of each mode is timed and
+    /// the faster writes the rest). Same bytes and the same durability
+    /// either way.
     #[arg(long, value_enum, value_name = "MODE")]
     pub io: Option<IoArg>,
     /// No progress output on stderr.
@@ -200,8 +201,8 @@ pub enum IoArg {
 impl IoArg {
     /// The setting it names.
     #[must_use]
-    pub fn mode(self) -> crate::io::probe::IoMode {
-        use crate::io::probe::IoMode;
+    pub fn mode(self) -> crate::io::mode::IoMode {
+        use crate::io::mode::IoMode;
         match self {
             IoArg::Auto => IoMode::Auto,
             IoArg::Direct => IoMode::Direct,

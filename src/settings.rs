@@ -70,7 +70,7 @@ pub struct Host {
     /// `SEISPIPE_IO` (`auto`, `direct`, `buffered`; `SEISPIPE_DIRECT_IO=0|1`
     /// is read as buffered | direct): how shards reach the disk when
     /// `--io` does not say.
-    pub io: crate::io::probe::IoMode,
+    pub io: crate::io::mode::IoMode,
 }
 
 impl Host {
@@ -88,7 +88,7 @@ impl Host {
         get: &dyn Fn(&str) -> Option<String>,
     ) -> crate::error::Result<Host> {
         use crate::cpu::{Compute, Isa};
-        use crate::io::probe::IoMode;
+        use crate::io::mode::IoMode;
         use crate::physics::fd::Kernel;
         let kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
             .map_err(|e| crate::error::Error::config("environment", e))?;
@@ -106,7 +106,7 @@ impl Host {
             (Some(other), _) => {
                 return Err(crate::error::Error::config(
                     "environment",
-                    format!("{IO_ENV}={other:?} is not a setting; expected \"auto\" (the default: a probe picks), \"direct\" or \"buffered\""),
+                    format!("{IO_ENV}={other:?} is not a setting; expected \"auto\" (the default: tried on the run's first shards), \"direct\" or \"buffered\""),
                 ))
             }
             (None, Some(other)) => {

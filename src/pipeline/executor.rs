@@ -61,8 +61,8 @@ pub struct RunOptions {
     pub disk_reserve: u64,
     /// Start even if the remaining bytes do not fit in the free space.
     pub allow_overfill: bool,
-    /// Direct or buffered writes, or a probe that picks the faster (`--io`).
-    pub io: crate::io::probe::IoMode,
+    /// Direct or buffered writes, or a trial that picks the faster (`--io`).
+    pub io: crate::io::mode::IoMode,
     /// How free space is measured.
     pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
 }
@@ -130,7 +130,7 @@ pub fn run(
         inputs,
         plan: &plan,
     };
-    let io = crate::io::probe::IoDecision::new(opts.io, pending.len());
+    let io = crate::io::mode::IoDecision::new(opts.io, pending.len());
     let sink = Sink {
         dir: &out_dir,
         journal: &journal,

@@ -41,7 +41,7 @@ pub(super) struct Sink<'a> {
     pub to_write: u64,
     /// Whether each shard's files are written through direct I/O where
     /// possible (fixed, or tried on the first shards).
-    pub io: &'a crate::io::probe::IoDecision,
+    pub io: &'a crate::io::mode::IoDecision,
     /// How free space is measured.
     pub disk: &'a dyn DiskProbe,
 }
