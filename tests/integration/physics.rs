@@ -864,3 +864,35 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         .map(|e| e.unwrap().path())
         .collect()
 }
+
+/// `seispipe host` names the CPU, its SIMD flags, the kernel copy — and says
+/// when `SEISPIPE_ISA` forced a narrower one than the CPU's widest.
+#[test]
+fn host_names_the_cpu_and_the_forced_copy() {
+    use seispipe::cpu::Isa;
+    let dir = util::tempdir();
+    let o = util::seispipe(dir.path(), &["host"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    let widest = Isa::detect().name();
+    assert!(t.starts_with("cpu: "), "{t}");
+    assert!(t.contains(&format!("kernel: {widest} (blocked)\n")), "{t}");
+    assert!(t.contains("io: auto"), "{t}");
+    assert!(!t.contains("forced"), "{t}");
+    let o = util::bin()
+        .current_dir(dir.path())
+        .env("SEISPIPE_ISA", "baseline")
+        .env("SEISPIPE_FD_KERNEL", "reference")
+        .env("SEISPIPE_IO", "buffered")
+        .arg("host")
+        .output()
+        .unwrap();
+    let t = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        t.contains(&format!(
+            "kernel: baseline (reference) (forced by SEISPIPE_ISA; widest here: {widest})"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("io: buffered"), "{t}");
+}
