@@ -1,6 +1,8 @@
 """Benchmark: flip + Gaussian noise over OpenFWI shards, seispipe vs numpy vs a plain copy.
 
 usage: python benches/flip_noise.py [--samples 1000] [--threads 2] [--dir DIR]
+                                    [--repeat 2] [--io auto,direct,buffered]
+       (SEISPIPE_BENCH_SPS=N sets the samples per shard, default 500)
 
 Every contender reads the same input shards (page cache warm for all) and
 writes the same amount of f32 output, and every timing includes a final
@@ -12,10 +14,13 @@ writes the same amount of f32 output, and every timing includes a final
 * seispipe    — `seispipe run` of the same pipeline (copies = 1, keep_original
                 = false, flip p = 1 [+ gaussian_noise std]), which also checks
                 every value, hashes every file (SHA-256) and fsyncs each one;
-                it writes with O_DIRECT where the filesystem allows it.
+                it runs once per --io mode given, and its summary names
+                the mode it used (printed at the end).
 
-Prints samples/s, MB/s (of output) and ratios against numpy measured in the
-same run. Absolute times drift on a shared machine; the ratios hold.
+Prints where it ran (CPU, SIMD flags, kernel copy, I/O mode, the disk's copy
+floor), samples/s, MB/s (of output), ratios against numpy and the time
+against the copy floor measured in the same run, and what `seispipe report`
+alone costs. Absolute times drift on a shared machine; the ratios hold.
 """
 import argparse
 import os
