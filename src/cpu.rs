@@ -18,10 +18,16 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Every instruction set a copy exists for, widest first.
+    pub const ALL: [Isa; 4] = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Baseline];
+
     /// The widest instruction set this CPU has.
     #[must_use]
     pub fn detect() -> Isa {
-        Isa::available()[0]
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.is_available())
+            .unwrap_or(Isa::Baseline)
     }
 
     /// The instruction set named `name` (as [`Isa::name`] gives it).
@@ -29,8 +35,7 @@ impl Isa {
     /// # Errors
     /// A name of no instruction set, or one this CPU does not run.
     pub fn from_name(name: &str) -> Result<Isa, UnknownIsa> {
-        let all = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Baseline];
-        match all.into_iter().find(|i| i.name() == name) {
+        match Isa::ALL.into_iter().find(|i| i.name() == name) {
             Some(i) if i.is_available() => Ok(i),
             found => Err(UnknownIsa {
                 name: name.to_string(),
@@ -42,10 +47,7 @@ impl Isa {
     /// Every instruction set this CPU runs, widest first (what tests check).
     #[must_use]
     pub fn available() -> Vec<Isa> {
-        [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Baseline]
-            .into_iter()
-            .filter(|i| i.is_available())
-            .collect()
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 
     /// Whether this CPU runs `self`.

@@ -22,7 +22,7 @@
 //! (each file is fsynced before it is renamed and journaled).
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Timed shards per mode in `auto`'s trial.
 pub const TRIAL: usize = 1;
@@ -63,12 +63,11 @@ pub struct IoDecision {
     trial: Mutex<Trial>,
 }
 
-#[derive(Default)]
 struct Trial {
     /// Shards finished so far.
     shards: usize,
     /// When the last shard finished (or the run started).
-    last: Option<Instant>,
+    last: Instant,
     /// Seconds and bytes of the timed shards, per mode (direct, buffered).
     timed: [(f64, u64, usize); 2],
     /// The filesystem refused O_DIRECT.
@@ -85,9 +84,11 @@ impl IoDecision {
         IoDecision {
             mode,
             trial: Mutex::new(Trial {
-                last: Some(Instant::now()),
+                shards: 0,
+                last: Instant::now(),
+                timed: [(0.0, 0, 0); 2],
+                refused: false,
                 untried: shards < MIN_TRIAL_SHARDS,
-                ..Trial::default()
             }),
         }
     }
@@ -120,8 +121,8 @@ impl IoDecision {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
-        let took = t.last.map_or(Duration::ZERO, |l| now - l);
-        t.last = Some(now);
+        let took = now - t.last;
+        t.last = now;
         t.refused |= asked_direct && !direct;
         if (1..=2 * TRIAL).contains(&t.shards) {
             let slot = &mut t.timed[usize::from(!direct)];
@@ -178,6 +179,8 @@ impl Trial {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

@@ -60,8 +60,10 @@ pre{padding:8px;overflow-x:auto}";
 /// No readable manifest, provenance that cannot be read, or the file cannot
 /// be written. Problems with single shards or previews are shown in the report.
 pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
-    let m = Manifest::load(dir)?;
-    let html = render(dir, &m, opts)?;
+    // The manifest is read once, however large: the previews' source owns
+    // it and the other sections borrow it from there.
+    let source = Source::of_output(dir, Manifest::load(dir)?);
+    let html = render(dir, &source, opts)?;
     let path = dir.join(REPORT_NAME);
     atomic::write_atomic(&path, html.as_bytes())?;
     Ok(WrittenFile {
@@ -74,7 +76,10 @@ pub fn write_report(dir: &Path, opts: &ReportOptions) -> Result<WrittenFile> {
 }
 
 /// The whole page.
-fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
+fn render(dir: &Path, source: &Source, opts: &ReportOptions) -> Result<String> {
+    let m = source
+        .manifest()
+        .expect("an output's source has its manifest");
     // The previews (PNG encoding is most of the report's time) render on
     // the other cores while this thread reads the statistics.
     let positions = preview_positions(dir, m, opts.previews);
@@ -87,10 +92,9 @@ fn render(dir: &Path, m: &Manifest, opts: &ReportOptions) -> Result<String> {
             )
         },
         || {
-            let source = Source::of_output(dir, m.clone());
             positions
                 .par_iter()
-                .map(|&i| preview::render(&source, i, DEFAULT_CLIP_PERCENTILE))
+                .map(|&i| preview::render(source, i, DEFAULT_CLIP_PERCENTILE))
                 .collect::<Vec<_>>()
         },
     );
