@@ -23,7 +23,9 @@ use crate::io::manifest::{Dropped, Journal, Provenance, Shard, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
 use crate::pipeline::records;
 use crate::pipeline::shards::{provenance_path, shard_paths};
-use crate::pipeline::work::{check_output, segments, standard, Chunk, Ctx, Item, Segment};
+use crate::pipeline::work::{
+    check_output, segments, standard, standardize, Chunk, Ctx, Item, Segment,
+};
 use crate::progress::{human_bytes, Printer};
 use crate::stage::Stage;
 
@@ -64,13 +66,16 @@ pub(super) fn run_chain(
         let mut handles = Vec::new();
         let (tx0, mut rx) = bounded::<Chunk>(1);
         // Middle groups: a batch stage and the per-sample stages after it.
-        for group in groups.iter().skip(1) {
+        // The thread of the last group also prepares the output (checks,
+        // f16 encoding) in parallel, so that the hash thread only hashes.
+        let last = groups.len() - 1;
+        for (g, group) in groups.iter().enumerate().skip(1) {
             let (in_rx, tx) = link(&mut rx);
             handles.push(spawn_linked(scope, failed, move || {
-                middle_thread(ctx, pool, group, &in_rx, &tx)
+                middle_thread(ctx, pool, group, g == last, &in_rx, &tx)
             }));
         }
-        // Hash thread: output checks, f16 encoding, SHA-256.
+        // Hash thread: SHA-256 (and what the last group left undone).
         let (in_rx, tx) = link(&mut rx);
         handles.push(spawn_linked(scope, failed, move || {
             hash_thread(ctx, &in_rx, &tx)
@@ -86,7 +91,7 @@ pub(super) fn run_chain(
         };
         let produced = linked(
             failed,
-            producer(ctx, pool, pending, &first, &tx0, stop, failed),
+            producer(ctx, pool, pending, &first, last == 0, &tx0, stop, failed),
         );
         drop(tx0);
         let mut all = vec![produced];
@@ -130,12 +135,15 @@ fn linked(failed: &AtomicBool, r: Result<()>) -> Result<()> {
 }
 
 /// Read the `pending` shards chunk by chunk (rayon over the samples of a
-/// chunk), apply the `first` per-sample stages, and send the chunks in order.
+/// chunk), apply the `first` per-sample stages (and, when they are the last,
+/// [`Ctx::prepare_output`]), and send the chunks in order.
+#[allow(clippy::too_many_arguments)]
 fn producer(
     ctx: &Ctx<'_>,
     pool: &ThreadPool,
     pending: &[Shard],
     first: &[(usize, &dyn Stage)],
+    finish: bool,
     tx: &Sender<Chunk>,
     stop: &AtomicBool,
     failed: &AtomicBool,
@@ -155,7 +163,13 @@ fn producer(
             let items: Result<Vec<Item>> = pool.install(|| {
                 (start..end)
                     .into_par_iter()
-                    .map(|o| ctx.produce(o, first))
+                    .map(|o| {
+                        let mut item = ctx.produce(o, first)?;
+                        if finish {
+                            ctx.prepare_output(&mut item);
+                        }
+                        Ok(item)
+                    })
                     .collect()
             });
             let chunk = Chunk {
@@ -174,11 +188,13 @@ fn producer(
     Ok(())
 }
 
-/// A batch stage and the per-sample stages after it (rayon), chunk by chunk.
+/// A batch stage and the per-sample stages after it (rayon), chunk by chunk;
+/// in the last group (`finish`), then [`Ctx::prepare_output`].
 fn middle_thread(
     ctx: &Ctx<'_>,
     pool: &ThreadPool,
     group: &[Segment<'_>],
+    finish: bool,
     rx: &Receiver<Chunk>,
     tx: &Sender<Chunk>,
 ) -> Result<()> {
@@ -193,6 +209,14 @@ fn middle_thread(
                         .try_for_each(|it| ctx.run_samples(it, stages))
                 })?,
             }
+        }
+        if finish {
+            pool.install(|| {
+                chunk
+                    .items
+                    .par_iter_mut()
+                    .for_each(|it| ctx.prepare_output(it));
+            });
         }
         if tx.send(chunk).is_err() {
             return Ok(()); // the next thread failed and reports why
@@ -224,28 +248,35 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
         let (dh, lh) = hashers.as_mut().expect("a shard is open");
         for item in &mut chunk.items {
             if item.sample.dropped.is_none() {
-                if let Err(e) = check_output(ctx, &item.sample, dtype) {
+                let checked = item
+                    .checked
+                    .take()
+                    .unwrap_or_else(|| check_output(ctx, &item.sample, dtype));
+                if let Err(e) = checked {
                     ctx.drop_or_fail(item, e)?;
                 }
             }
             if item.sample.dropped.is_some() {
+                item.encoded = None;
                 continue;
             }
             let s = &mut item.sample;
-            if !s.seismic.is_standard_layout() {
-                s.seismic = s.seismic.as_standard_layout().into_owned();
-            }
-            if let Some(v) = s.velocity.as_mut() {
-                if !v.is_standard_layout() {
-                    *v = v.as_standard_layout().into_owned();
-                }
-            }
+            standardize(s);
             if lh.is_some() && s.velocity.is_none() {
                 return Err(Error::Sample {
                     path: ctx.inputs.files[s.origin.input].data.clone(),
                     index: s.origin.index,
                     reason: "a stage removed the velocity map of a labelled sample".into(),
                 });
+            }
+            if let Some((data, label)) = &item.encoded {
+                if let Some(dh) = dh.as_mut() {
+                    dh.update(data);
+                }
+                if let (Some(lh), Some(label)) = (lh.as_mut(), label) {
+                    lh.update(label);
+                }
+                continue;
             }
             let mut data_buf = Vec::new();
             if let Some(dh) = dh.as_mut() {

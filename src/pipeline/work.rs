@@ -24,8 +24,13 @@ pub(super) struct Item {
     /// One record per stage applied (see [`stage_record`]).
     pub records: Vec<crate::io::manifest::StageRecord>,
     /// The file bytes of the seismic and the velocity map, when they are not
-    /// the arrays' own memory (f16 output); filled by the hash thread.
+    /// the arrays' own memory (f16 output); filled by [`Ctx::prepare_output`]
+    /// or the hash thread.
     pub encoded: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    /// The result of [`check_output`], when [`Ctx::prepare_output`] ran it;
+    /// the hash thread applies it in output order (so the first bad sample is
+    /// the one reported, whichever thread checked it first).
+    pub checked: Option<Result<()>>,
 }
 
 /// Consecutive output samples of one shard: what moves between threads.
@@ -159,6 +164,7 @@ impl Ctx<'_> {
             sample,
             records: Vec::new(),
             encoded: None,
+            checked: None,
         };
         let mut bad = check_finite(standard(&item.sample.seismic), &f.data, index, "seismic").err();
         if bad.is_none() {
@@ -244,6 +250,48 @@ impl Ctx<'_> {
                 .push(stage_record(i, self.pipeline.plan.stages[i].kind, r));
         }
         Ok(())
+    }
+}
+
+impl Ctx<'_> {
+    /// The per-sample work between the last stage and the hash, run in
+    /// parallel by the thread of the last stages so the hash thread only
+    /// hashes: the arrays made standard layout, the output check (kept in
+    /// `item.checked`), and for f16 output the file bytes.
+    pub fn prepare_output(&self, item: &mut Item) {
+        if item.sample.dropped.is_some() || item.checked.is_some() {
+            return;
+        }
+        standardize(&mut item.sample);
+        let dtype = self.pipeline.plan.spec.output.dtype;
+        let checked = check_output(self, &item.sample, dtype);
+        let labels = self.pipeline.plan.out_labels;
+        let s = &item.sample;
+        if checked.is_ok() && dtype != DType::F32 && !(labels && s.velocity.is_none()) {
+            let mut data = Vec::new();
+            if self.pipeline.plan.spec.output.data {
+                crate::io::npy::encode_item(standard(&s.seismic), dtype, &mut data);
+            }
+            let mut label = Vec::new();
+            if let (true, Some(v)) = (labels, s.velocity.as_ref()) {
+                crate::io::npy::encode_item(standard(v), dtype, &mut label);
+            }
+            item.encoded = Some((data, labels.then_some(label)));
+        }
+        item.checked = Some(checked);
+    }
+}
+
+/// Make a sample's arrays standard layout (a stage may hand back a view's
+/// strides).
+pub(super) fn standardize(s: &mut Sample) {
+    if !s.seismic.is_standard_layout() {
+        s.seismic = s.seismic.as_standard_layout().into_owned();
+    }
+    if let Some(v) = s.velocity.as_mut() {
+        if !v.is_standard_layout() {
+            *v = v.as_standard_layout().into_owned();
+        }
     }
 }
 

@@ -969,6 +969,70 @@ fn nan_samples_are_reported_or_skipped_by_policy() {
     util::run_python(&py, "check_outputs.py", &[out2.to_str().unwrap(), "--flip"]);
 }
 
+/// The output check (finite values, the float16 range) and the f16 encoding
+/// run on the stage threads, in parallel; the first bad sample in output
+/// order is still the one named, and by policy the bad ones are dropped
+/// while the rest are written, encoded and hashed as the files hold them.
+#[test]
+fn samples_a_stage_pushes_out_of_float16_are_named_in_order_or_dropped() {
+    let t = util::tempdir();
+    let input = t.path().join("train");
+    // Samples of amplitude ~1: their originals fit f16; noise of std 1e5
+    // pushes every copy far beyond 65504. Chunks of 3 samples spread the
+    // copies over chunks and threads.
+    let x = util::pseudo_random(7 * 350_000, 5, 1.0);
+    util::write_labelled(&input, "A", &x, 2500.0);
+    let out = t.path().join("out");
+    let p = pipeline(
+        t.path(),
+        &input,
+        &out,
+        "copies = 1\n[run]\nchunk_samples = 3",
+        "[[stages]]\ntype = \"gaussian_noise\"\nstd = 1e5\n",
+        "dtype = \"f16\"",
+    );
+    for _ in 0..3 {
+        let o = seispipe(
+            t.path(),
+            &["run", "-q", "--threads", "2", p.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            e.contains("data1.npy, sample 0") && e.contains("does not fit float16"),
+            "{e}"
+        );
+        assert!(!out.join("data/data1.npy").exists());
+    }
+    let out2 = t.path().join("out2");
+    util::run_ok(
+        t.path(),
+        &[
+            "run",
+            "-q",
+            p.to_str().unwrap(),
+            "--set",
+            "input.on_nonfinite=skip",
+            "--set",
+            &format!("output.dir=\"{}\"", out2.display()),
+        ],
+    );
+    let out = out2;
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["samples_out"], 7, "the originals");
+    assert_eq!(m["samples_dropped"], 7, "every copy");
+    // The originals, as f16: what the file holds, and what its checksum says.
+    let bytes = std::fs::read(out.join("data/data1.npy")).unwrap();
+    let body = &bytes[bytes.len() - 7 * 350_000 * 2..];
+    for (k, pair) in body.chunks_exact(2).enumerate().step_by(9973) {
+        let h = half::f16::from_le_bytes([pair[0], pair[1]]);
+        assert_eq!(h, half::f16::from_f32(x[k]), "value {k}");
+    }
+    let v = seispipe(t.path(), &["verify", out.to_str().unwrap()]);
+    assert!(v.status.success(), "{}", text(&v));
+}
+
 #[test]
 fn unwritable_output_is_named() {
     let t = util::tempdir();
