@@ -14,7 +14,7 @@
 //! of draws) are finished from a second stream (see [`Normals`]); uniforms
 //! there are `((u >> 11) + 0.5) · 2⁻⁵³`, never 0 or 1. The common path is
 //! exact f32 arithmetic (an i32→f32 conversion and one multiply), so the
-//! vectorised (AVX-512 with the tables in registers, AVX2) and scalar
+//! vectorised (AVX-512 with the tables in registers, AVX2 with gathers) and scalar
 //! versions give the same bits (tested); the draws are a
 //! pure function of the generator state: deterministic and thread-independent.
 
@@ -240,6 +240,70 @@ mod avx512 {
     }
 }
 
+/// The fast pass fused with the add in AVX2 (8 lanes), as [`avx512::fused`]
+/// with the tables looked up by gathers: accepted lanes get
+/// `x[j] += scale · v_j` (multiply, then add); rejected lanes keep `x[j]` and
+/// set bit `j % 8` of `masks[j / 8]`.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_abs_epi32, _mm256_add_ps, _mm256_and_si256, _mm256_blendv_ps,
+        _mm256_castsi256_ps, _mm256_cmpgt_epi32, _mm256_cvtepi32_ps, _mm256_i32gather_epi32,
+        _mm256_i32gather_ps, _mm256_loadu_ps, _mm256_loadu_si256, _mm256_movemask_ps,
+        _mm256_mul_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_srai_epi32, _mm256_storeu_ps,
+    };
+
+    use super::Tables;
+
+    /// See the module documentation. `us` and `x` have the same length;
+    /// `masks` has at least `len.div_ceil(8)` entries.
+    #[target_feature(enable = "avx2")]
+    pub fn fused(t: &Tables, us: &[u32], x: &mut [f32], scale: f32, masks: &mut [u8]) {
+        assert!(us.len() == x.len() && masks.len() >= x.len().div_ceil(8));
+        let whole = x.len() / 8;
+        let s = _mm256_set1_ps(scale);
+        let c127 = _mm256_set1_epi32(127);
+        for (g, mask) in masks.iter_mut().enumerate().take(whole) {
+            let start = g * 8;
+            // SAFETY: start + 8 ≤ len for whole vectors; the gathers read
+            // entries 0..128 of 128-entry tables (iz = u & 127).
+            unsafe {
+                // `loadu` needs no alignment.
+                #[allow(clippy::cast_ptr_alignment)]
+                let u = _mm256_loadu_si256(us.as_ptr().add(start).cast::<__m256i>());
+                let xv = _mm256_loadu_ps(x.as_ptr().add(start));
+                let iz = _mm256_and_si256(u, c127);
+                let hz = _mm256_srai_epi32::<7>(u);
+                let w = _mm256_i32gather_ps::<4>(t.wn32.as_ptr(), iz);
+                let k = _mm256_i32gather_epi32::<4>(t.kn.as_ptr().cast(), iz);
+                // |hz| ≤ 2²⁴ and every bound is below 2²⁴: a signed compare.
+                let accepted = _mm256_castsi256_ps(_mm256_cmpgt_epi32(k, _mm256_abs_epi32(hz)));
+                let v = _mm256_mul_ps(_mm256_cvtepi32_ps(hz), w);
+                let added = _mm256_add_ps(xv, _mm256_mul_ps(s, v));
+                _mm256_storeu_ps(
+                    x.as_mut_ptr().add(start),
+                    _mm256_blendv_ps(xv, added, accepted),
+                );
+                *mask = !(_mm256_movemask_ps(accepted) as u8);
+            }
+        }
+        // The last < 8 draws, one by one.
+        if whole < masks.len() && whole * 8 < x.len() {
+            let mut m = 0u8;
+            for j in whole * 8..x.len() {
+                let u = u32::from_le(us[j]);
+                let (iz, hz) = ((u & 127) as usize, (u as i32) >> 7);
+                if hz.unsigned_abs() >= t.kn[iz] {
+                    m |= 1 << (j % 8);
+                } else {
+                    x[j] += scale * (hz as f32 * t.wn32[iz]);
+                }
+            }
+            masks[whole] = m;
+        }
+    }
+}
+
 impl<'r, G: RngCore> Normals<'r, G> {
     /// Draws from `rng`.
     pub fn new(rng: &'r mut G) -> Self {
@@ -269,6 +333,12 @@ impl<'r, G: RngCore> Normals<'r, G> {
             unsafe { self.add_scaled_avx512(x, scale) };
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if matches!(isa, Isa::Avx512 | Isa::Avx2) && std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { self.add_scaled_avx2(x, scale) };
+            return;
+        }
         self.add_scaled_blocks(isa, x, scale);
     }
 
@@ -286,6 +356,30 @@ impl<'r, G: RngCore> Normals<'r, G> {
                 let mut m = m;
                 while m != 0 {
                     let j = g * 16 + m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    let u = u32::from_le(self.buf[j]);
+                    let hz = (u as i32) >> 7;
+                    let v = self.fix(hz, (u & 127) as usize);
+                    xs[j] += scale * v;
+                }
+            }
+        }
+    }
+
+    /// [`Normals::add_scaled`] on AVX2 machines: same draws, same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn add_scaled_avx2(&mut self, x: &mut [f32], scale: f32) {
+        let mut masks = [0u8; BLOCK / 8];
+        for xs in x.chunks_mut(BLOCK) {
+            let n = xs.len();
+            let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
+            self.rng.fill_bytes(&mut bytes[..n * 4]);
+            avx2::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
+            for (g, &m) in masks[..n.div_ceil(8)].iter().enumerate() {
+                let mut m = m;
+                while m != 0 {
+                    let j = g * 8 + m.trailing_zeros() as usize;
                     m &= m - 1;
                     let u = u32::from_le(self.buf[j]);
                     let hz = (u as i32) >> 7;
