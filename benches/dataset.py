@@ -26,7 +26,6 @@ floor measured in the same run. Deletes the output at the end unless --keep.
 import argparse
 import gc
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -152,10 +151,7 @@ def main():
             a, b, c = by_dataset(ds)(int(i)), by_mmap(ds)(int(i)), by_np_load(ds)(int(i))
             assert all(np.array_equal(p, q) for p, q in zip(a, b)) and \
                 all(np.array_equal(p, q) for p, q in zip(a, c))
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                    if line.startswith("model name")), platform.processor())
-        print(f"{time.strftime('%Y-%m-%d')}, {cpu}, {os.cpu_count()} CPUs; output: {len(ds)} "
-              f"samples, {len(files) // 2} shards, {gb:.2f} GB in {out}")
+        print(f"output: {len(ds)} samples, {len(files) // 2} shards, {gb:.2f} GB in {out}")
         print("| reader | cold samples/s | vs mmap | warm samples/s | vs mmap |")
         print("|---|---:|---:|---:|---:|")
         best = {"mmap by hand": [0.0, 0.0], "SeispipeDataset": [0.0, 0.0],
