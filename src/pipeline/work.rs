@@ -251,9 +251,7 @@ impl Ctx<'_> {
         }
         Ok(())
     }
-}
 
-impl Ctx<'_> {
     /// The per-sample work between the last stage and the hash, run in
     /// parallel by the thread of the last stages so the hash thread only
     /// hashes: the arrays made standard layout, the output check (kept in
