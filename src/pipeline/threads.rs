@@ -225,10 +225,12 @@ fn middle_thread(
     Ok(())
 }
 
-/// Between the stages and the writer: check every output sample (finite
-/// values, the f16 range), encode f16, and hash each file's bytes (header as
-/// planned, then every sample kept) so that the writer only writes: hashing
-/// and writing on one thread would be the slowest link of flip + noise.
+/// Between the stages and the writer: apply each output sample's check in
+/// output order (drop or fail by policy; the stage threads ran the checks
+/// and the f16 encoding in parallel, [`Ctx::prepare_output`]), and hash each
+/// file's bytes (header as planned, then every sample kept) so that the
+/// writer only writes. One SHA-256 stream per file runs on one core, so this
+/// thread does nothing else: it is the slowest link of a one-shard flip.
 fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
     let dtype = ctx.pipeline.plan.spec.output.dtype;
     let write_data = ctx.pipeline.plan.spec.output.data;
