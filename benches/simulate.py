@@ -33,11 +33,7 @@ between the device's records and the Rust kernel's.
 
 With --maps, only the `simulate` stage (Rust kernel) runs end to end through
 `seispipe run` on the given velocity maps, against deepwave on the same maps,
-alternated over --repeat rounds (samples/h and their ratio); then both run
-the maps twice over, and the rate of the extra maps (N / (t(2N) - t(N))) is
-printed too: each one's steady rate, without what a run costs once
-(seispipe's start, last chunk's hashing and writing and report; deepwave's
-set-up).
+alternated over --repeat rounds (samples/h and their ratio).
 
 Cell updates count the grid each code steps: 310 x 310 x 1000 x 5 per sample
 for seispipe and NumPy; deepwave's grid is (70 + 2*20)^2 x 1001 x 5 (its PML
@@ -114,8 +110,8 @@ def stage_runs(vel, device, threads):
     return rates["rust"], rates["device"], err
 
 
-def rust_stage_time(vel, threads):
-    """Seconds of `seispipe run` of a one-stage `simulate` pipeline (the Rust
+def rust_stage_rate(vel, threads):
+    """samples/s of `seispipe run` of a one-stage `simulate` pipeline (the Rust
     kernel, `threads` workers) over the maps `vel`, whole-run wall time
     (start, reading, simulating, hashing, writing, report)."""
     n = vel.shape[0]
@@ -131,41 +127,26 @@ def rust_stage_time(vel, threads):
                     f'[output]\ndir = "{os.path.join(d, "out")}"\n[[stages]]\ntype = "simulate"\n')
         t = time.perf_counter()
         subprocess.run([BIN, "run", "--quiet", "--threads", str(threads), pipe], check=True)
-        return time.perf_counter() - t
+        return n / (time.perf_counter() - t)
 
 
 def maps_report(a):
-    """The simulate stage end to end against deepwave on the maps of --maps,
-    and both again on the maps twice over: the extra maps' rate is each
-    one's steady rate, without what a run costs once (seispipe's start,
-    last chunk's hashing and writing, report; deepwave's set-up)."""
+    """The simulate stage end to end against deepwave on the maps of --maps."""
     vel = np.concatenate([np.load(f).reshape(-1, 70, 70) for f in a.maps.split(",")]).astype(np.float32)
-    twice = np.concatenate([vel, vel])
-    n = vel.shape[0]
     rounds = []
     for _ in range(a.repeat):
-        sp1 = rust_stage_time(vel, a.threads)
+        sp = rust_stage_rate(vel, a.threads)
         t = time.perf_counter()
         deepwave_simulate(vel, a.threads)
-        dw1 = time.perf_counter() - t
-        sp2 = rust_stage_time(twice, a.threads)
-        t = time.perf_counter()
-        deepwave_simulate(twice, a.threads)
-        dw2 = time.perf_counter() - t
-        r = {"sp": n / sp1, "dw": n / dw1, "sp_steady": n / (sp2 - sp1), "dw_steady": n / (dw2 - dw1)}
-        rounds.append(r)
-        print(f"maps round {len(rounds)}: simulate stage {r['sp']:.3f}, deepwave {r['dw']:.3f} samples/s; "
-              f"the {n} more maps of the doubled runs: {r['sp_steady']:.3f} and {r['dw_steady']:.3f} samples/s",
-              flush=True)
-    print(f"--maps: {n} maps ({vel.min():.0f}–{vel.max():.0f} m/s) from {a.maps}, {a.threads} threads")
-    for key, what in (("", f"whole runs of {n} maps"), ("_steady", f"the {n} more maps of runs of {2 * n}")):
-        sp = max(r["sp" + key] for r in rounds)
-        dw = max(r["dw" + key] for r in rounds)
-        med = float(np.median([r["sp" + key] / r["dw" + key] for r in rounds]))
-        print(f"  {what}:")
-        print(f"    simulate stage (seispipe run, Rust kernel): {sp * 3600:8.0f} samples/h")
-        print(f"    deepwave.scalar (CPU, {a.threads} torch threads): {dw * 3600:8.0f} samples/h")
-        print(f"    ratio simulate stage / deepwave: {sp / dw:.2f} (best rates), {med:.2f} (median of rounds)")
+        dw = vel.shape[0] / (time.perf_counter() - t)
+        rounds.append((sp, dw))
+        print(f"maps round {len(rounds)}: simulate stage {sp:.3f}, deepwave {dw:.3f} samples/s", flush=True)
+    sp, dw = max(r[0] for r in rounds), max(r[1] for r in rounds)
+    med = float(np.median([r[0] / r[1] for r in rounds]))
+    print(f"--maps: {vel.shape[0]} maps ({vel.min():.0f}–{vel.max():.0f} m/s) from {a.maps}, {a.threads} threads")
+    print(f"  simulate stage (seispipe run, Rust kernel): {sp * 3600:8.0f} samples/h")
+    print(f"  deepwave.scalar (CPU, {a.threads} torch threads): {dw * 3600:8.0f} samples/h")
+    print(f"  ratio simulate stage / deepwave: {sp / dw:.2f} (best rates), {med:.2f} (median of rounds)")
 
 
 def main():
