@@ -978,23 +978,26 @@ fn samples_a_stage_pushes_out_of_float16_are_named_in_order_or_dropped() {
     let t = util::tempdir();
     let input = t.path().join("train");
     // Samples of amplitude ~1: their originals fit f16; noise of std 1e5
-    // pushes every copy far beyond 65504. Chunks of 3 samples spread the
-    // copies over chunks and threads.
+    // pushes every copy far beyond 65504.
     let x = util::pseudo_random(7 * 350_000, 5, 1.0);
     util::write_labelled(&input, "A", &x, 2500.0);
     let out = t.path().join("out");
-    let p = pipeline(
+    let noise = "[[stages]]\ntype = \"gaussian_noise\"\nstd = 1e5\n";
+    // Copies only, 7 to a chunk: every sample is bad, and the two workers
+    // check samples 0 and 3 (or so) at the same time; the one named must
+    // be sample 0 every time.
+    let copies_only = pipeline(
         t.path(),
         &input,
         &out,
-        "copies = 1\n[run]\nchunk_samples = 3",
-        "[[stages]]\ntype = \"gaussian_noise\"\nstd = 1e5\n",
+        "copies = 1\nkeep_original = false\n[run]\nchunk_samples = 7",
+        noise,
         "dtype = \"f16\"",
     );
-    for _ in 0..3 {
+    for _ in 0..6 {
         let o = seispipe(
             t.path(),
-            &["run", "-q", "--threads", "2", p.to_str().unwrap()],
+            &["run", "-q", "--threads", "2", copies_only.to_str().unwrap()],
         );
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         let e = String::from_utf8_lossy(&o.stderr);
@@ -1004,6 +1007,16 @@ fn samples_a_stage_pushes_out_of_float16_are_named_in_order_or_dropped() {
         );
         assert!(!out.join("data/data1.npy").exists());
     }
+    // With the originals, chunks of 3 (copies spread over chunks and
+    // threads) and the skip policy: the copies are dropped, the rest written.
+    let p = pipeline(
+        t.path(),
+        &input,
+        &out,
+        "copies = 1\n[run]\nchunk_samples = 3",
+        noise,
+        "dtype = \"f16\"",
+    );
     let out2 = t.path().join("out2");
     util::run_ok(
         t.path(),
