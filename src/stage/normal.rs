@@ -93,11 +93,9 @@ pub struct Normals<'r, G: RngCore> {
 }
 
 /// The fast pass over one block: `vals[j]` = the rectangle draw of `us[j]`;
-/// returns how many were rejected, their positions in `rejected`.
-// Always inlined into the AVX-512 / AVX2 copies, which compile it with
-// their target features.
-#[allow(clippy::inline_always)]
-#[inline(always)]
+/// returns how many were rejected, their positions in `rejected`. The
+/// portable copy (x86-64 CPUs without AVX2, aarch64, others), and the
+/// reference the vector copies are tested against.
 fn fast_pass(t: &Tables, us: &[u32], vals: &mut [f32], rejected: &mut [u16; BLOCK]) -> usize {
     let mut n_rej = 0usize;
     for (j, (v, u)) in vals.iter_mut().zip(us).enumerate() {
@@ -113,37 +111,6 @@ fn fast_pass(t: &Tables, us: &[u32], vals: &mut [f32], rejected: &mut [u16; BLOC
         n_rej += usize::from(hz.unsigned_abs() >= t.kn[iz]);
     }
     n_rej
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn fast_pass_avx2(
-    t: &Tables,
-    us: &[u32],
-    vals: &mut [f32],
-    rejected: &mut [u16; BLOCK],
-) -> usize {
-    fast_pass(t, us, vals, rejected)
-}
-
-fn fast_pass_dispatch(
-    isa: Isa,
-    t: &Tables,
-    us: &[u32],
-    vals: &mut [f32],
-    rejected: &mut [u16; BLOCK],
-) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if matches!(isa, Isa::Avx512 | Isa::Avx2) && std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { fast_pass_avx2(t, us, vals, rejected) };
-        }
-    }
-    // Elsewhere there is one copy, whatever `isa` says.
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = isa;
-    fast_pass(t, us, vals, rejected)
 }
 
 /// The fast pass fused with the add, in AVX-512 (16 lanes): the 128-entry
@@ -342,7 +309,10 @@ impl<'r, G: RngCore> Normals<'r, G> {
             unsafe { self.add_scaled_avx2(x, scale) };
             return;
         }
-        self.add_scaled_blocks(isa, x, scale);
+        // Elsewhere there is one copy, whatever `isa` says.
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = isa;
+        self.add_scaled_blocks(x, scale);
     }
 
     /// [`Normals::add_scaled`] on AVX-512 machines: same draws, same bits.
@@ -393,18 +363,16 @@ impl<'r, G: RngCore> Normals<'r, G> {
         }
     }
 
-    /// [`Normals::add_scaled`] without AVX-512: the rectangle draws of a
-    /// block (AVX2 where the CPU has it), the rejected ones finished in
-    /// order, then the add.
-    fn add_scaled_blocks(&mut self, isa: Isa, x: &mut [f32], scale: f32) {
+    /// [`Normals::add_scaled`] without AVX2: the rectangle draws of a block,
+    /// the rejected ones finished in order, then the add.
+    fn add_scaled_blocks(&mut self, x: &mut [f32], scale: f32) {
         let mut vals = [0f32; BLOCK];
         let mut rejected = [0u16; BLOCK];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
             let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
             self.rng.fill_bytes(&mut bytes[..n * 4]);
-            let n_rej =
-                fast_pass_dispatch(isa, self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
+            let n_rej = fast_pass(self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
             for &j in &rejected[..n_rej] {
                 let u = u32::from_le(self.buf[j as usize]);
                 let hz = (u as i32) >> 7;
@@ -520,20 +488,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn avx2_and_scalar_passes_agree_bit_for_bit() {
-        let mut rng = crate::rng::stage_rng(5, "simd", 0, 1, 0);
-        let mut us = [0u32; BLOCK];
-        rng.fill_bytes(bytes_of(&mut us));
-        let (mut a, mut b) = ([0f32; BLOCK], [0f32; BLOCK]);
-        let (mut ra, mut rb) = ([0u16; BLOCK], [0u16; BLOCK]);
-        let na = fast_pass(&TABLES, &us, &mut a, &mut ra);
-        let nb = fast_pass_dispatch(Isa::detect(), &TABLES, &us, &mut b, &mut rb);
-        assert_eq!(na, nb);
-        assert_eq!(ra[..na], rb[..nb]);
-        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()));
-    }
-
     /// Every vector copy this CPU runs (`add_scaled_on`: AVX-512, AVX2,
     /// baseline here) gives the bits of the portable block path: many
     /// blocks, partial blocks, scale 0 and negative zeros.
@@ -554,7 +508,7 @@ mod tests {
             }
             let mut want = x.clone();
             let mut b = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
-            Normals::new(&mut b).add_scaled_blocks(Isa::Baseline, &mut want, scale);
+            Normals::new(&mut b).add_scaled_blocks(&mut want, scale);
             for isa in Isa::available() {
                 let mut a = crate::rng::stage_rng(5, "avx512", len as u64, 1, 0);
                 let mut got = x.clone();
