@@ -10,6 +10,7 @@
 //! the libtorch backend's [`crate::model::Simulator`] at once (`seispipe-torch`).
 
 use ndarray::{Array3, ArrayD, IxDyn};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -291,8 +292,8 @@ impl Stage for Simulate {
     }
 }
 
-/// Simulate `vel` for `sources` (single-threaded) and make it the sample's
-/// data and label (the label is the clipped map when `clip`).
+/// Simulate `vel` for `sources` (in parallel on the current rayon pool) and
+/// make it the sample's data and label (the label is the clipped map when `clip`).
 ///
 /// # Errors
 /// A bad velocity map (non-finite, out of range, CFL), with the cell named.
@@ -314,13 +315,13 @@ pub fn resimulate(
     let medium = physics::Medium::new(flat, clip)
         .map_err(StageError::new)?
         .with_compute(compute);
+    // The sources in parallel on the calling pool: a chunk's last samples
+    // then share out as five pieces each rather than keep one worker busy
+    // while the others wait for the next chunk.
     let mut out = vec![0f32; sources.len() * physics::PER_SOURCE];
-    for (&sx, o) in sources
-        .iter()
-        .zip(out.chunks_exact_mut(physics::PER_SOURCE))
-    {
-        medium.simulate_source(sx, o);
-    }
+    out.par_chunks_exact_mut(physics::PER_SOURCE)
+        .zip(sources.par_iter())
+        .for_each(|(o, &sx)| medium.simulate_source(sx, o));
     sample.seismic =
         ArrayD::from_shape_vec(IxDyn(&[sources.len(), NT, NX]), out).expect("shape matches length");
     sample.velocity = Some(
