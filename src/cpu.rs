@@ -9,7 +9,7 @@
 pub enum Isa {
     /// x86-64 with AVX-512F (16 lanes).
     Avx512,
-    /// x86-64 with AVX2 (8 lanes).
+    /// x86-64 with AVX2 and FMA (8 lanes).
     Avx2,
     /// aarch64, whose base architecture includes NEON (4 lanes).
     Neon,
@@ -57,7 +57,10 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
             Isa::Neon => cfg!(target_arch = "aarch64"),
             Isa::Baseline => true,
             #[cfg(not(target_arch = "x86_64"))]

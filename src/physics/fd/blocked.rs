@@ -258,7 +258,7 @@ unsafe fn step_avx512(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn step_avx2(
     cur: *const f32,
     next: *mut f32,
@@ -419,8 +419,8 @@ unsafe fn sweep<
             ahead[j] = L::load(at.add(n));
             let [l2, l1, r1, r2] = L::neighbours(at, prev[j], here[j], ahead[j]);
             // The reference's order: x−1, x+1, z−1, z+1 (and the same for ±2).
-            let s1 = l1.add(r1).add(v[j + 1]).add(v[j + 3]);
-            let s2 = l2.add(r2).add(v[j]).add(v[j + 4]);
+            let s1 = l1.add(r1).add2(v[j + 1]).add(v[j + 3]);
+            let s2 = l2.add(r2).add2(v[j]).add(v[j + 4]);
             lap[j] = c2.mul(s1).add(c3.mul(s2));
         }
         for j in 0..R {
