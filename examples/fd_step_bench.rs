@@ -4,7 +4,12 @@
 //! reference kernel, alternated so each round's runs see the same machine
 //! load. Prints cell updates per second (310 × 310 per step, the convention
 //! of `benches/simulate.py`), the best time of each, the median per-round
-//! speed-up over the reference, and samples/h per core (5 sources a sample).
+//! speed-up over the reference, and samples/h per core (5 sources a sample);
+//! for the blocked kernel also the lane updates it did (it skips cells that
+//! stay zero and cells no record depends on) per second and, on x86-64, per
+//! cycle of a clock measured with a chain of dependent integer additions,
+//! against the roofline of `docs/performance.md` (1.78 a cycle on two
+//! 256-bit addition pipes: 8 lanes × 2 / 9 additions).
 //!
 //! `cargo run --release --example fd_step_bench [ROUNDS]` (default 15)
 
@@ -30,13 +35,18 @@ fn main() {
     runs.extend(Isa::available().into_iter().map(|i| (Kernel::Blocked, i)));
     let mut out = vec![0f32; PER_SOURCE];
     let mut secs = vec![Vec::new(); runs.len()];
+    let mut lanes = 0;
     for _ in 0..rounds {
         for (k, &(kernel, isa)) in runs.iter().enumerate() {
             let t = Instant::now();
-            medium.simulate_source_with(34, &mut out, kernel, isa);
+            match kernel {
+                Kernel::Blocked => lanes = medium.simulate_source_counted(34, &mut out, isa),
+                Kernel::Reference => medium.simulate_source_with(34, &mut out, kernel, isa),
+            }
             secs[k].push(t.elapsed().as_secs_f64());
         }
     }
+    let clock = clock_hz();
     let cells = 310.0 * 310.0 * 1000.0;
     println!("{rounds} rounds, one thread; per 1000-step simulation of one source:");
     for (k, &(kernel, isa)) in runs.iter().enumerate() {
@@ -52,5 +62,48 @@ fn main() {
             3600.0 / (5.0 * best),
             speedup[speedup.len() / 2]
         );
+        if kernel == Kernel::Blocked {
+            let rate = lanes as f64 / best;
+            print!("          {lanes} lane updates: {:.2} G/s", rate / 1e9);
+            match clock {
+                Some(hz) => println!(
+                    ", {:.2} a cycle at {:.2} GHz = {:.0} % of the 1.78 roofline",
+                    rate / hz,
+                    hz / 1e9,
+                    rate / hz / (16.0 / 9.0) * 100.0
+                ),
+                None => println!(),
+            }
+        }
     }
+}
+
+/// The core's clock: 8 dependent integer additions a loop iteration, one a
+/// cycle, best of 5 runs of 10^8 iterations.
+#[cfg(target_arch = "x86_64")]
+fn clock_hz() -> Option<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let (mut x, mut n) = (0u64, 100_000_000u64);
+        let t = Instant::now();
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "add {x}, 1", "add {x}, 1", "add {x}, 1", "add {x}, 1",
+                "dec {n}",
+                "jnz 2b",
+                x = inout(reg) x,
+                n = inout(reg) n,
+            );
+        }
+        std::hint::black_box((x, n));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Some(8e8 / best)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clock_hz() -> Option<f64> {
+    None
 }

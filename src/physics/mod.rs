@@ -281,14 +281,32 @@ impl Medium {
                 }
                 self.run(sx, a, b, out, isa, true);
             }),
-            Kernel::Blocked => BLOCKED_SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                let (a, b) = &mut *s;
-                a.clear();
-                b.clear();
-                self.run_blocked(sx, a, b, out, isa, true);
-            }),
+            Kernel::Blocked => {
+                self.simulate_source_counted(sx, out, isa);
+            }
         }
+    }
+
+    /// [`Self::simulate_source_with`] with the blocked kernel; returns the
+    /// lane updates it did (the cells it stepped, whole vectors of 16; what
+    /// `fd_step_bench` divides its time by).
+    ///
+    /// # Panics
+    /// As [`Self::simulate_source_with`].
+    pub fn simulate_source_counted(&self, sx: usize, out: &mut [f32], isa: Isa) -> u64 {
+        assert!(sx < NX && out.len() == PER_SOURCE);
+        assert!(
+            isa.is_available(),
+            "{} is not available on this CPU",
+            isa.name()
+        );
+        BLOCKED_SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let (a, b) = &mut *s;
+            a.clear();
+            b.clear();
+            self.run_blocked(sx, a, b, out, isa, true)
+        })
     }
 
     /// The time loop of the reference kernel; `skip_unreached` steps only the
@@ -357,7 +375,7 @@ impl Medium {
         out: &mut [f32],
         isa: Isa,
         skip_unreached: bool,
-    ) {
+    ) -> u64 {
         let beta = self.source_term(sx);
         let src = blocked::Field::index(SOURCE_Z + NBC, NBC + sx);
         let rec = blocked::Field::index(RECEIVER_Z + NBC, NBC);
@@ -371,6 +389,7 @@ impl Medium {
         // start at zero).
         let empty = || -> [Range<usize>; N_BANDS] { std::array::from_fn(|_| 0..0) };
         let (mut now, mut before) = (empty(), empty());
+        let mut lanes = 0;
         for (t, trace) in out.chunks_exact_mut(NX).enumerate() {
             let behind = if skip_unreached {
                 2 * (NT - 1 - t) + 2
@@ -399,6 +418,7 @@ impl Medium {
                     continue;
                 }
                 blocked::step(isa, cur, prev, &self.blocked, band.clone(), cols.clone());
+                lanes += blocked::lane_updates(&band, &cols);
                 after[i] = if skip_unreached {
                     nonzero_span(prev, band, cols)
                 } else {
@@ -413,6 +433,7 @@ impl Medium {
             after[source_band] = hull(&after[source_band], &(xs..xs + 1));
             before = std::mem::replace(&mut now, after);
         }
+        lanes
     }
 
     /// `(v_src·dt)²` in f32, the factor of the wavelet injected at source x `sx`.

@@ -196,6 +196,22 @@ pub fn wrap_rows(field: &mut Field) {
     field.copy_within(2 * STRIDE..4 * STRIDE, (NPAD + 2) * STRIDE);
 }
 
+/// The offsets [`step`] updates in each row for `cols`: whole 16-lane
+/// vectors.
+fn offsets(cols: &Range<usize>) -> Range<usize> {
+    (cols.start + 2) / 16 * 16..(cols.end + 2).div_ceil(16) * 16
+}
+
+/// Lane updates [`step`] does for `rows` and `cols` (what a core's rate is
+/// counted in: `docs/performance.md`, "Roofline").
+#[must_use]
+pub fn lane_updates(rows: &Range<usize>, cols: &Range<usize>) -> u64 {
+    if rows.is_empty() || cols.is_empty() {
+        return 0;
+    }
+    (rows.len() * offsets(cols).len()) as u64
+}
+
 /// One leapfrog step, `next = t1·p − t2·next + α·(c2·Σ±1 + c3·Σ±2)`, on the
 /// padded rows `rows` and at least the padded columns `cols` (whole 16-lane
 /// vectors around them), on the copy compiled for `isa`. Cells outside must
@@ -223,7 +239,7 @@ pub fn step(
     if rows.is_empty() || cols.is_empty() {
         return;
     }
-    let offsets = (cols.start + 2) / 16 * 16..(cols.end + 2).div_ceil(16) * 16;
+    let offsets = offsets(&cols);
     let (cur, next) = (cur.as_slice().as_ptr(), next.as_mut_slice().as_mut_ptr());
     // Every arm: the pointers span whole fields; `rows` and `offsets` are
     // inside the grid (asserted above), which keeps every access inside them
