@@ -98,6 +98,7 @@ fn clock_hz() -> Option<f64> {
                 "jnz 2b",
                 x = inout(reg) x,
                 n = inout(reg) n,
+                options(nomem, nostack),
             );
         }
         std::hint::black_box((x, n));
