@@ -14,8 +14,9 @@
 //!
 //! Both compute every cell with the same operations in the same order
 //! (`t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)`, sums in the order x−1, x+1, z−1,
-//! z+1), never with FMA, so they and each of their vector copies ([`Isa`])
-//! give identical results.
+//! z+1), never with an FMA that rounds differently (the blocked AVX2 copy
+//! does two additions as `x·1 + y`, which rounds exactly as `x + y`), so they
+//! and each of their vector copies ([`Isa`]) give identical results.
 
 pub mod blocked;
 pub mod reference;
