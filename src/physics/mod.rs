@@ -264,14 +264,9 @@ impl Medium {
     /// # Panics
     /// As [`Self::simulate_source`], or `isa` is not available on this CPU.
     pub fn simulate_source_with(&self, sx: usize, out: &mut [f32], kernel: Kernel, isa: Isa) {
-        assert!(sx < NX && out.len() == PER_SOURCE);
-        assert!(
-            isa.is_available(),
-            "{} is not available on this CPU",
-            isa.name()
-        );
         match kernel {
             Kernel::Reference => SCRATCH.with(|s| {
+                check_source_args(sx, out, isa);
                 let mut s = s.borrow_mut();
                 let (a, b) = &mut *s;
                 if a.len() == FIELD_LEN {
@@ -296,12 +291,7 @@ impl Medium {
     /// # Panics
     /// As [`Self::simulate_source_with`].
     pub fn simulate_source_counted(&self, sx: usize, out: &mut [f32], isa: Isa) -> u64 {
-        assert!(sx < NX && out.len() == PER_SOURCE);
-        assert!(
-            isa.is_available(),
-            "{} is not available on this CPU",
-            isa.name()
-        );
+        check_source_args(sx, out, isa);
         BLOCKED_SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (a, b) = &mut *s;
@@ -444,6 +434,18 @@ impl Medium {
     }
 }
 
+/// The panics of [`Medium::simulate_source_with`]: a source x index out
+/// of the model, a record buffer of the wrong length, or a vector copy this
+/// CPU does not run.
+fn check_source_args(sx: usize, out: &[f32], isa: Isa) {
+    assert!(sx < NX && out.len() == PER_SOURCE);
+    assert!(
+        isa.is_available(),
+        "{} is not available on this CPU",
+        isa.name()
+    );
+}
+
 thread_local! {
     /// Per-thread pair of fields of the reference kernel, allocated on first
     /// use and reused.
@@ -572,8 +574,6 @@ mod tests {
         assert!(a[..2 * NS].iter().all(|&v| v == 0.0));
     }
 
-    /// The rows `reached_rows` returns are exactly those within periodic
-    /// distance `reach` of the centre, each once.
     /// One step of the kernel equals a plain periodic (`np.roll`-style)
     /// step over the whole 310 × 310 grid, with its coefficients recomputed
     /// per cell from the padded velocity and the damping profile, bit for bit.
