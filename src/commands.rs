@@ -151,6 +151,25 @@ pub fn check(args: &CheckArgs, host: &settings::Host) -> Result<String> {
 /// Anything that stops the run; see [`exit_code`].
 /// `host` says what this process has (libtorch, disk probe, settings).
 pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, host: &settings::Host) -> Result<Summary> {
+    run_drafting(
+        args,
+        stop,
+        host,
+        &Arc::new(crate::report::Drafts::default()),
+    )
+}
+
+/// [`run`], drawing the report's previews into `drafts` while the shards
+/// are written (see [`crate::report::Drafts`]), for the report after it.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_drafting(
+    args: &RunArgs,
+    stop: Arc<AtomicBool>,
+    host: &settings::Host,
+    drafts: &Arc<crate::report::Drafts>,
+) -> Result<Summary> {
     let r = settings::resolve(&args.pipeline.pipeline, &args.pipeline.set)?;
     let threads = args
         .threads
@@ -175,6 +194,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, host: &settings::Host) -> Resu
         allow_overfill: args.allow_overfill,
         io: args.io.map_or(host.io, crate::cli::IoArg::mode),
         disk: host.disk.clone(),
+        previews: Some(Arc::clone(drafts)),
     };
     // A [kaggle] section is validated before the run and packages the output
     // after it (a partition leaves packaging to `seispipe merge`).
@@ -191,7 +211,7 @@ pub fn run(args: &RunArgs, stop: Arc<AtomicBool>, host: &settings::Host) -> Resu
     // that cannot be written fails the command with that said, and
     // `seispipe report` (or the same run again) writes it.
     let out_dir = Path::new(&pipeline.plan.spec.output.dir);
-    write_report(out_dir).map_err(|e| Error::Layout {
+    write_report(out_dir, Some(Arc::clone(drafts))).map_err(|e| Error::Layout {
         path: out_dir.join(crate::report::REPORT_NAME),
         reason: format!(
             "the run finished (every shard and manifest.json are written), but the report could not be written: {e}; `seispipe report {}` writes it again",
@@ -225,7 +245,7 @@ pub fn merge(dir: &Path) -> Result<String> {
     let (r, origin) = settings::resolve_recorded(dir)?;
     let kaggle = kaggle::before_run(&r.plan, &ShardPlan::new(&r.plan, &r.inputs))?;
     let summary = crate::pipeline::merge::merge(&r.plan, &r.inputs, dir, &origin)?;
-    write_report(dir).map_err(|e| Error::Layout {
+    write_report(dir, None).map_err(|e| Error::Layout {
         path: dir.join(crate::report::REPORT_NAME),
         reason: format!(
             "the merge finished (manifest.json is written), but the report could not be written: {e}; `seispipe report {}` writes it again",
@@ -443,7 +463,7 @@ pub fn make_demo_model(
 /// # Errors
 /// See [`crate::report::write_report`].
 pub fn report(dir: &Path) -> Result<String> {
-    write_report(dir)?;
+    write_report(dir, None)?;
     Ok(format!(
         "wrote {}\n",
         dir.join(crate::report::REPORT_NAME).display()
@@ -453,6 +473,11 @@ pub fn report(dir: &Path) -> Result<String> {
 /// Write `DIR/report.html` (after `run`, after `merge`, and for `seispipe
 /// report`). The manifest names it (`report`) without a hash: its bytes
 /// depend on when shards were written.
-fn write_report(dir: &Path) -> Result<()> {
-    crate::report::write_report(dir, &crate::report::ReportOptions::default()).map(|_| ())
+/// `drafts`: previews a run drew ahead (see [`crate::report::Drafts`]).
+fn write_report(dir: &Path, drafts: Option<Arc<crate::report::Drafts>>) -> Result<()> {
+    let opts = crate::report::ReportOptions {
+        drafts,
+        ..crate::report::ReportOptions::default()
+    };
+    crate::report::write_report(dir, &opts).map(|_| ())
 }

@@ -30,6 +30,7 @@ use crate::io::layout::InputSet;
 use crate::io::manifest::{Journal, Shard, ShardRecord, STATE_DIR};
 use crate::pipeline::build::Pipeline;
 use crate::pipeline::claim;
+use crate::pipeline::drafting::Previewing;
 use crate::pipeline::finish::{write_manifest, Outcome, UNVERSIONED_MARK};
 use crate::pipeline::partition::Partition;
 use crate::pipeline::resume::{check_output, create_shard_dirs, finished_shards, open_output};
@@ -65,6 +66,9 @@ pub struct RunOptions {
     pub io: crate::io::mode::IoMode,
     /// How free space is measured.
     pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
+    /// Where to draw the report's previews during the run (a whole run's
+    /// only; see [`crate::report::Drafts`]).
+    pub previews: Option<Arc<crate::report::Drafts>>,
 }
 
 /// Run `pipeline` over `inputs` (all of it, or one partition), resuming any
@@ -131,6 +135,8 @@ pub fn run(
         plan: &plan,
     };
     let io = crate::io::mode::IoDecision::new(opts.io, pending.len());
+    let previewing = (opts.previews.as_ref()).filter(|_| part.is_whole());
+    let previewing = previewing.map(|d| Previewing::new(d, &pipeline.plan, inputs, &out_dir));
     let sink = Sink {
         dir: &out_dir,
         journal: &journal,
@@ -139,6 +145,7 @@ pub fn run(
         to_write,
         io: &io,
         disk: opts.disk.as_ref(),
+        previews: previewing.as_ref(),
     };
     let (written, cause) = run_chain(&ctx, &pool, &pending, &sink, &opts.stop);
     printer.finish();

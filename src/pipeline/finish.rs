@@ -49,12 +49,32 @@ pub(super) fn write_manifest(plan: &Plan, inputs: &InputSet, outcome: Outcome<'_
             })?;
         extra_files.extend(files);
     }
-    let m = Manifest {
+    let mut m = draft_manifest(plan, inputs, out_dir);
+    m.fingerprint = outcome.fingerprint;
+    m.samples_in = outcome.summary.samples_in;
+    m.samples_out = outcome.summary.samples_out;
+    m.samples_dropped = outcome.summary.samples_dropped;
+    m.shards = shards;
+    m.extra_files = extra_files;
+    atomic::write_atomic(
+        &out_dir.join(MANIFEST_NAME),
+        serde_json::to_string_pretty(&m)
+            .expect("manifest serialises")
+            .as_bytes(),
+    )
+}
+
+/// The manifest of a run of `plan` over `inputs` into `out_dir`, without
+/// what only the run's end knows (fingerprint, counts, shards, extra
+/// files): what previews drawn during the run read (see
+/// [`crate::report::Drafts`]).
+pub(super) fn draft_manifest(plan: &Plan, inputs: &InputSet, out_dir: &Path) -> Manifest {
+    Manifest {
         format: manifest::MANIFEST_FORMAT.into(),
         seispipe_version: env!("CARGO_PKG_VERSION").into(),
         pipeline_file: plan.file.clone(),
         pipeline: serde_json::to_value(&plan.spec).expect("spec serialises"),
-        fingerprint: outcome.fingerprint,
+        fingerprint: String::new(),
         versions: Some(versions(plan)),
         unversioned_resume: out_dir
             .join(manifest::STATE_DIR)
@@ -76,19 +96,13 @@ pub(super) fn write_manifest(plan: &Plan, inputs: &InputSet, outcome: Outcome<'_
         input_root: inputs.root.display().to_string(),
         inputs: input_entries(inputs),
         skipped_files: inputs.skipped.clone(),
-        samples_in: outcome.summary.samples_in,
-        samples_out: outcome.summary.samples_out,
-        samples_dropped: outcome.summary.samples_dropped,
-        shards,
-        extra_files,
+        samples_in: 0,
+        samples_out: 0,
+        samples_dropped: 0,
+        shards: Vec::new(),
+        extra_files: Vec::new(),
         report: Some(manifest::REPORT_NAME.into()),
-    };
-    atomic::write_atomic(
-        &out_dir.join(MANIFEST_NAME),
-        serde_json::to_string_pretty(&m)
-            .expect("manifest serialises")
-            .as_bytes(),
-    )
+    }
 }
 
 /// The manifest's list of input files.

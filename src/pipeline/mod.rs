@@ -7,6 +7,7 @@
 
 pub mod build;
 pub mod claim;
+mod drafting;
 pub mod executor;
 mod finish;
 pub mod merge;

@@ -21,6 +21,7 @@ use crate::io::atomic;
 use crate::io::disk::DiskProbe;
 use crate::io::manifest::{Dropped, Journal, Provenance, Shard, ShardRecord};
 use crate::io::npy::{self, NpyWriter};
+use crate::pipeline::drafting::{Previewing, Watch};
 use crate::pipeline::records;
 use crate::pipeline::shards::{provenance_path, shard_paths};
 use crate::pipeline::work::{
@@ -46,6 +47,8 @@ pub(super) struct Sink<'a> {
     pub io: &'a crate::io::mode::IoDecision,
     /// How free space is measured.
     pub disk: &'a dyn DiskProbe,
+    /// Where the report's previews are drafted (a whole run's only).
+    pub previews: Option<&'a Previewing>,
 }
 
 /// Run the chain of threads over the `pending` shards, until done,
@@ -370,7 +373,12 @@ impl OpenShard {
     }
 
     /// Write `item`, or record why it was dropped; returns the sample bytes written.
-    fn write(&mut self, ctx: &Ctx<'_>, mut item: Item) -> Result<u64> {
+    fn write(
+        &mut self,
+        ctx: &Ctx<'_>,
+        watch: Option<&mut Watch<'_>>,
+        mut item: Item,
+    ) -> Result<u64> {
         let dtype = ctx.pipeline.plan.spec.output.dtype;
         let input = &ctx.inputs.files[item.sample.origin.input].rel;
         if let Some(reason) = item.sample.dropped.take() {
@@ -400,10 +408,16 @@ impl OpenShard {
             }
             bytes += (v.len() * npy::itemsize(dtype)) as u64;
         }
-        self.provenance.push(Provenance {
+        let rec = Provenance {
             sample: records::sample_ref(item.out_index, &item.sample, input),
             stages: std::mem::take(&mut item.records),
-        });
+        };
+        if let Some(w) = watch {
+            let j = self.provenance.len();
+            let (d, l) = (data_bytes.as_deref(), label_bytes.as_deref());
+            w.see(ctx, self.shard, j, &item.sample, &rec, d, l);
+        }
+        self.provenance.push(rec);
         Ok(bytes)
     }
 
@@ -466,6 +480,7 @@ fn writer_thread(
 ) -> Result<()> {
     let mut open: Option<OpenShard> = None;
     let mut left = sink.to_write;
+    let mut watch = sink.previews.map(Watch::new);
     for chunk in rx {
         if chunk.first_of_shard {
             open = Some(OpenShard::create(
@@ -479,7 +494,7 @@ fn writer_thread(
         let mut bytes = 0u64;
         let n_items = chunk.items.len();
         for item in chunk.items {
-            bytes += sh.write(ctx, item)?;
+            bytes += sh.write(ctx, watch.as_mut(), item)?;
         }
         sink.printer.samples_done(n_items, bytes);
         if chunk.last_of_shard {

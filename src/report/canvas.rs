@@ -27,6 +27,7 @@ pub(super) const GREY: Rgb = [90, 90, 90];
 pub(super) const WHITE: Rgb = [255, 255, 255];
 
 /// An RGB image, row-major, 3 bytes a pixel.
+#[derive(PartialEq, Eq)]
 pub(super) struct Canvas {
     pub width: usize,
     pub height: usize,

@@ -33,6 +33,8 @@ pub struct ReportOptions {
     pub previews: usize,
     /// Samples read from each shard for its value distributions.
     pub samples_per_shard: usize,
+    /// Previews the run drew ahead, taken where they equal the report's.
+    pub drafts: Option<std::sync::Arc<super::Drafts>>,
 }
 
 impl Default for ReportOptions {
@@ -40,6 +42,7 @@ impl Default for ReportOptions {
         ReportOptions {
             previews: 2,
             samples_per_shard: 2,
+            drafts: None,
         }
     }
 }
@@ -94,7 +97,9 @@ fn render(dir: &Path, source: &Source, opts: &ReportOptions) -> Result<String> {
         || {
             positions
                 .par_iter()
-                .map(|&i| preview::render(source, i, DEFAULT_CLIP_PERCENTILE))
+                .map(|&i| {
+                    preview::render(source, i, DEFAULT_CLIP_PERCENTILE, opts.drafts.as_deref())
+                })
                 .collect::<Vec<_>>()
         },
     );

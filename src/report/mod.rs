@@ -11,6 +11,7 @@
 
 mod canvas;
 mod colormap;
+mod draft;
 mod figure;
 mod font;
 mod html;
@@ -25,6 +26,7 @@ use std::path::Path;
 use crate::error::Result;
 use crate::io::manifest::{Provenance, ShardRecord};
 
+pub use draft::{Draft, Drafts};
 pub use html::{write_report, ReportOptions, REPORT_NAME};
 pub use preview::{
     abs_percentile, pair, preview, Pair, PreviewOptions, Selection, DEFAULT_CLIP_PERCENTILE,

@@ -107,7 +107,7 @@ pub fn preview(path: &Path, opts: &PreviewOptions) -> Result<Vec<PathBuf>> {
     );
     let mut written = Vec::new();
     for i in indices {
-        let png = render(&source, i, opts.clip_percentile)?;
+        let png = render(&source, i, opts.clip_percentile, None)?;
         let file = opts.out.join(format!("{stem}-{i}.png"));
         atomic::write_atomic(&file, &png)?;
         written.push(file);
@@ -313,11 +313,28 @@ fn caption_head(source: &Source, i: usize, after: &SampleView) -> Vec<String> {
     caption
 }
 
-/// The PNG of sample `i` of `source`.
+/// The PNG of sample `i` of `source`: the one a draft drew of the same
+/// pixels, if `drafts` has it (see [`super::Drafts`]), else encoded here.
 ///
 /// # Errors
 /// An index out of range, an unreadable sample, or a shape that has no picture.
-pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<Vec<u8>> {
+pub(super) fn render(
+    source: &Source,
+    i: usize,
+    clip_percentile: f64,
+    drafts: Option<&super::Drafts>,
+) -> Result<Vec<u8>> {
+    let canvas = picture(source, i, clip_percentile)?;
+    Ok(drafts
+        .and_then(|d| d.png_of(&canvas))
+        .unwrap_or_else(|| canvas.png()))
+}
+
+/// The picture of sample `i` of `source`, before PNG encoding.
+///
+/// # Errors
+/// As [`render`].
+pub(super) fn picture(source: &Source, i: usize, clip_percentile: f64) -> Result<Canvas> {
     let after = source.sample(i)?;
     let m = source.manifest();
     let spec_info = spectrogram_info(m, &after.shape);
@@ -411,7 +428,7 @@ pub(super) fn render(source: &Source, i: usize, clip_percentile: f64) -> Result<
             caption.push("no difference row: the stages changed the sample's shape".into());
         }
     }
-    Ok(draw(&caption, &rows, spec_info).png())
+    Ok(draw(&caption, &rows, spec_info))
 }
 
 /// The row of after − before (seismic and velocity), and its caption line.

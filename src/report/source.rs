@@ -52,6 +52,15 @@ enum Kind {
     Inputs(InputSet),
     /// A file of velocity maps only.
     Velocity { path: PathBuf, header: NpyHeader },
+    /// An output still being written (see [`super::Drafts`]): the samples
+    /// the run handed over, by position, and a manifest without shards;
+    /// inputs are read through it.
+    Draft {
+        dir: PathBuf,
+        manifest: Box<Manifest>,
+        len: usize,
+        known: Vec<(usize, SampleView)>,
+    },
 }
 
 /// A path to preview samples from.
@@ -182,6 +191,27 @@ impl Source {
         }
     }
 
+    /// An output still being written, as the finished one is expected to
+    /// read: `len` samples, of which `known` (by position) are in memory;
+    /// `manifest` has no shards yet.
+    pub fn draft(
+        dir: &Path,
+        manifest: Manifest,
+        len: usize,
+        known: Vec<(usize, SampleView)>,
+    ) -> Source {
+        Source {
+            path: dir.to_path_buf(),
+            kind: Kind::Draft {
+                dir: dir.to_path_buf(),
+                manifest: Box::new(manifest),
+                len,
+                known,
+            },
+            input_root: None,
+        }
+    }
+
     /// A `.npy` file: a shard listed by a manifest one or two folders up, an
     /// input file, or velocity maps.
     fn file(path: &Path) -> Result<Kind> {
@@ -233,6 +263,7 @@ impl Source {
     pub fn len(&self) -> usize {
         match &self.kind {
             Kind::Output { starts, .. } => *starts.last().unwrap_or(&0),
+            Kind::Draft { len, .. } => *len,
             Kind::Inputs(set) => set.total(),
             Kind::Velocity { header, .. } => {
                 if header.shape.len() == 3 && header.shape[0] == 1 && header.shape[1] == 70 {
@@ -247,7 +278,7 @@ impl Source {
     /// The manifest, when read through one.
     pub fn manifest(&self) -> Option<&Manifest> {
         match &self.kind {
-            Kind::Output { manifest, .. } => Some(manifest),
+            Kind::Output { manifest, .. } | Kind::Draft { manifest, .. } => Some(manifest),
             _ => None,
         }
     }
@@ -319,11 +350,46 @@ impl Source {
                 ),
                 record: None,
             }),
+            Kind::Draft { known, .. } => known
+                .iter()
+                .find(|(p, _)| *p == i)
+                .map(|(_, s)| s.clone())
+                .ok_or_else(|| Error::Sample {
+                    path: self.path.clone(),
+                    index: i,
+                    reason: "not yet written".into(),
+                }),
         }
     }
 
     /// What sample `i`, read as `shown`, was made from.
     pub fn before(&self, i: usize, shown: &SampleView) -> Before {
+        if let (
+            Kind::Draft {
+                dir,
+                manifest,
+                known,
+                ..
+            },
+            Some(rec),
+        ) = (&self.kind, &shown.record)
+        {
+            if rec.sample.copy == 0 {
+                return Before::NotACopy;
+            }
+            let original = known.iter().find(|(_, s)| {
+                s.record
+                    .as_ref()
+                    .is_some_and(|r| r.sample.copy == 0 && r.sample.id == rec.sample.id)
+            });
+            return match original {
+                Some((_, s)) => Before::Found(Box::new(s.clone())),
+                None => match self.read_input(dir, manifest, rec) {
+                    Ok(s) => Before::Found(Box::new(s)),
+                    Err(why) => Before::Missing(why),
+                },
+            };
+        }
         let (
             Kind::Output {
                 dir,
