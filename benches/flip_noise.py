@@ -19,8 +19,10 @@ writes the same amount of f32 output, and every timing includes a final
 
 Prints where it ran (CPU, SIMD flags, kernel copy, I/O mode, the disk's copy
 floor), samples/s, MB/s (of output), ratios against numpy and the time
-against the copy floor measured in the same run, and what `seispipe report`
-alone costs. Absolute times drift on a shared machine; the ratios hold.
+against the copy floor measured in the same run, what the report costs a
+run (the same flip+noise run with `--no-report`, alternated with the others)
+and what `seispipe report` costs afterwards. Absolute times drift on a
+shared machine; the ratios hold.
 """
 import argparse
 import os
@@ -105,7 +107,7 @@ def numpy_run(files, out, noise):
     return timed(go)
 
 
-def seispipe_run(inp, out, noise, threads, io="auto", facts=None):
+def seispipe_run(inp, out, noise, threads, io="auto", facts=None, report=True):
     stages = '[[stages]]\ntype = "flip"\np = 1.0\n'
     if noise:
         stages += '[[stages]]\ntype = "gaussian_noise"\nstd = 0.5\n'
@@ -118,7 +120,8 @@ def seispipe_run(inp, out, noise, threads, io="auto", facts=None):
     res = {}
 
     def go():
-        res["p"] = subprocess.run([BIN, "run", "--io", io, "--threads", str(threads), pipe],
+        res["p"] = subprocess.run([BIN, "run", "--io", io, "--threads", str(threads), pipe]
+                                  + ([] if report else ["--no-report"]),
                                   check=True, capture_output=True, text=True)
     t = timed(go)
     if facts is not None:
@@ -159,6 +162,10 @@ def main():
             (f"seispipe flip+noise --io {m}",
              lambda o, m=m: seispipe_run(inp, o, True, a.threads, m, facts)),
         ]
+    # The same run without its report, alternated with the others: what the
+    # report costs a run (its previews are drawn while the shards are written).
+    contenders.append((f"seispipe flip+noise --io {modes[0]} --no-report",
+                       lambda o: seispipe_run(inp, o, True, a.threads, modes[0], report=False)))
     for rep in range(a.repeat):
         for name, fn in contenders:
             warm(files)
@@ -186,11 +193,16 @@ def main():
               f"flip {f_ / floor:.2f}x")
     for line in sorted(facts.get("io", [])):
         print(f"io chosen, {line}")
+    with_r = results[f"seispipe flip+noise --io {modes[0]}"]
+    without = results[f"seispipe flip+noise --io {modes[0]} --no-report"]
+    med = lambda v: sorted(v)[len(v) // 2]  # noqa: E731
+    print(f"the report's cost in a flip+noise run (--io {modes[0]}, with vs --no-report): "
+          f"best {100 * (min(with_r) / min(without) - 1):+.1f} %, "
+          f"median {100 * (med(with_r) / med(without) - 1):+.1f} % (of {len(without)} runs each)")
     rep = facts.get("report", [])
     if rep:
-        fastest = min(best[f"seispipe flip+noise --io {m}"] for m in modes)
-        print(f"report.html alone (seispipe report, best of {len(rep)}): {min(rep):.3f} s = "
-              f"{100 * min(rep) / fastest:.1f} % of the fastest flip+noise run")
+        print(f"report.html drawn afterwards (seispipe report, best of {len(rep)}): {min(rep):.3f} s = "
+              f"{100 * min(rep) / min(without):.1f} % of the fastest run without it")
     # The numpy baselines run inside this interpreter (no start-up counted);
     # each seispipe run is a new process (`seispipe stages` times its start:
     # ~0 since the binary no longer links libtorch). Without that fixed cost:

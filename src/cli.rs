@@ -180,6 +180,10 @@ pub struct RunArgs {
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Leave report.html out (the manifest still names it; `seispipe report
+    /// OUT` writes it later, with the same bytes).
+    #[arg(long)]
+    pub no_report: bool,
     /// Resume an output written by a seispipe build that recorded no algorithm
     /// versions. Its shards may then come from code that computed different
     /// bytes (the manifest records that this happened).

@@ -194,7 +194,7 @@ pub fn run_drafting(
         allow_overfill: args.allow_overfill,
         io: args.io.map_or(host.io, crate::cli::IoArg::mode),
         disk: host.disk.clone(),
-        previews: Some(Arc::clone(drafts)),
+        previews: (!args.no_report).then(|| Arc::clone(drafts)),
     };
     // A [kaggle] section is validated before the run and packages the output
     // after it (a partition leaves packaging to `seispipe merge`).
@@ -207,22 +207,9 @@ pub fn run_drafting(
     if summary.partition.is_some() {
         return Ok(summary);
     }
-    // The shards and manifest are complete whatever happens here; a report
-    // that cannot be written fails the command with that said, and
-    // `seispipe report` (or the same run again) writes it.
     let out_dir = Path::new(&pipeline.plan.spec.output.dir);
-    write_report(out_dir, Some(Arc::clone(drafts))).map_err(|e| Error::Layout {
-        path: out_dir.join(crate::report::REPORT_NAME),
-        reason: format!(
-            "the run finished (every shard and manifest.json are written), but the report could not be written: {e}; `seispipe report {}` writes it again",
-            out_dir.display()
-        ),
-    })?;
-    if !args.quiet {
-        eprintln!(
-            "report: {}",
-            out_dir.join(crate::report::REPORT_NAME).display()
-        );
+    if !args.no_report {
+        write_report_after_run(out_dir, drafts, args.quiet)?;
     }
     if let Some(k) = kaggle {
         let out = kaggle::after_run(&pipeline.plan, &k)?;
@@ -231,6 +218,31 @@ pub fn run_drafting(
         }
     }
     Ok(summary)
+}
+
+/// The report at the end of `seispipe run`, with the previews the run drew.
+fn write_report_after_run(
+    out_dir: &Path,
+    drafts: &Arc<crate::report::Drafts>,
+    quiet: bool,
+) -> Result<()> {
+    // The shards and manifest are complete whatever happens here; a report
+    // that cannot be written fails the command with that said, and
+    // `seispipe report` (or the same run again) writes it.
+    write_report(out_dir, Some(Arc::clone(drafts))).map_err(|e| Error::Layout {
+        path: out_dir.join(crate::report::REPORT_NAME),
+        reason: format!(
+            "the run finished (every shard and manifest.json are written), but the report could not be written: {e}; `seispipe report {}` writes it again",
+            out_dir.display()
+        ),
+    })?;
+    if !quiet {
+        eprintln!(
+            "report: {}",
+            out_dir.join(crate::report::REPORT_NAME).display()
+        );
+    }
+    Ok(())
 }
 
 /// `seispipe merge OUT`: check that every partition finished, write the

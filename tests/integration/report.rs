@@ -655,6 +655,26 @@ fn report_is_listed_in_the_manifest_and_written_again_the_same() {
     );
 }
 
+/// `run --no-report` leaves the report out (the manifest still names it,
+/// verify is clean) and `seispipe report` writes it later.
+#[test]
+fn run_without_a_report_leaves_it_to_seispipe_report() {
+    let t = util::tempdir();
+    let dir = t.path();
+    inputs(dir);
+    let p = pipe(dir, "quiet", "copies = 1", FLIP_ALWAYS, "");
+    run_ok(dir, &["run", "-q", "--no-report", &p]);
+    let out = dir.join("out/quiet");
+    assert!(out.join("manifest.json").is_file());
+    assert!(!out.join("report.html").exists());
+    assert_eq!(manifest(&out)["report"], "report.html");
+    run_ok(dir, &["verify", "out/quiet"]);
+    run_ok(dir, &["report", "out/quiet"]);
+    let doc = report_of(&out);
+    assert_eq!(select(&doc, "#previews img").len(), 1);
+    run_ok(dir, &["verify", "out/quiet"]);
+}
+
 #[test]
 fn report_flags_a_misscaled_shard_and_shows_resumed_runs() {
     let t = util::tempdir();
