@@ -152,6 +152,7 @@ pub struct CheckArgs {
 
 /// `seispipe run`.
 #[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)] // each is a command-line switch
 pub struct RunArgs {
     /// Pipeline and overrides.
     #[command(flatten)]

@@ -1,8 +1,9 @@
 //! Handing the report's previews to [`crate::report::Drafts`] while the run
 //! writes them. The report shows the first augmented copy (a copy with a
-//! stage applied) of the first shard and of the last; the writer watches
-//! those two shards and hands over the first such sample, as the finished
-//! output will read it, with the original kept before it. The report checks
+//! stage applied) of the first shard and of the last, or the first sample
+//! of an output of originals only; the writer watches those shards and
+//! hands over that sample, as the finished output will read it, with the
+//! original kept before it. The report checks
 //! every draft against its own drawing, so a guess that turns out wrong
 //! (drops that move positions, say) costs only the draft.
 
@@ -40,6 +41,10 @@ impl Previewing {
     }
 }
 
+/// Samples of a watched shard looked at for its preview; past them the
+/// report draws it after the run.
+const WATCHED: usize = 64;
+
 /// Watches the writes for the samples the report previews: the first
 /// augmented copy of the first and of the last shard, and the original each
 /// was made from (in the same shard, or at the end of the one before).
@@ -75,17 +80,24 @@ impl<'a> Watch<'a> {
     ) {
         let plan = &ctx.pipeline.plan;
         let (k, last) = (shard.position(), ctx.plan.shards.saturating_sub(1));
-        let watched = (k == 0 || k == last) && !self.drafted.contains(&k);
         let position = ctx.plan.shard_range(shard).start + j;
-        let augmented =
-            rec.sample.copy > 0 && rec.stages.iter().any(|st| st.applied() == Some(true));
-        // An original is kept only where a watched copy may follow it: in a
-        // watched shard, or within one input's outputs of the last shard.
-        let keep = rec.sample.copy == 0
-            && (watched
-                || (k + 1 == last
-                    && position + ctx.plan.per_input >= ctx.plan.shard_range(shard).end));
-        if !plan.spec.output.data || !(keep || (watched && augmented)) {
+        let (keep, draw) = if plan.spec.copies == 0 {
+            // Originals only: the report shows the first sample.
+            (false, position == 0)
+        } else {
+            // A shard is watched for its first WATCHED samples, so that
+            // stages that seldom apply cost at most that many copies.
+            let watched = (k == 0 || k == last) && j < WATCHED && !self.drafted.contains(&k);
+            let augmented =
+                rec.sample.copy > 0 && rec.stages.iter().any(|st| st.applied() == Some(true));
+            // An original is kept only where a watched copy may follow it:
+            // in a watched shard, or within one input's outputs of the last.
+            let before_last =
+                k + 1 == last && position + ctx.plan.per_input >= ctx.plan.shard_range(shard).end;
+            let keep = rec.sample.copy == 0 && (watched || before_last);
+            (keep, watched && augmented)
+        };
+        if !plan.spec.output.data || !(keep || draw) {
             return;
         }
         let dtype = plan.spec.output.dtype;
@@ -122,16 +134,13 @@ impl<'a> Watch<'a> {
 /// The values a reader of the file gets: `bytes` decoded as `dtype`, or the
 /// array's own values when it is written as it is.
 fn values(bytes: Option<&[u8]>, own: &[f32], dtype: DType) -> Vec<f32> {
-    match (bytes, dtype) {
-        (Some(b), DType::F16) => b
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect(),
-        (Some(b), DType::F32) => b
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        (None, _) => own.to_vec(),
+    match bytes {
+        Some(b) => {
+            let mut v = vec![0.0; b.len() / crate::io::npy::itemsize(dtype)];
+            crate::io::npy::decode_into(b, dtype, &mut v);
+            v
+        }
+        None => own.to_vec(),
     }
 }
 
@@ -256,6 +265,14 @@ mod tests {
             used, 2,
             "inputs read through the draft's manifest; f16 decoded"
         );
+        assert!(ran == again);
+
+        // Originals only: the report shows the first sample.
+        let originals = format!(
+            "copies = 0\nkeep_original = true\n{TOP}[output]\ndir = \"OUT\"\nsamples_per_shard = 4\n[[stages]]\ntype = \"flip\"\np = 1.0\n"
+        );
+        let (ran, again, used) = run(dir, "originals", &originals);
+        assert_eq!(used, 1);
         assert!(ran == again);
 
         let t = tempfile::tempdir().unwrap();

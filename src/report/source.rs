@@ -364,41 +364,8 @@ impl Source {
 
     /// What sample `i`, read as `shown`, was made from.
     pub fn before(&self, i: usize, shown: &SampleView) -> Before {
-        if let (
-            Kind::Draft {
-                dir,
-                manifest,
-                known,
-                ..
-            },
-            Some(rec),
-        ) = (&self.kind, &shown.record)
-        {
-            if rec.sample.copy == 0 {
-                return Before::NotACopy;
-            }
-            let original = known.iter().find(|(_, s)| {
-                s.record
-                    .as_ref()
-                    .is_some_and(|r| r.sample.copy == 0 && r.sample.id == rec.sample.id)
-            });
-            return match original {
-                Some((_, s)) => Before::Found(Box::new(s.clone())),
-                None => match self.read_input(dir, manifest, rec) {
-                    Ok(s) => Before::Found(Box::new(s)),
-                    Err(why) => Before::Missing(why),
-                },
-            };
-        }
-        let (
-            Kind::Output {
-                dir,
-                manifest,
-                shards,
-                starts,
-            },
-            Some(rec),
-        ) = (&self.kind, &shown.record)
+        let (Kind::Output { dir, manifest, .. } | Kind::Draft { dir, manifest, .. }, Some(rec)) =
+            (&self.kind, &shown.record)
         else {
             return Before::NotACopy;
         };
@@ -406,31 +373,54 @@ impl Source {
             return Before::NotACopy;
         }
         // The original kept beside it (keep_original) is exact and travels
-        // with the output; otherwise the input file. An original is written
-        // just before its copies, so it is in this shard or the one before.
-        let k = starts.partition_point(|&s| s <= i) - 1;
-        for shard in [Some(k), k.checked_sub(1)]
-            .into_iter()
-            .flatten()
-            .map(|k| &manifest.shards[shards[k]])
-        {
-            let records = match super::provenance_of(dir, shard) {
-                Ok(r) => r,
-                Err(e) => return Before::Missing(e.to_string()),
-            };
-            if let Some(j) = records
-                .iter()
-                .position(|r| r.sample.copy == 0 && r.sample.id == rec.sample.id)
-            {
-                return match read_output(dir, manifest, shard, j) {
-                    Ok(s) => Before::Found(Box::new(s)),
-                    Err(e) => Before::Missing(format!("the original copy could not be read: {e}")),
-                };
-            }
+        // with the output; otherwise the input file.
+        if let Some(kept) = self.kept_original(i, rec) {
+            return kept;
         }
         match self.read_input(dir, manifest, rec) {
             Ok(s) => Before::Found(Box::new(s)),
             Err(why) => Before::Missing(why),
+        }
+    }
+
+    /// The original of the copy `rec` at `i`, if the output keeps it.
+    fn kept_original(&self, i: usize, rec: &Provenance) -> Option<Before> {
+        let is_original = |r: &Provenance| r.sample.copy == 0 && r.sample.id == rec.sample.id;
+        match &self.kind {
+            Kind::Output {
+                dir,
+                manifest,
+                shards,
+                starts,
+            } => {
+                // An original is written just before its copies, so it is in
+                // this shard or the one before.
+                let k = starts.partition_point(|&s| s <= i) - 1;
+                for shard in [Some(k), k.checked_sub(1)]
+                    .into_iter()
+                    .flatten()
+                    .map(|k| &manifest.shards[shards[k]])
+                {
+                    let records = match super::provenance_of(dir, shard) {
+                        Ok(r) => r,
+                        Err(e) => return Some(Before::Missing(e.to_string())),
+                    };
+                    if let Some(j) = records.iter().position(is_original) {
+                        return Some(match read_output(dir, manifest, shard, j) {
+                            Ok(s) => Before::Found(Box::new(s)),
+                            Err(e) => {
+                                Before::Missing(format!("the original copy could not be read: {e}"))
+                            }
+                        });
+                    }
+                }
+                None
+            }
+            Kind::Draft { known, .. } => known
+                .iter()
+                .find(|(_, s)| s.record.as_ref().is_some_and(is_original))
+                .map(|(_, s)| Before::Found(Box::new(s.clone()))),
+            Kind::Inputs(_) | Kind::Velocity { .. } => None,
         }
     }
 

@@ -74,12 +74,27 @@ pub fn read_f32_from(
             let mut buf = vec![0u8; out.len() * 2];
             f.read_exact_at(&mut buf, offset)
                 .map_err(|e| Error::io(path, "read", e))?;
-            for (o, c) in out.iter_mut().zip(buf.chunks_exact(2)) {
+            decode_into(&buf, DType::F16, out);
+        }
+    }
+    Ok(())
+}
+
+/// The values of `bytes` (little-endian `dtype` elements, as in a file)
+/// into `out`, one per element: the inverse of [`encode_item`].
+pub fn decode_into(bytes: &[u8], dtype: DType, out: &mut [f32]) {
+    match dtype {
+        DType::F32 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        DType::F16 => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(2)) {
                 *o = half::f16::from_le_bytes([c[0], c[1]]).to_f32();
             }
         }
     }
-    Ok(())
 }
 
 /// Read `n` elements starting at element `first` into a new vector, without
