@@ -1,7 +1,7 @@
 //! Handing the report's previews to [`crate::report::Drafts`] while the run
 //! writes them. The report shows the first augmented copy (a copy with a
 //! stage applied) of the first shard and of the last, or the first sample
-//! of an output of originals only; the writer watches those shards and
+//! when no copy is marked (originals only, spectrograms); the writer watches those shards and
 //! hands over that sample, as the finished output will read it, with the
 //! original kept before it. The report checks
 //! every draft against its own drawing, so a guess that turns out wrong
@@ -81,6 +81,10 @@ impl<'a> Watch<'a> {
         let plan = &ctx.pipeline.plan;
         let (k, last) = (shard.position(), ctx.plan.shards.saturating_sub(1));
         let position = ctx.plan.shard_range(shard).start + j;
+        // Copies none of whose stages records `applied` (spectrograms) are
+        // never "augmented": the report then shows sample 0 (drafted when it
+        // is such a copy).
+        let unmarked = rec.sample.copy > 0 && rec.stages.iter().all(|st| st.applied().is_none());
         let (keep, draw) = if plan.spec.copies == 0 {
             // Originals only: the report shows the first sample.
             (false, position == 0)
@@ -95,7 +99,7 @@ impl<'a> Watch<'a> {
             let before_last =
                 k + 1 == last && position + ctx.plan.per_input >= ctx.plan.shard_range(shard).end;
             let keep = rec.sample.copy == 0 && (watched || before_last);
-            (keep, watched && augmented)
+            (keep, watched && (augmented || (position == 0 && unmarked)))
         };
         if !plan.spec.output.data || !(keep || draw) {
             return;
@@ -118,9 +122,9 @@ impl<'a> Watch<'a> {
             return;
         }
         let p = self.previewing;
+        self.drafted.push(k);
         let mut known = vec![(position, view)];
         known.extend(self.original.take());
-        self.drafted.push(k);
         p.drafts.start(Draft {
             dir: p.dir.clone(),
             manifest: Manifest::clone(&p.manifest),
@@ -265,6 +269,21 @@ mod tests {
             used, 2,
             "inputs read through the draft's manifest; f16 decoded"
         );
+        assert!(ran == again);
+
+        // Spectrograms (another output shape, drawn from stage_info).
+        let spectrogram = format!(
+            "copies = 1\nkeep_original = false\n{TOP}[output]\ndir = \"OUT\"\nsamples_per_shard = 4\ndtype = \"f16\"\n[[stages]]\ntype = \"spectrogram\"\nn_fft = 256\nhop_length = 64\noutput = \"log_magnitude\"\n"
+        );
+        let (ran, again, used) = run(dir, "spectrogram", &spectrogram);
+        assert_eq!(used, 1, "no stage marks a copy applied: sample 0 alone");
+        assert!(ran == again);
+        // Re-simulated copies beside the originals.
+        let simulated = format!(
+            "copies = 1\nkeep_original = true\n{TOP}[output]\ndir = \"OUT\"\nsamples_per_shard = 4\n[[stages]]\ntype = \"simulate\"\n"
+        );
+        let (ran, again, used) = run(dir, "simulated", &simulated);
+        assert_eq!(used, 2);
         assert!(ran == again);
 
         // Originals only: the report shows the first sample.
