@@ -1,12 +1,11 @@
 //! Handing the report's previews to [`crate::report::Drafts`] while the run
 //! writes them. The report shows the first augmented copy (a copy with a
 //! stage applied) of the first shard and of the last, or the first sample
-//! when no copy is marked (originals only, spectrograms); the writer watches those shards and
-//! hands over that sample, as the finished output will read it, with the
-//! original kept before it. The report checks
-//! every draft against its own drawing, so a guess that turns out wrong
-//! (drops that move positions, say) costs only the draft.
-
+//! when no copy is marked (originals only, spectrograms); the writer
+//! watches those shards and hands over that sample, as the finished output
+//! will read it, with the original kept before it. The report checks every
+//! draft against its own drawing, so a guess that turns out wrong (drops
+//! that move positions, say) costs only the draft.
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -42,7 +41,7 @@ impl Previewing {
 }
 
 /// Samples of a watched shard looked at for its preview; past them the
-/// report draws it after the run.
+/// report encodes it after the run.
 const WATCHED: usize = 64;
 
 /// Watches the writes for the samples the report previews: the first
