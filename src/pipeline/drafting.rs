@@ -6,6 +6,7 @@
 //! will read it, with the original kept before it. The report checks every
 //! draft against its own drawing, so a guess that turns out wrong (drops
 //! that move positions, say) costs only the draft.
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
