@@ -103,7 +103,7 @@ impl Stage for GaussianNoise {
 }
 
 /// `x[i] += std · n_i`, n_i ~ N(0, 1) drawn in order by [`super::normal::Normals`].
-pub fn add_noise<G: RngCore>(x: &mut [f32], std: f32, rng: &mut G) {
+pub fn add_noise<G: RngCore + 'static>(x: &mut [f32], std: f32, rng: &mut G) {
     Normals::new(rng).add_scaled(x, std);
 }
 

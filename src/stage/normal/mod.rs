@@ -17,12 +17,19 @@
 //! vectorised (AVX-512 with the tables in registers, AVX2 with gathers) and scalar
 //! versions give the same bits (tested); the draws are a
 //! pure function of the generator state: deterministic and thread-independent.
+//!
+//! The words come through [`keystream::Keystream`]: on AVX-512 CPUs it
+//! computes the ChaCha8 blocks itself, 16 at a time, the same words as the
+//! generator's `fill_bytes`.
 
 use std::sync::LazyLock;
 
 use rand::RngCore;
 
 use crate::cpu::Isa;
+use keystream::Keystream;
+
+pub mod keystream;
 
 /// Draws handled per block.
 pub const BLOCK: usize = 1024;
@@ -85,8 +92,8 @@ static TABLES: LazyLock<Tables> = LazyLock::new(|| {
 /// the primary stream yields when the source is made, in element order. So
 /// the common path is a branch-free pass over a block, and the draws are
 /// still a pure function of the generator state.
-pub struct Normals<'r, G: RngCore> {
-    rng: &'r mut G,
+pub struct Normals<'r, G: RngCore + 'static> {
+    stream: Keystream<'r, G>,
     fixups: rand_chacha::ChaCha8Rng,
     buf: [u32; BLOCK],
     t: &'static Tables,
@@ -99,7 +106,7 @@ pub struct Normals<'r, G: RngCore> {
 fn fast_pass(t: &Tables, us: &[u32], vals: &mut [f32], rejected: &mut [u16; BLOCK]) -> usize {
     let mut n_rej = 0usize;
     for (j, (v, u)) in vals.iter_mut().zip(us).enumerate() {
-        let u = u32::from_le(*u);
+        let u = *u;
         let iz = (u & 127) as usize;
         let hz = (u as i32) >> 7;
         {
@@ -261,7 +268,7 @@ mod avx2 {
         if whole < masks.len() && whole * 8 < x.len() {
             let mut m = 0u8;
             for j in whole * 8..x.len() {
-                let u = u32::from_le(us[j]);
+                let u = us[j];
                 let (iz, hz) = ((u & 127) as usize, (u as i32) >> 7);
                 if hz.unsigned_abs() >= t.kn[iz] {
                     m |= 1 << (j % 8);
@@ -274,14 +281,14 @@ mod avx2 {
     }
 }
 
-impl<'r, G: RngCore> Normals<'r, G> {
+impl<'r, G: RngCore + 'static> Normals<'r, G> {
     /// Draws from `rng`.
     pub fn new(rng: &'r mut G) -> Self {
         use rand::SeedableRng;
         let mut key = [0u8; 32];
         rng.fill_bytes(&mut key);
         Normals {
-            rng,
+            stream: Keystream::new(rng),
             fixups: rand_chacha::ChaCha8Rng::from_seed(key),
             buf: [0; BLOCK],
             t: &TABLES,
@@ -322,15 +329,14 @@ impl<'r, G: RngCore> Normals<'r, G> {
         let mut masks = [0u16; BLOCK / 16];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
-            self.rng.fill_bytes(&mut bytes[..n * 4]);
+            self.stream.fill(&mut self.buf[..n], true);
             avx512::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
             for (g, &m) in masks[..n.div_ceil(16)].iter().enumerate() {
                 let mut m = m;
                 while m != 0 {
                     let j = g * 16 + m.trailing_zeros() as usize;
                     m &= m - 1;
-                    let u = u32::from_le(self.buf[j]);
+                    let u = self.buf[j];
                     let hz = (u as i32) >> 7;
                     let v = self.fix(hz, (u & 127) as usize);
                     xs[j] += scale * v;
@@ -346,15 +352,14 @@ impl<'r, G: RngCore> Normals<'r, G> {
         let mut masks = [0u8; BLOCK / 8];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
-            self.rng.fill_bytes(&mut bytes[..n * 4]);
+            self.stream.fill(&mut self.buf[..n], false);
             avx2::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
             for (g, &m) in masks[..n.div_ceil(8)].iter().enumerate() {
                 let mut m = m;
                 while m != 0 {
                     let j = g * 8 + m.trailing_zeros() as usize;
                     m &= m - 1;
-                    let u = u32::from_le(self.buf[j]);
+                    let u = self.buf[j];
                     let hz = (u as i32) >> 7;
                     let v = self.fix(hz, (u & 127) as usize);
                     xs[j] += scale * v;
@@ -370,11 +375,10 @@ impl<'r, G: RngCore> Normals<'r, G> {
         let mut rejected = [0u16; BLOCK];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            let bytes: &mut [u8; BLOCK * 4] = bytes_of(&mut self.buf);
-            self.rng.fill_bytes(&mut bytes[..n * 4]);
+            self.stream.fill(&mut self.buf[..n], false);
             let n_rej = fast_pass(self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
             for &j in &rejected[..n_rej] {
-                let u = u32::from_le(self.buf[j as usize]);
+                let u = self.buf[j as usize];
                 let hz = (u as i32) >> 7;
                 vals[j as usize] = self.fix(hz, (u & 127) as usize);
             }
@@ -429,13 +433,6 @@ impl<'r, G: RngCore> Normals<'r, G> {
             }
         }
     }
-}
-
-/// The draws' buffer as the bytes the generator fills: same size, and any bit
-/// pattern is valid for both (`Pod`); `bytemuck` checks the sizes and the
-/// alignment, constants that fold away.
-fn bytes_of(v: &mut [u32; BLOCK]) -> &mut [u8; BLOCK * 4] {
-    bytemuck::cast_mut(v)
 }
 
 #[cfg(test)]
