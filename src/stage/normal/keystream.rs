@@ -1,24 +1,26 @@
 //! The noise's primary stream, read many ChaCha8 blocks at a time.
 //!
 //! The noise takes one u32 a value from a [`StageRng`] (`rand_chacha`'s
-//! `ChaCha8Rng`), which computes 4 blocks (256 bytes) a call with AVX2 and
-//! copies them out: ~40 % of the noise pass. On AVX-512 CPUs [`Keystream`]
-//! computes 16 blocks at once instead, one block per lane and one register
-//! per state word (so the rounds need no shuffles; the rotations are single
-//! instructions), and transposes them into place. The words are those
+//! `ChaCha8Rng`), which computes 4 blocks (256 bytes) a call and copies them
+//! out: ~40 % of the noise pass. [`Keystream`] computes the blocks itself
+//! where the CPU allows, 16 at once with AVX-512 and 8 with AVX2: one block
+//! per lane and one register per state word, so the rounds need no
+//! shuffles between them (with AVX-512 each rotation is one instruction),
+//! then a transpose puts each block's words in place. The words are those
 //! `fill_bytes` gives (ChaCha with 8 rounds, a 64-bit block counter in words
 //! 12–13 and the 64-bit stream in words 14–15, as `rand_chacha` documents),
 //! and the generator is left where `fill_bytes` would leave it; tests check
-//! both against `rand_chacha` at many positions.
+//! both against `rand_chacha` at many positions, for every copy.
 
 use std::any::Any;
 
 use rand::RngCore;
 
+use crate::cpu::Isa;
 use crate::rng::StageRng;
 
 /// Words of one ChaCha block.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copy is x86-64 only
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copies are x86-64 only
 const BLOCK_WORDS: u128 = 16;
 
 /// A generator's stream of u32 words.
@@ -38,7 +40,7 @@ enum Inner<'r, G> {
     },
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copy is x86-64 only
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copies are x86-64 only
 #[derive(Clone, Copy)]
 struct Wide {
     key: [u32; 8],
@@ -63,20 +65,37 @@ impl<'r, G: RngCore + 'static> Keystream<'r, G> {
     }
 
     /// The next `out.len()` words: those `fill_bytes` of `4 · out.len()`
-    /// bytes gives, read as little-endian u32s. `wide` allows the 16-block
-    /// AVX-512 copy, where the CPU has it (the same words either way).
-    pub fn fill(&mut self, out: &mut [u32], wide: bool) {
+    /// bytes gives, read as little-endian u32s, computed by the widest copy
+    /// `isa` allows and the CPU has (16 blocks at a time with AVX-512, 8
+    /// with AVX2, else the generator's own `fill_bytes`): the same words
+    /// whichever runs.
+    pub fn fill(&mut self, out: &mut [u32], isa: Isa) {
         match &mut self.inner {
             Inner::Other(rng) => fill_bytes(*rng, out),
             Inner::ChaCha { rng, wide: state } => {
                 #[cfg(target_arch = "x86_64")]
-                if wide && std::arch::is_x86_feature_detected!("avx512f") {
-                    let w = state.get_or_insert_with(|| Wide::of(rng));
-                    // SAFETY: the CPU supports AVX-512F (checked just above).
-                    unsafe { w.fill_avx512(out) };
-                    return;
+                {
+                    let avx512 =
+                        isa == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f");
+                    let avx2 = matches!(isa, Isa::Avx512 | Isa::Avx2)
+                        && std::arch::is_x86_feature_detected!("avx2");
+                    if avx512 || avx2 {
+                        let w = state.get_or_insert_with(|| Wide::of(rng));
+                        if avx512 {
+                            // SAFETY: the CPU supports AVX-512F (checked above).
+                            w.fill_with::<256>(out, |k, s, b, o| unsafe {
+                                avx512::blocks16(k, s, b, o);
+                            });
+                        } else {
+                            // SAFETY: the CPU supports AVX2 (checked above).
+                            w.fill_with::<128>(out, |k, s, b, o| unsafe {
+                                avx2::blocks8(k, s, b, o);
+                            });
+                        }
+                        return;
+                    }
                 }
-                let _ = wide;
+                let _ = isa;
                 if let Some(w) = state.take() {
                     rng.set_word_pos(w.pos);
                 }
@@ -104,7 +123,7 @@ fn fill_bytes<G: RngCore>(rng: &mut G, out: &mut [u32]) {
     }
 }
 
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copy is x86-64 only
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the wide copies are x86-64 only
 impl Wide {
     fn of(rng: &StageRng) -> Wide {
         let seed = rng.get_seed();
@@ -119,24 +138,27 @@ impl Wide {
         }
     }
 
-    /// The next `out.len()` words, 16 blocks at a time.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f")]
-    fn fill_avx512(&mut self, out: &mut [u32]) {
+    /// The next `out.len()` words, `GROUP` at a time (`GROUP / 16` blocks
+    /// from `blocks(key, stream, first block, out)`).
+    fn fill_with<const GROUP: usize>(
+        &mut self,
+        out: &mut [u32],
+        blocks: impl Fn(&[u32; 8], u64, u64, &mut [u32]),
+    ) {
         let mut done = 0usize;
-        let mut tmp = [0u32; 256];
+        let mut tmp = [0u32; GROUP];
         while done < out.len() {
             let p = self.pos + done as u128;
             // The block counter is 64 bits and wraps, as in rand_chacha.
             let block = (p / BLOCK_WORDS) as u64;
             let skip = (p % BLOCK_WORDS) as usize;
             let left = out.len() - done;
-            if skip == 0 && left >= 256 {
-                avx512::blocks16(&self.key, self.stream, block, &mut out[done..done + 256]);
-                done += 256;
+            if skip == 0 && left >= GROUP {
+                blocks(&self.key, self.stream, block, &mut out[done..done + GROUP]);
+                done += GROUP;
             } else {
-                avx512::blocks16(&self.key, self.stream, block, &mut tmp);
-                let take = (256 - skip).min(left);
+                blocks(&self.key, self.stream, block, &mut tmp);
+                let take = (GROUP - skip).min(left);
                 out[done..done + take].copy_from_slice(&tmp[skip..skip + take]);
                 done += take;
             }
@@ -155,7 +177,7 @@ mod avx512 {
     };
 
     /// "expand 32-byte k".
-    const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
+    pub(super) const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 
     #[inline]
     #[target_feature(enable = "avx512f")]
@@ -253,6 +275,128 @@ mod avx512 {
     }
 }
 
+/// The AVX2 copy: 8 blocks, one per lane, as [`avx512`]; the rotations by
+/// 16 and 8 are byte shuffles, those by 12 and 7 two shifts and an or.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_cmpgt_epi32, _mm256_or_si256, _mm256_permute2x128_si256,
+        _mm256_set1_epi32, _mm256_setr_epi32, _mm256_setr_epi8, _mm256_shuffle_epi8,
+        _mm256_slli_epi32, _mm256_srli_epi32, _mm256_storeu_si256, _mm256_sub_epi32,
+        _mm256_unpackhi_epi32, _mm256_unpackhi_epi64, _mm256_unpacklo_epi32, _mm256_unpacklo_epi64,
+        _mm256_xor_si256,
+    };
+
+    use super::avx512::SIGMA;
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn quarter(x: &mut [__m256i; 16], a: usize, b: usize, c: usize, d: usize) {
+        // Byte shuffles that rotate every 32-bit word left by 16 and by 8.
+        let r16 = _mm256_setr_epi8(
+            2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11,
+            8, 9, 14, 15, 12, 13,
+        );
+        let r8 = _mm256_setr_epi8(
+            3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9,
+            10, 15, 12, 13, 14,
+        );
+        x[a] = _mm256_add_epi32(x[a], x[b]);
+        x[d] = _mm256_shuffle_epi8(_mm256_xor_si256(x[d], x[a]), r16);
+        x[c] = _mm256_add_epi32(x[c], x[d]);
+        let t = _mm256_xor_si256(x[b], x[c]);
+        x[b] = _mm256_or_si256(_mm256_slli_epi32::<12>(t), _mm256_srli_epi32::<20>(t));
+        x[a] = _mm256_add_epi32(x[a], x[b]);
+        x[d] = _mm256_shuffle_epi8(_mm256_xor_si256(x[d], x[a]), r8);
+        x[c] = _mm256_add_epi32(x[c], x[d]);
+        let t = _mm256_xor_si256(x[b], x[c]);
+        x[b] = _mm256_or_si256(_mm256_slli_epi32::<7>(t), _mm256_srli_epi32::<25>(t));
+    }
+
+    /// Blocks `block` … `block + 7` of the ChaCha8 stream (`key`, `stream`),
+    /// in order, into `out` (128 words).
+    #[target_feature(enable = "avx2")]
+    pub fn blocks8(key: &[u32; 8], stream: u64, block: u64, out: &mut [u32]) {
+        assert_eq!(out.len(), 128);
+        let splat = |w: u32| _mm256_set1_epi32(w as i32);
+        let lo0 = splat(block as u32);
+        let lo = _mm256_add_epi32(lo0, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        // Lanes whose low counter word wrapped (lo < lo0 unsigned: compared
+        // signed with the sign bits flipped) carry into the high word.
+        let sign = splat(0x8000_0000);
+        let wrapped = _mm256_cmpgt_epi32(_mm256_xor_si256(lo0, sign), _mm256_xor_si256(lo, sign));
+        let hi = _mm256_sub_epi32(splat((block >> 32) as u32), wrapped);
+        let init = [
+            splat(SIGMA[0]),
+            splat(SIGMA[1]),
+            splat(SIGMA[2]),
+            splat(SIGMA[3]),
+            splat(key[0]),
+            splat(key[1]),
+            splat(key[2]),
+            splat(key[3]),
+            splat(key[4]),
+            splat(key[5]),
+            splat(key[6]),
+            splat(key[7]),
+            lo,
+            hi,
+            splat(stream as u32),
+            splat((stream >> 32) as u32),
+        ];
+        let mut x = init;
+        for _ in 0..4 {
+            quarter(&mut x, 0, 4, 8, 12);
+            quarter(&mut x, 1, 5, 9, 13);
+            quarter(&mut x, 2, 6, 10, 14);
+            quarter(&mut x, 3, 7, 11, 15);
+            quarter(&mut x, 0, 5, 10, 15);
+            quarter(&mut x, 1, 6, 11, 12);
+            quarter(&mut x, 2, 7, 8, 13);
+            quarter(&mut x, 3, 4, 9, 14);
+        }
+        for (v, i) in x.iter_mut().zip(&init) {
+            *v = _mm256_add_epi32(*v, *i);
+        }
+        // As in the AVX-512 copy: b[4q + j], 128-bit lane L, holds words
+        // 4q … 4q + 3 of block 4L + j.
+        let mut a = x;
+        for p in 0..8 {
+            a[2 * p] = _mm256_unpacklo_epi32(x[2 * p], x[2 * p + 1]);
+            a[2 * p + 1] = _mm256_unpackhi_epi32(x[2 * p], x[2 * p + 1]);
+        }
+        let mut b = a;
+        for q in 0..4 {
+            b[4 * q] = _mm256_unpacklo_epi64(a[4 * q], a[4 * q + 2]);
+            b[4 * q + 1] = _mm256_unpackhi_epi64(a[4 * q], a[4 * q + 2]);
+            b[4 * q + 2] = _mm256_unpacklo_epi64(a[4 * q + 1], a[4 * q + 3]);
+            b[4 * q + 3] = _mm256_unpackhi_epi64(a[4 * q + 1], a[4 * q + 3]);
+        }
+        let ptr = out.as_mut_ptr();
+        for j in 0..4 {
+            let halves = [
+                (16 * j, _mm256_permute2x128_si256::<0x20>(b[j], b[4 + j])),
+                (
+                    16 * j + 8,
+                    _mm256_permute2x128_si256::<0x20>(b[8 + j], b[12 + j]),
+                ),
+                (
+                    16 * (4 + j),
+                    _mm256_permute2x128_si256::<0x31>(b[j], b[4 + j]),
+                ),
+                (
+                    16 * (4 + j) + 8,
+                    _mm256_permute2x128_si256::<0x31>(b[8 + j], b[12 + j]),
+                ),
+            ];
+            for (at, v) in halves {
+                // SAFETY: out has 128 words; `at` + 8 ≤ 128.
+                unsafe { _mm256_storeu_si256(ptr.add(at).cast(), v) };
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +430,7 @@ mod tests {
             }
             for &pos in &positions {
                 for &n in &lengths {
-                    for wide in [true, false] {
+                    for isa in [Isa::Avx512, Isa::Avx2, Isa::Baseline] {
                         let mut want_rng = StageRng::from_seed(seed);
                         want_rng.set_stream(stream);
                         want_rng.set_word_pos(pos);
@@ -298,10 +442,10 @@ mod tests {
                             let mut k = Keystream::new(&mut got_rng);
                             // Two fills, the second from where the first ended.
                             let (x, y) = got.split_at_mut(n / 3);
-                            k.fill(x, wide);
-                            k.fill(y, wide);
+                            k.fill(x, isa);
+                            k.fill(y, isa);
                         }
-                        assert_eq!(got, want, "stream {stream} pos {pos} n {n} wide {wide}");
+                        assert_eq!(got, want, "stream {stream} pos {pos} n {n} {isa:?}");
                         assert_eq!(got_rng.get_word_pos(), want_rng.get_word_pos());
                         assert_eq!(got_rng.next_u64(), want_rng.next_u64());
                         cases += 1;
@@ -309,7 +453,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(cases, 4 * 9 * 8 * 2);
+        assert_eq!(cases, 4 * 9 * 8 * 3);
     }
 
     /// Switching between the wide and the plain copy mid-stream keeps the
@@ -323,7 +467,7 @@ mod tests {
         let mut got = vec![0u32; 3000];
         let mut k = Keystream::new(&mut b);
         for (i, c) in got.chunks_mut(301).enumerate() {
-            k.fill(c, i % 2 == 0);
+            k.fill(c, [Isa::Avx512, Isa::Baseline, Isa::Avx2][i % 3]);
         }
         drop(k);
         assert_eq!(got, want);
@@ -338,7 +482,7 @@ mod tests {
         let mut want = vec![0u32; 100];
         fill_bytes(&mut a, &mut want);
         let mut got = vec![0u32; 100];
-        Keystream::new(&mut b).fill(&mut got, true);
+        Keystream::new(&mut b).fill(&mut got, Isa::Avx512);
         assert_eq!(got, want);
     }
 }

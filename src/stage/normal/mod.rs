@@ -329,7 +329,7 @@ impl<'r, G: RngCore + 'static> Normals<'r, G> {
         let mut masks = [0u16; BLOCK / 16];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            self.stream.fill(&mut self.buf[..n], true);
+            self.stream.fill(&mut self.buf[..n], Isa::Avx512);
             avx512::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
             for (g, &m) in masks[..n.div_ceil(16)].iter().enumerate() {
                 let mut m = m;
@@ -352,7 +352,7 @@ impl<'r, G: RngCore + 'static> Normals<'r, G> {
         let mut masks = [0u8; BLOCK / 8];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            self.stream.fill(&mut self.buf[..n], false);
+            self.stream.fill(&mut self.buf[..n], Isa::Avx2);
             avx2::fused(self.t, &self.buf[..n], xs, scale, &mut masks);
             for (g, &m) in masks[..n.div_ceil(8)].iter().enumerate() {
                 let mut m = m;
@@ -375,7 +375,7 @@ impl<'r, G: RngCore + 'static> Normals<'r, G> {
         let mut rejected = [0u16; BLOCK];
         for xs in x.chunks_mut(BLOCK) {
             let n = xs.len();
-            self.stream.fill(&mut self.buf[..n], false);
+            self.stream.fill(&mut self.buf[..n], Isa::Baseline);
             let n_rej = fast_pass(self.t, &self.buf[..n], &mut vals[..n], &mut rejected);
             for &j in &rejected[..n_rej] {
                 let u = self.buf[j as usize];
