@@ -18,9 +18,10 @@
 //! versions give the same bits (tested); the draws are a
 //! pure function of the generator state: deterministic and thread-independent.
 //!
-//! The words come through [`keystream::Keystream`]: on AVX-512 CPUs it
-//! computes the ChaCha8 blocks itself, 16 at a time, the same words as the
-//! generator's `fill_bytes`.
+//! The words come through [`keystream::Keystream`], which computes the
+//! ChaCha8 blocks itself in the AVX-512 and AVX2 copies (16 and 8 at a time):
+//! the same words as the generator's `fill_bytes`, which the portable copy
+//! calls.
 
 use std::sync::LazyLock;
 
