@@ -2,7 +2,8 @@
 //! calling thread; rayon reads samples and applies the first per-sample
 //! stages), one thread per batch stage (with the per-sample stages after it),
 //! the hash thread (output checks, f16 encoding, SHA-256) and the writer (npy
-//! files, fsync, rename, journal). Each channel holds one chunk. A thread that
+//! files, fsync, rename, journal). Each channel holds one chunk (the hash
+//! thread passes chunks on to the writer in pieces). A thread that
 //! fails sets a shared flag and closes its channels, so its neighbours stop
 //! quietly and only the cause is reported.
 
@@ -228,17 +229,24 @@ fn middle_thread(
     Ok(())
 }
 
+/// Samples the hash thread hands the writer at a time: it passes each chunk
+/// on in pieces as it hashes them, so the writer copies a sample into its
+/// staging buffer while the bytes are still in the cache the hash left them
+/// in, and starts a chunk's writes before the whole chunk is hashed.
+const PIECE: usize = 4;
+
 /// Between the stages and the writer: apply each output sample's check in
 /// output order (drop or fail by policy; the stage threads ran the checks
 /// and the f16 encoding in parallel, [`Ctx::prepare_output`]), and hash each
 /// file's bytes (header as planned, then every sample kept) so that the
 /// writer only writes. One SHA-256 stream per file runs on one core, so this
 /// thread does nothing else: it is the slowest link of a one-shard flip.
+/// Chunks go on in pieces of [`PIECE`] samples.
 fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Result<()> {
     let dtype = ctx.pipeline.plan.spec.output.dtype;
     let write_data = ctx.pipeline.plan.spec.output.data;
     let mut hashers: Option<(Option<Sha256>, Option<Sha256>)> = None;
-    for mut chunk in rx {
+    for chunk in rx {
         if chunk.first_of_shard {
             let (dshape, lshape) = ctx.shard_shapes(chunk.shard);
             let data =
@@ -250,65 +258,110 @@ fn hash_thread(ctx: &Ctx<'_>, rx: &Receiver<Chunk>, tx: &Sender<Chunk>) -> Resul
                 .then(|| Sha256::new_with_prefix(npy::header_bytes(dtype, &lshape)));
             hashers = Some((data, label));
         }
-        let (dh, lh) = hashers.as_mut().expect("a shard is open");
-        for item in &mut chunk.items {
-            if item.sample.dropped.is_none() {
-                let checked = item
-                    .checked
-                    .take()
-                    .unwrap_or_else(|| check_output(ctx, &item.sample, dtype));
-                if let Err(e) = checked {
-                    ctx.drop_or_fail(item, e)?;
-                }
+        let n = chunk.items.len();
+        let mut piece = Chunk {
+            items: Vec::with_capacity(PIECE.min(n)),
+            last_of_shard: false,
+            ..chunk
+        };
+        let mut items = chunk.items.into_iter();
+        loop {
+            let item = items.next();
+            let end = item.is_none();
+            if let Some(mut item) = item {
+                let (dh, lh) = hashers.as_mut().expect("a shard is open");
+                hash_item(ctx, &mut item, dtype, dh.as_mut(), lh.as_mut())?;
+                piece.items.push(item);
             }
-            if item.sample.dropped.is_some() {
-                item.encoded = None;
+            if !end && piece.items.len() < PIECE {
                 continue;
             }
-            let s = &mut item.sample;
-            standardize(s);
-            if lh.is_some() && s.velocity.is_none() {
-                return Err(Error::Sample {
-                    path: ctx.inputs.files[s.origin.input].data.clone(),
-                    index: s.origin.index,
-                    reason: "a stage removed the velocity map of a labelled sample".into(),
-                });
-            }
-            if let Some((data, label)) = &item.encoded {
-                if let Some(dh) = dh.as_mut() {
-                    dh.update(data);
-                }
-                if let (Some(lh), Some(label)) = (lh.as_mut(), label) {
-                    lh.update(label);
-                }
-                continue;
-            }
-            let mut data_buf = Vec::new();
-            if let Some(dh) = dh.as_mut() {
-                dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
-            }
-            let mut label_buf = Vec::new();
-            if let (Some(lh), Some(v)) = (lh.as_mut(), s.velocity.as_ref()) {
-                lh.update(npy::item_bytes(
-                    v.as_slice().expect("standard layout"),
-                    dtype,
-                    &mut label_buf,
+            if end && chunk.last_of_shard {
+                let (dh, lh) = hashers.take().expect("a shard is open");
+                piece.last_of_shard = true;
+                piece.digests = Some((
+                    dh.map(|h| npy::hex(&h.finalize())),
+                    lh.map(|h| npy::hex(&h.finalize())),
                 ));
             }
-            if !data_buf.is_empty() || !label_buf.is_empty() {
-                item.encoded = Some((data_buf, lh.is_some().then_some(label_buf)));
+            // Whole pieces, the rest of the chunk, and a chunk that starts or
+            // ends its shard even when it holds no sample.
+            if !piece.items.is_empty() || piece.first_of_shard || piece.last_of_shard {
+                let next = Chunk {
+                    shard: piece.shard,
+                    first_of_shard: false,
+                    last_of_shard: false,
+                    items: Vec::with_capacity(PIECE.min(n)),
+                    digests: None,
+                };
+                if tx.send(std::mem::replace(&mut piece, next)).is_err() {
+                    return Ok(()); // the writer failed and reports why
+                }
+            }
+            if end {
+                break;
             }
         }
-        if chunk.last_of_shard {
-            let (dh, lh) = hashers.take().expect("a shard is open");
-            chunk.digests = Some((
-                dh.map(|h| npy::hex(&h.finalize())),
-                lh.map(|h| npy::hex(&h.finalize())),
-            ));
+    }
+    Ok(())
+}
+
+/// The hash thread's work on one sample: its check (dropping or failing it
+/// by policy), then its bytes into the data and label hashes (`dh`, `lh`),
+/// kept encoded on the item for the writer where they differ from the array's.
+fn hash_item(
+    ctx: &Ctx<'_>,
+    item: &mut Item,
+    dtype: crate::pipeline::spec::DType,
+    dh: Option<&mut Sha256>,
+    lh: Option<&mut Sha256>,
+) -> Result<()> {
+    if item.sample.dropped.is_none() {
+        let checked = item
+            .checked
+            .take()
+            .unwrap_or_else(|| check_output(ctx, &item.sample, dtype));
+        if let Err(e) = checked {
+            ctx.drop_or_fail(item, e)?;
         }
-        if tx.send(chunk).is_err() {
-            return Ok(()); // the writer failed and reports why
+    }
+    if item.sample.dropped.is_some() {
+        item.encoded = None;
+        return Ok(());
+    }
+    let s = &mut item.sample;
+    standardize(s);
+    if lh.is_some() && s.velocity.is_none() {
+        return Err(Error::Sample {
+            path: ctx.inputs.files[s.origin.input].data.clone(),
+            index: s.origin.index,
+            reason: "a stage removed the velocity map of a labelled sample".into(),
+        });
+    }
+    if let Some((data, label)) = &item.encoded {
+        if let Some(dh) = dh {
+            dh.update(data);
         }
+        if let (Some(lh), Some(label)) = (lh, label) {
+            lh.update(label);
+        }
+        return Ok(());
+    }
+    let labelled = lh.is_some();
+    let mut data_buf = Vec::new();
+    if let Some(dh) = dh {
+        dh.update(npy::item_bytes(standard(&s.seismic), dtype, &mut data_buf));
+    }
+    let mut label_buf = Vec::new();
+    if let (Some(lh), Some(v)) = (lh, s.velocity.as_ref()) {
+        lh.update(npy::item_bytes(
+            v.as_slice().expect("standard layout"),
+            dtype,
+            &mut label_buf,
+        ));
+    }
+    if !data_buf.is_empty() || !label_buf.is_empty() {
+        item.encoded = Some((data_buf, labelled.then_some(label_buf)));
     }
     Ok(())
 }

@@ -204,6 +204,9 @@ fn noise_is_normal_by_scipy() {
     assert!(s.contains("p_chi2"), "{s}");
 }
 
+/// Output bytes depend neither on the threads nor on the chunk size: chunks
+/// of 1 sample, and of 9, which the hash thread hands the writer in pieces
+/// (shards of 11 samples: pieces end inside and at the ends of shards).
 #[test]
 fn output_bytes_do_not_depend_on_threads() {
     let t = util::tempdir();
@@ -211,7 +214,7 @@ fn output_bytes_do_not_depend_on_threads() {
     write_train_pair(&input, "FlatVel_A", 1, 4, DType::F32, 3);
     write_train_pair(&input, "FlatVel_A", 2, 3, DType::F32, 4);
     let mut dirs = Vec::new();
-    for threads in ["1", "2"] {
+    for (threads, chunk) in [("1", "1"), ("2", "9")] {
         let out = t.path().join(format!("out{threads}"));
         let p = pipeline(
             t.path(),
@@ -219,7 +222,7 @@ fn output_bytes_do_not_depend_on_threads() {
             &out,
             "copies = 2",
             FLIP_NOISE,
-            "samples_per_shard = 5",
+            "samples_per_shard = 11",
         );
         util::run_ok(
             t.path(),
@@ -230,7 +233,7 @@ fn output_bytes_do_not_depend_on_threads() {
                 threads,
                 p.to_str().unwrap(),
                 "--set",
-                "run.chunk_samples=3",
+                &format!("run.chunk_samples={chunk}"),
             ],
         );
         dirs.push(out);
@@ -244,7 +247,7 @@ fn output_bytes_do_not_depend_on_threads() {
         &out,
         "copies = 2",
         FLIP_NOISE,
-        "samples_per_shard = 5",
+        "samples_per_shard = 11",
     );
     util::run_ok(
         t.path(),
