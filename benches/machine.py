@@ -17,7 +17,7 @@ FLOOR_BYTES = 256 << 20
 
 
 def host():
-    """`seispipe host` as a dict (cpu, simd, kernel, io)."""
+    """`seispipe host` as a dict (cpu, simd, kernel, subnormals, io)."""
     out = subprocess.run([BIN, "host"], check=True, capture_output=True, text=True).stdout
     return dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
 
@@ -45,13 +45,14 @@ def copy_floor(write_dir):
 
 
 def header(write_dir=None):
-    """The lines to print: date, CPU, SIMD, kernel copy, I/O mode, disk floor."""
+    """The lines to print: date, CPU, SIMD, kernel copy, subnormals, I/O mode, disk floor."""
     h = host()
     lines = [
         f"date: {time.strftime('%Y-%m-%d %H:%M %Z')}; {os.cpu_count()} CPUs",
         f"cpu: {h.get('cpu', '?')}",
         f"simd: {h.get('simd', '?')}",
         f"kernel copy: {h.get('kernel', '?')}",
+        f"subnormals: {h.get('subnormals', '?')}",
         f"io mode: {h.get('io', '?')}",
     ]
     if write_dir is not None:

@@ -1,6 +1,8 @@
 //! Per-core rate of the simulation kernels, without process start, map
 //! drawing or file writing: single-threaded 1000-step simulations of one
-//! source, the blocked kernel on every instruction set this CPU has and the
+//! source, the blocked kernel on every instruction set this CPU has (with
+//! the CPU's own subnormal arithmetic, `hardware`, and, on AVX-512 and AVX2,
+//! the scaled copy, `avoid`: `seispipe::cpu::Subnormals`) and the
 //! reference kernel, alternated so each round's runs see the same machine
 //! load. Prints cell updates per second (310 × 310 per step, the convention
 //! of `benches/simulate.py`), the best time of each, the median per-round
@@ -15,6 +17,7 @@
 
 use std::time::Instant;
 
+use seispipe::cpu::Subnormals;
 use seispipe::physics::fd::{Isa, Kernel};
 use seispipe::physics::{Medium, NX, NZ, PER_SOURCE};
 
@@ -31,16 +34,28 @@ fn main() {
         })
         .collect();
     let medium = Medium::new(&vel, false).expect("a valid map");
-    let mut runs = vec![(Kernel::Reference, Isa::detect())];
-    runs.extend(Isa::available().into_iter().map(|i| (Kernel::Blocked, i)));
+    // The blocked kernel on every copy with the CPU's own subnormal
+    // arithmetic, and the scaled copies where a copy has one.
+    let mut runs = vec![(Kernel::Reference, Isa::detect(), Subnormals::Hardware)];
+    for isa in Isa::available() {
+        runs.push((Kernel::Blocked, isa, Subnormals::Hardware));
+        if Subnormals::Avoid.avoided(isa) {
+            runs.push((Kernel::Blocked, isa, Subnormals::Avoid));
+        }
+    }
+    println!(
+        "subnormals: a multiplication on them takes {:.1}x as long here; the probe chooses {:?}",
+        Subnormals::slowdown(),
+        Subnormals::detect().name()
+    );
     let mut out = vec![0f32; PER_SOURCE];
     let mut secs = vec![Vec::new(); runs.len()];
     let mut lanes = 0;
     for _ in 0..rounds {
-        for (k, &(kernel, isa)) in runs.iter().enumerate() {
+        for (k, &(kernel, isa, sub)) in runs.iter().enumerate() {
             let t = Instant::now();
             match kernel {
-                Kernel::Blocked => lanes = medium.simulate_source_counted(34, &mut out, isa),
+                Kernel::Blocked => lanes = medium.simulate_source_counted(34, &mut out, isa, sub),
                 Kernel::Reference => medium.simulate_source_with(34, &mut out, kernel, isa),
             }
             secs[k].push(t.elapsed().as_secs_f64());
@@ -49,14 +64,15 @@ fn main() {
     let clock = clock_hz();
     let cells = 310.0 * 310.0 * 1000.0;
     println!("{rounds} rounds, one thread; per 1000-step simulation of one source:");
-    for (k, &(kernel, isa)) in runs.iter().enumerate() {
+    for (k, &(kernel, isa, sub)) in runs.iter().enumerate() {
         let best = secs[k].iter().copied().fold(f64::INFINITY, f64::min);
         let mut speedup: Vec<f64> = secs[0].iter().zip(&secs[k]).map(|(r, s)| r / s).collect();
         speedup.sort_by(f64::total_cmp);
         println!(
-            "{:9} {:8} best {:6.1} ms  {:5.2} G cell-updates/s  {:6.0} samples/h per core  vs reference: {:.2}x (median of rounds)",
+            "{:9} {:8} {:8} best {:6.1} ms  {:5.2} G cell-updates/s  {:6.0} samples/h per core  vs reference: {:.2}x (median of rounds)",
             kernel.name(),
             isa.name(),
+            if kernel == Kernel::Blocked { sub.name() } else { "" },
             best * 1e3,
             cells / best / 1e9,
             3600.0 / (5.0 * best),

@@ -323,13 +323,24 @@ pub fn summary_text(s: &Summary, dir: &str) -> String {
     )
 }
 
-/// `seispipe host`: the CPU, its SIMD flags, the kernel copy and the I/O
-/// setting (what benches print beside their figures).
+/// `seispipe host`: the CPU, its SIMD flags, the kernel copy, how it meets
+/// subnormal values and the I/O setting (what benches print beside their
+/// figures).
 #[must_use]
 pub fn host(host: &settings::Host) -> String {
     let cpu = crate::cpu::model_name();
+    let subnormals = format!(
+        "{}{} (a multiplication on a subnormal value takes {:.1}x as long here)",
+        host.compute.subnormals.name(),
+        if host.compute.scaled() {
+            ": the scaled kernel"
+        } else {
+            ""
+        },
+        crate::cpu::Subnormals::slowdown()
+    );
     format!(
-        "cpu: {cpu}\nsimd: {}\nkernel: {}{}\nio: {}\n",
+        "cpu: {cpu}\nsimd: {}\nkernel: {}{}\nsubnormals: {subnormals}\nio: {}\n",
         crate::cpu::simd_flags().join(" "),
         host.compute.describe(),
         if host.compute.isa == crate::cpu::Isa::detect() {
@@ -405,9 +416,10 @@ pub fn synth(args: &crate::cli::SynthArgs, host: &settings::Host) -> Result<Stri
     let rate = n as f64 / secs.max(1e-9);
     let _ = writeln!(
         s,
-        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {})",
+        "synth: {n} samples of {} in {secs:.2} s ({rate:.2} samples/s, {threads} threads, kernel {}{})",
         family.name(),
-        host.compute.describe()
+        host.compute.describe(),
+        if host.compute.scaled() { ", scaled" } else { "" }
     );
     Ok(s)
 }

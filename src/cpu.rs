@@ -1,7 +1,8 @@
 //! The CPU a process computes on: which vector copy of the simulation kernel
 //! and of the noise it runs ([`Isa`]), detected once at start or forced with
 //! `SEISPIPE_ISA` so that one machine can measure the copies another machine
-//! would run. Every copy gives the same bits.
+//! would run, and whether the simulation steers around subnormal values
+//! ([`Subnormals`]). Every choice gives the same bits.
 
 /// The instruction set a vector copy (of the simulation kernel, the noise)
 /// is compiled for.
@@ -144,6 +145,9 @@ pub struct Compute {
     pub kernel: Kernel,
     /// The vector copy (`SEISPIPE_ISA`; default: the widest this CPU has).
     pub isa: Isa,
+    /// How the blocked kernel meets subnormal values (`SEISPIPE_SUBNORMALS`;
+    /// default: what a probe of this CPU finds faster).
+    pub subnormals: Subnormals,
 }
 
 impl Default for Compute {
@@ -151,6 +155,7 @@ impl Default for Compute {
         Compute {
             kernel: Kernel::default(),
             isa: Isa::detect(),
+            subnormals: Subnormals::detect(),
         }
     }
 }
@@ -165,11 +170,129 @@ impl Compute {
         Compute { kernel, ..self }
     }
 
-    /// `blocked, avx2`-style: what `synth` and the benches print.
+    /// `avx2 (blocked)`-style: what `synth` and the benches print.
     #[must_use]
     pub fn describe(self) -> String {
         format!("{} ({})", self.isa.name(), self.kernel.name())
     }
+
+    /// Whether the blocked kernel runs its scaled copy ([`Subnormals`]).
+    #[must_use]
+    pub fn scaled(self) -> bool {
+        self.kernel == Kernel::Blocked && self.subnormals.avoided(self.isa)
+    }
+}
+
+/// How the blocked kernel meets the subnormal f32 values that the wave
+/// leaves ahead of its front, where its amplitude underflows. Both ways give
+/// the same bits.
+///
+/// Many Intel cores take a microcode assist of ~100 cycles on an f32
+/// multiplication that reads or makes a subnormal value (Zen cores do not):
+/// on an Intel Xeon (family 6, model 207) the kernel took 5 times as long as
+/// with flush-to-zero on, which changes bits. [`Subnormals::Avoid`] runs the
+/// kernel's scaled copy, on fields that hold every value times 2^64, where
+/// no value is subnormal and each product below the normal range is rounded
+/// as the reference rounds it (`crate::physics::fd::blocked::step_with`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subnormals {
+    /// The CPU's own f32 arithmetic on the values as they are.
+    Hardware,
+    /// The scaled copy (on the AVX-512 and AVX2 copies, the ones that have
+    /// one).
+    Avoid,
+}
+
+impl Subnormals {
+    /// The environment variable that forces the choice.
+    pub const ENV: &'static str = "SEISPIPE_SUBNORMALS";
+
+    /// The choice named `name`: `avoid`, `hardware`, or `auto` / empty (the
+    /// probe's).
+    ///
+    /// # Errors
+    /// Any other name, with the allowed ones.
+    pub fn from_name(name: &str) -> Result<Subnormals, String> {
+        match name {
+            "" | "auto" => Ok(Subnormals::detect()),
+            "avoid" => Ok(Subnormals::Avoid),
+            "hardware" => Ok(Subnormals::Hardware),
+            _ => Err(format!(
+                "{}={name:?} is not a setting; expected \"auto\" (the default: a probe of this CPU chooses), \"avoid\" or \"hardware\"",
+                Subnormals::ENV
+            )),
+        }
+    }
+
+    /// `avoid` or `hardware`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Subnormals::Hardware => "hardware",
+            Subnormals::Avoid => "avoid",
+        }
+    }
+
+    /// Whether the blocked kernel on `isa` steers around subnormal values.
+    #[must_use]
+    pub fn avoided(self, isa: Isa) -> bool {
+        self == Subnormals::Avoid && matches!(isa, Isa::Avx512 | Isa::Avx2)
+    }
+
+    /// [`Subnormals::Avoid`] where a multiplication that makes a subnormal
+    /// value takes more than four times as long as one that does not (a
+    /// probe of ~0.5 ms, run once per process; [`Subnormals::slowdown`]).
+    #[must_use]
+    pub fn detect() -> Subnormals {
+        static CHOICE: std::sync::OnceLock<Subnormals> = std::sync::OnceLock::new();
+        *CHOICE.get_or_init(|| {
+            if Subnormals::slowdown() > 4.0 {
+                Subnormals::Avoid
+            } else {
+                Subnormals::Hardware
+            }
+        })
+    }
+
+    /// How many times as long a chain of f32 multiplications takes on a
+    /// subnormal value as on a normal one, on the vector unit the kernel
+    /// uses (1 where no copy has a scaled copy). Measured anew each call.
+    #[must_use]
+    pub fn slowdown() -> f64 {
+        let (normal, subnormal) = probe_multiplications();
+        subnormal / normal
+    }
+}
+
+/// Seconds for a chain of dependent f32 multiplications by one, of a normal
+/// and of a subnormal value (best of five runs each), on the vector unit the
+/// kernel uses; `(1, 1)` where no copy has a scaled copy.
+fn probe_multiplications() -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx2.is_available() {
+        #[target_feature(enable = "avx2")]
+        fn chain(x: f32) -> f32 {
+            use std::arch::x86_64::{_mm256_cvtss_f32, _mm256_mul_ps, _mm256_set1_ps};
+            let one = _mm256_set1_ps(std::hint::black_box(1.0));
+            let mut v = _mm256_set1_ps(x);
+            for _ in 0..2000 {
+                v = _mm256_mul_ps(v, one);
+            }
+            _mm256_cvtss_f32(v)
+        }
+        let best = |x: f32| {
+            (0..5)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    // SAFETY: AVX2 is present (checked above).
+                    std::hint::black_box(unsafe { chain(std::hint::black_box(x)) });
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        return (best(1.5), best(f32::from_bits(0x0000_1234)));
+    }
+    (1.0, 1.0)
 }
 
 /// The CPU's model as the kernel names it (`model name` in

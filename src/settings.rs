@@ -64,8 +64,9 @@ pub struct Host {
     pub models: Option<crate::model::Backend>,
     /// How free space is measured.
     pub disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
-    /// `SEISPIPE_FD_KERNEL` and `SEISPIPE_ISA`: the time-loop kernel and
-    /// the vector copy (same bits either way).
+    /// `SEISPIPE_FD_KERNEL`, `SEISPIPE_ISA` and `SEISPIPE_SUBNORMALS`: the
+    /// time-loop kernel, the vector copy and how it meets subnormal values
+    /// (same bits either way).
     pub compute: crate::cpu::Compute,
     /// `SEISPIPE_IO` (`auto`, `direct`, `buffered`; `SEISPIPE_DIRECT_IO=0|1`
     /// is read as buffered | direct): how shards reach the disk when
@@ -79,15 +80,15 @@ impl Host {
     /// one place that reads them.
     ///
     /// # Errors
-    /// A value of `SEISPIPE_FD_KERNEL`, `SEISPIPE_ISA` or
-    /// `SEISPIPE_DIRECT_IO` that names nothing (or an instruction set this
+    /// A value of `SEISPIPE_FD_KERNEL`, `SEISPIPE_ISA`,
+    /// `SEISPIPE_SUBNORMALS` or `SEISPIPE_DIRECT_IO` that names nothing (or an instruction set this
     /// CPU lacks), with the allowed ones.
     pub fn read(
         models: Option<crate::model::Backend>,
         disk: std::sync::Arc<dyn crate::io::disk::DiskProbe>,
         get: &dyn Fn(&str) -> Option<String>,
     ) -> crate::error::Result<Host> {
-        use crate::cpu::{Compute, Isa};
+        use crate::cpu::{Compute, Isa, Subnormals};
         use crate::io::mode::IoMode;
         use crate::physics::fd::Kernel;
         let kernel = Kernel::from_name(&get(Kernel::ENV).unwrap_or_default())
@@ -98,6 +99,8 @@ impl Host {
                 Isa::from_name(name).map_err(|e| crate::error::Error::config("environment", e))?
             }
         };
+        let subnormals = Subnormals::from_name(&get(Subnormals::ENV).unwrap_or_default())
+            .map_err(|e| crate::error::Error::config("environment", e))?;
         let set = |name: &str| get(name).filter(|v| !v.is_empty());
         let io = match (set(IO_ENV).as_deref(), set(DIRECT_IO_ENV).as_deref()) {
             (None | Some("auto"), None) | (Some("auto"), _) => IoMode::Auto,
@@ -119,7 +122,11 @@ impl Host {
         Ok(Host {
             models,
             disk,
-            compute: Compute { kernel, isa },
+            compute: Compute {
+                kernel,
+                isa,
+                subnormals,
+            },
             io,
         })
     }

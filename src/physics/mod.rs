@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use crate::cpu::Compute;
+use crate::cpu::{Compute, Subnormals};
 use fd::reference::{FIELD_LEN, NS};
 use fd::{blocked, Isa, Kernel};
 use schedule::{arc, hull, nonzero_span, reached_rows, ring_distance, widen, BANDS, N_BANDS};
@@ -279,7 +279,7 @@ impl Medium {
                 self.run(sx, a, b, out, isa, true);
             }),
             Kernel::Blocked => {
-                self.simulate_source_counted(sx, out, isa);
+                self.simulate_source_counted(sx, out, isa, self.compute.subnormals);
             }
         }
     }
@@ -290,14 +290,20 @@ impl Medium {
     ///
     /// # Panics
     /// As [`Self::simulate_source_with`].
-    pub fn simulate_source_counted(&self, sx: usize, out: &mut [f32], isa: Isa) -> u64 {
+    pub fn simulate_source_counted(
+        &self,
+        sx: usize,
+        out: &mut [f32],
+        isa: Isa,
+        subnormals: Subnormals,
+    ) -> u64 {
         check_source_args(sx, out, isa);
         BLOCKED_SCRATCH.with(|s| {
             let mut s = s.borrow_mut();
             let (a, b) = &mut *s;
             a.clear();
             b.clear();
-            self.run_blocked(sx, a, b, out, isa, true)
+            self.run_blocked(sx, a, b, out, isa, true, subnormals.avoided(isa))
         })
     }
 
@@ -359,6 +365,13 @@ impl Medium {
     /// Each band steps one column range (the whole row where it would wrap
     /// past an edge), so no cell is updated twice. Off, in tests, every cell
     /// is stepped; they show that the records are the same bits.
+    ///
+    /// With `scaled` ([`Subnormals::Avoid`]), the fields hold every value
+    /// times [`blocked::SCALE`] and the scaled copy steps them
+    /// ([`blocked::step_with`]): the source is injected scaled and the
+    /// records are scaled back, both exactly, so the records are the same
+    /// bits.
+    #[allow(clippy::too_many_arguments)]
     fn run_blocked(
         &self,
         sx: usize,
@@ -367,6 +380,7 @@ impl Medium {
         out: &mut [f32],
         isa: Isa,
         skip_unreached: bool,
+        scaled: bool,
     ) -> u64 {
         let beta = self.source_term(sx);
         let src = blocked::Field::index(SOURCE_Z + NBC, NBC + sx);
@@ -409,7 +423,15 @@ impl Medium {
                 if cols.is_empty() {
                     continue;
                 }
-                blocked::step(isa, cur, prev, &self.blocked, band.clone(), cols.clone());
+                blocked::step_with(
+                    isa,
+                    scaled,
+                    cur,
+                    prev,
+                    &self.blocked,
+                    band.clone(),
+                    cols.clone(),
+                );
                 lanes += blocked::lane_updates(&band, &cols);
                 after[i] = if skip_unreached {
                     nonzero_span(prev, band, cols)
@@ -420,8 +442,18 @@ impl Medium {
             blocked::wrap_rows(prev);
             std::mem::swap(cur, prev);
             let field = cur.as_mut_slice();
-            field[src] += beta * self.wavelet[t];
-            trace.copy_from_slice(&field[rec..rec + NX]);
+            if scaled {
+                // Exact in f64: the product is the reference's f32 product
+                // (subnormal or not), times 2^64; the record, divided by it.
+                let up = f64::from(blocked::SCALE);
+                field[src] += (f64::from(beta * self.wavelet[t]) * up) as f32;
+                for (r, &v) in trace.iter_mut().zip(&field[rec..rec + NX]) {
+                    *r = (f64::from(v) / up) as f32;
+                }
+            } else {
+                field[src] += beta * self.wavelet[t];
+                trace.copy_from_slice(&field[rec..rec + NX]);
+            }
             after[source_band] = hull(&after[source_band], &(xs..xs + 1));
             before = std::mem::replace(&mut now, after);
         }
@@ -645,9 +677,9 @@ mod tests {
             let mut blocked_fast = vec![0f32; PER_SOURCE];
             let mut blocked_full = vec![0f32; PER_SOURCE];
             let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
-            m.run_blocked(sx, &mut a, &mut b, &mut blocked_fast, isa, true);
+            m.run_blocked(sx, &mut a, &mut b, &mut blocked_fast, isa, true, false);
             let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
-            m.run_blocked(sx, &mut a, &mut b, &mut blocked_full, isa, false);
+            m.run_blocked(sx, &mut a, &mut b, &mut blocked_full, isa, false, false);
             assert!(
                 same(&blocked_fast, &blocked_full),
                 "source {sx}: blocked, skipping cells changed the record"
@@ -682,10 +714,22 @@ mod tests {
                     let mut fast = vec![0f32; PER_SOURCE];
                     let mut full = vec![0f32; PER_SOURCE];
                     let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
-                    m.run_blocked(sx, &mut a, &mut b, &mut fast, isa, true);
+                    m.run_blocked(sx, &mut a, &mut b, &mut fast, isa, true, false);
                     let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
-                    m.run_blocked(sx, &mut a, &mut b, &mut full, isa, false);
+                    m.run_blocked(sx, &mut a, &mut b, &mut full, isa, false, false);
                     let name = isa.name();
+                    // The scaled copy (where the copy has one) changes no bit
+                    // either.
+                    if blocked::has_scaled(isa) {
+                        let mut scaled = vec![0f32; PER_SOURCE];
+                        let (mut a, mut b) = (blocked::Field::default(), blocked::Field::default());
+                        m.run_blocked(sx, &mut a, &mut b, &mut scaled, isa, true, true);
+                        assert!(
+                            same(&scaled, &reference),
+                            "{} m/s, source {sx}, {name}: the scaled copy changed the record",
+                            vel[0]
+                        );
+                    }
                     assert!(
                         same(&fast, &full),
                         "{} m/s, source {sx}, {name}: skipping changed the record",

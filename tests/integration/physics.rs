@@ -757,6 +757,68 @@ fn fd_kernel_is_chosen_by_the_environment() {
     assert!(!dir.path().join("x").exists());
 }
 
+/// `SEISPIPE_SUBNORMALS` chooses between the kernel's scaled copy (`avoid`)
+/// and the CPU's own subnormal arithmetic (`hardware`); the default is a
+/// probe's choice. Every choice, on every copy, writes the same bytes; a
+/// value that is not a choice is refused before any work.
+#[test]
+fn subnormal_choice_writes_the_same_bytes() {
+    use seispipe::cpu::Isa;
+    let dir = util::tempdir();
+    let mut outputs = Vec::new();
+    let isas: Vec<Isa> = Isa::available()
+        .into_iter()
+        .filter(|i| matches!(i, Isa::Avx512 | Isa::Avx2))
+        .collect();
+    let mut runs = vec![(String::new(), Isa::detect())];
+    for isa in &isas {
+        runs.push(("avoid".into(), *isa));
+        runs.push(("hardware".into(), *isa));
+    }
+    for (k, (choice, isa)) in runs.iter().enumerate() {
+        let out = dir.path().join(format!("o{k}"));
+        let o = util::bin()
+            .current_dir(dir.path())
+            .env("SEISPIPE_SUBNORMALS", choice)
+            .env("SEISPIPE_ISA", isa.name())
+            .args([
+                "synth",
+                out.to_str().unwrap(),
+                "--family",
+                "CurveVel_A",
+                "--samples",
+                "1",
+            ])
+            .output()
+            .expect("run seispipe");
+        assert!(o.status.success(), "{}", text(&o));
+        let says = text(&o).contains("(blocked), scaled");
+        match choice.as_str() {
+            "avoid" => assert!(says, "{choice} on {}: {}", isa.name(), text(&o)),
+            "hardware" => assert!(!says, "{choice} on {}: {}", isa.name(), text(&o)),
+            _ => {}
+        }
+        outputs.push(std::fs::read(out.join("CurveVel_A/data/data1.npy")).unwrap());
+    }
+    assert!(
+        outputs.iter().all(|o| *o == outputs[0]),
+        "the choices wrote different bytes"
+    );
+    let o = util::bin()
+        .current_dir(dir.path())
+        .env("SEISPIPE_SUBNORMALS", "flush")
+        .args(["synth", "x", "--family", "FlatFault_A", "--samples", "1"])
+        .output()
+        .expect("run seispipe");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let t = text(&o);
+    assert!(
+        t.contains("SEISPIPE_SUBNORMALS") && t.contains("\"flush\"") && t.contains("avoid"),
+        "{t}"
+    );
+    assert!(!dir.path().join("x").exists());
+}
+
 /// `SEISPIPE_ISA` forces the vector copy of the simulation kernel and of the
 /// noise: every copy this CPU runs writes the same bytes through a pipeline
 /// that simulates (velocity_mixup, exact flip) and adds noise; a name that is
@@ -877,6 +939,7 @@ fn host_names_the_cpu_and_the_forced_copy() {
     let widest = Isa::detect().name();
     assert!(t.starts_with("cpu: "), "{t}");
     assert!(t.contains(&format!("kernel: {widest} (blocked)\n")), "{t}");
+    assert!(t.contains("\nsubnormals: "), "{t}");
     assert!(t.contains("io: auto"), "{t}");
     assert!(!t.contains("forced"), "{t}");
     let o = util::bin()

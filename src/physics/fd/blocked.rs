@@ -230,9 +230,43 @@ pub fn step(
     rows: Range<usize>,
     cols: Range<usize>,
 ) {
+    step_with(isa, false, cur, next, coef, rows, cols);
+}
+
+/// The factor the scaled copies hold every value times: 2^64.
+pub const SCALE: f32 = f32::from_bits((127 + 64) << 23);
+
+/// Whether `isa` has a scaled copy ([`step_with`]): AVX-512 and AVX2.
+#[must_use]
+pub fn has_scaled(isa: Isa) -> bool {
+    matches!(isa, Isa::Avx512 | Isa::Avx2)
+}
+
+/// [`step`], or with `scaled` the copy for fields that hold every value
+/// times [`SCALE`]: its results are the reference's times `SCALE`, bit for
+/// bit, and it never meets a subnormal value, on which some CPUs take a
+/// microcode assist (`simd` explains why it is exact).
+///
+/// # Panics
+/// As [`step`], or `scaled` where `isa` has no scaled copy ([`has_scaled`]).
+#[allow(clippy::too_many_arguments)]
+pub fn step_with(
+    isa: Isa,
+    scaled: bool,
+    cur: &Field,
+    next: &mut Field,
+    coef: &Coefficients,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
     assert!(
         isa.is_available(),
         "{} is not available on this CPU",
+        isa.name()
+    );
+    assert!(
+        !scaled || has_scaled(isa),
+        "{} has no scaled copy",
         isa.name()
     );
     assert!(rows.end <= NPAD && cols.end <= NPAD);
@@ -244,16 +278,22 @@ pub fn step(
     // Every arm: the pointers span whole fields; `rows` and `offsets` are
     // inside the grid (asserted above), which keeps every access inside them
     // ([`sweep`]); the CPU has the instruction set (asserted above).
-    match isa {
+    match (isa, scaled) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: see above; AVX-512F is present.
-        Isa::Avx512 => unsafe { step_avx512(cur, next, coef, rows, offsets) },
+        (Isa::Avx512, false) => unsafe { step_avx512(cur, next, coef, rows, offsets) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: see above; AVX-512F is present.
+        (Isa::Avx512, true) => unsafe { step_avx512_scaled(cur, next, coef, rows, offsets) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: see above; AVX2 and FMA are present.
-        Isa::Avx2 => unsafe { step_avx2(cur, next, coef, rows, offsets) },
+        (Isa::Avx2, false) => unsafe { step_avx2(cur, next, coef, rows, offsets) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: see above; AVX2 and FMA are present.
+        (Isa::Avx2, true) => unsafe { step_avx2_scaled(cur, next, coef, rows, offsets) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: see above; NEON is part of aarch64.
-        Isa::Neon => unsafe {
+        (Isa::Neon, _) => unsafe {
             step_lanes::<super::simd::Neon, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
         },
         // SAFETY: see above; the portable lanes need no instruction set.
@@ -274,6 +314,18 @@ unsafe fn step_avx512(
 }
 
 #[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn step_avx512_scaled(
+    cur: *const f32,
+    next: *mut f32,
+    coef: &Coefficients,
+    rows: Range<usize>,
+    offsets: Range<usize>,
+) {
+    step_lanes::<super::simd::Avx512Scaled, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
+}
+
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn step_avx2(
     cur: *const f32,
@@ -283,6 +335,18 @@ unsafe fn step_avx2(
     offsets: Range<usize>,
 ) {
     step_lanes::<super::simd::Avx2, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn step_avx2_scaled(
+    cur: *const f32,
+    next: *mut f32,
+    coef: &Coefficients,
+    rows: Range<usize>,
+    offsets: Range<usize>,
+) {
+    step_lanes::<super::simd::Avx2Scaled, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
 }
 
 /// Rows of one kind share their coefficient tables: the top sponge rows, the
@@ -546,6 +610,74 @@ mod tests {
                             want(z, x)
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The scaled copies ([`step_with`]) give the reference's bits times
+    /// [`SCALE`] where the values are subnormal, tiny or mixed with normal
+    /// ones (so sums cancel into the subnormal range and products
+    /// underflow, some to zero).
+    #[test]
+    fn scaled_copies_give_the_reference_bits_on_subnormal_values() {
+        let c = coefficients();
+        let b = Coefficients::new(&c);
+        // Sign, exponent field (mostly 0, subnormal, to 2; some up to 40,
+        // 2⁻⁸⁷; a few that of 1.0) and mantissa from a hash of the cell and
+        // a seed.
+        let value = |z: usize, x: usize, seed: u64| {
+            let mut h = (z as u64 * 0x9e37_79b9 + x as u64 * 0x85eb_ca6b + seed)
+                .wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
+            h ^= h >> 29;
+            let e = match h % 100 {
+                r @ 0..85 => r as u32 % 3,
+                r @ 85..97 => 3 + r as u32 % 38,
+                _ => 127,
+            };
+            let m = (h >> 8) as u32 & 0x7f_ffff;
+            f32::from_bits(((h >> 40) as u32 & 1) << 31 | e << 23 | m)
+        };
+        let (mut rc, mut rn) = (
+            vec![0f32; reference::FIELD_LEN],
+            vec![0f32; reference::FIELD_LEN],
+        );
+        for z in 0..NPAD {
+            for x in 0..NPAD {
+                rc[(z + 2) * reference::NS + x + 2] = value(z, x, 1);
+                rn[(z + 2) * reference::NS + x + 2] = value(z, x, 2);
+            }
+        }
+        reference::wrap_edges(&mut rc, 0..NPAD);
+        reference::step_baseline(&rc, &mut rn, &c, 0..NPAD);
+        let subnormal = rn.iter().filter(|v| v.is_subnormal()).count();
+        assert!(subnormal > 3_000, "only {subnormal} subnormal results");
+        // Times or divided by 2^64, exactly (in f64, where every f32 value
+        // and its scaled image are normal).
+        let scale = |v: f32, by: f64| (f64::from(v) * by) as f32;
+        let up = f64::from(SCALE);
+        for isa in Isa::available().into_iter().filter(|&i| has_scaled(i)) {
+            let (mut bc, mut bn) = (Field::default(), Field::default());
+            for z in 0..NPAD {
+                for x in 0..NPAD {
+                    bc.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 1), up);
+                    bn.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 2), up);
+                }
+            }
+            wrap_edges(&mut bc, 0..NPAD);
+            step_with(isa, true, &bc, &mut bn, &b, 0..NPAD, 0..NPAD);
+            for z in 0..NPAD {
+                for x in 0..NPAD {
+                    let (got, want) = (
+                        scale(bn.as_slice()[Field::index(z, x)], 1.0 / up),
+                        rn[(z + 2) * reference::NS + x + 2],
+                    );
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{}, scaled: (z={z}, x={x}): {got:e} vs {want:e}",
+                        isa.name()
+                    );
                 }
             }
         }

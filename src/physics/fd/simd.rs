@@ -45,15 +45,18 @@ pub(super) trait Lanes: Copy {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(super) use x86::{Avx2, Avx512};
+pub(super) use x86::{Avx2, Avx2Scaled, Avx512, Avx512Scaled};
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::{
-        __m256, __m512, _mm256_add_ps, _mm256_fmadd_ps, _mm256_load_ps, _mm256_loadu_ps,
-        _mm256_mul_ps, _mm256_set1_ps, _mm256_store_ps, _mm256_sub_ps, _mm512_add_ps,
-        _mm512_alignr_epi32, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_load_ps,
-        _mm512_loadu_ps, _mm512_mul_ps, _mm512_set1_ps, _mm512_store_ps, _mm512_sub_ps,
+        __m256, __m512, _mm256_add_ps, _mm256_and_ps, _mm256_andnot_ps, _mm256_castsi256_ps,
+        _mm256_cmp_ps, _mm256_fmadd_ps, _mm256_load_ps, _mm256_loadu_ps, _mm256_mul_ps,
+        _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_store_ps, _mm256_sub_ps,
+        _mm512_abs_ps, _mm512_add_ps, _mm512_alignr_epi32, _mm512_castps_si512,
+        _mm512_castsi512_ps, _mm512_cmp_ps_mask, _mm512_fmadd_ps, _mm512_load_ps, _mm512_loadu_ps,
+        _mm512_maskz_ternarylogic_epi32, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps,
+        _mm512_store_ps, _mm512_sub_ps, _mm512_ternarylogic_epi32, _CMP_LT_OQ,
     };
 
     use super::Lanes;
@@ -153,6 +156,142 @@ mod x86 {
                 Avx2(_mm256_loadu_ps(p.add(1))),
                 Avx2(_mm256_loadu_ps(p.add(2))),
             ]
+        }
+    }
+
+    // The scaled copies. On many Intel cores an f32 multiplication that
+    // reads or makes a subnormal value, and an addition that makes one from
+    // normal values, take a microcode assist of ~100 cycles (unless
+    // flush-to-zero is on, which changes bits); the wave leaves subnormal
+    // values ahead of its front. In these copies the fields hold every
+    // value times 2^64 (`SCALE`), where the reference's subnormal values
+    // are normal ones, so no operation meets a subnormal value:
+    //
+    // * a sum or difference of scaled values is the scaled sum, exactly as
+    //   rounded (a sum in the subnormal range is exact, and so is its scaled
+    //   copy; above it both round to 24 bits);
+    // * a product of a scaled value and a coefficient is the scaled product
+    //   where the reference's product is normal (2^-126 or more). Below,
+    //   the reference rounds the exact product to a multiple of 2^-149, a
+    //   grid of fixed spacing, ties to even: `fma(a, b, ±H) ∓ H`, with
+    //   H = 2^64·2^-126 signed as the product, rounds the exact a·b once onto
+    //   the scaled grid (a·b ± H lies within [H, 2H) in magnitude, where the
+    //   spacing of f32 values is H·2^-23 = 2^64·2^-149 and even values are
+    //   even multiples of it), and the subtraction is exact. Where the
+    //   product is not small the FMA adds 0 instead: a single rounding of
+    //   a·b, the plain product.
+    //
+    // The scaled values stay far from overflow (2^64 times the largest
+    // field value of a stable map) and the smallest, 2^64·2^-149 times a
+    // coefficient, far above the subnormal range.
+
+    /// 2^-62: the scaled image of the smallest normal f32, 2^-126.
+    const SCALED_MIN_NORMAL: f32 = f32::from_bits((127 - 62) << 23);
+
+    /// [`Avx512`] on fields scaled by 2^64, with the reference's rounding
+    /// of subnormal products (see above).
+    #[derive(Clone, Copy)]
+    pub struct Avx512Scaled(Avx512);
+
+    impl Lanes for Avx512Scaled {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx512Scaled(Avx512::load(p))
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: Self) {
+            Avx512::store(p, v.0);
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx512Scaled(Avx512::splat(x))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Avx512Scaled(self.0.add(b.0))
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            Avx512Scaled(self.0.sub(b.0))
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            let (a, b) = (self.0 .0, b.0 .0);
+            let h = _mm512_set1_ps(SCALED_MIN_NORMAL);
+            let sign = _mm512_set1_epi32(i32::MIN);
+            let p = _mm512_mul_ps(a, b);
+            let small = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(_mm512_abs_ps(p), h);
+            // ±H with the product's sign where it is small, else 0, which
+            // makes the FMA the plain product: (p & sign) | H, zero-masked.
+            let sh = _mm512_maskz_ternarylogic_epi32::<0xea>(
+                small,
+                _mm512_castps_si512(p),
+                sign,
+                _mm512_castps_si512(h),
+            );
+            let sh = _mm512_castsi512_ps(sh);
+            let q = _mm512_castps_si512(_mm512_sub_ps(_mm512_fmadd_ps(a, b, sh), sh));
+            // A product rounded to zero keeps its sign (x − x is +0):
+            // q | (p & sign).
+            let q = _mm512_ternarylogic_epi32::<0xf8>(q, _mm512_castps_si512(p), sign);
+            Avx512Scaled(Avx512(_mm512_castsi512_ps(q)))
+        }
+        #[inline(always)]
+        unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
+            Avx512::neighbours(p, prev.0, cur.0, next.0).map(Avx512Scaled)
+        }
+    }
+
+    /// [`Avx2`] on fields scaled by 2^64, with the reference's rounding of
+    /// subnormal products (see above).
+    #[derive(Clone, Copy)]
+    pub struct Avx2Scaled(Avx2);
+
+    impl Lanes for Avx2Scaled {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            Avx2Scaled(Avx2::load(p))
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: Self) {
+            Avx2::store(p, v.0);
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            Avx2Scaled(Avx2::splat(x))
+        }
+        #[inline(always)]
+        unsafe fn add(self, b: Self) -> Self {
+            Avx2Scaled(self.0.add(b.0))
+        }
+        #[inline(always)]
+        unsafe fn sub(self, b: Self) -> Self {
+            Avx2Scaled(self.0.sub(b.0))
+        }
+        #[inline(always)]
+        unsafe fn add2(self, b: Self) -> Self {
+            Avx2Scaled(self.0.add2(b.0))
+        }
+        #[inline(always)]
+        unsafe fn mul(self, b: Self) -> Self {
+            let (a, b) = (self.0 .0, b.0 .0);
+            let h = _mm256_set1_ps(SCALED_MIN_NORMAL);
+            let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
+            let p = _mm256_mul_ps(a, b);
+            let small = _mm256_cmp_ps::<_CMP_LT_OQ>(_mm256_and_ps(p, magnitude), h);
+            // ±H with the product's sign where it is small, else 0, which
+            // makes the FMA the plain product.
+            let sign = _mm256_andnot_ps(magnitude, p);
+            let sh = _mm256_and_ps(small, _mm256_or_ps(sign, h));
+            let q = _mm256_sub_ps(_mm256_fmadd_ps(a, b, sh), sh);
+            // A product rounded to zero keeps its sign (x − x is +0).
+            Avx2Scaled(Avx2(_mm256_or_ps(q, sign)))
+        }
+        #[inline(always)]
+        unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
+            Avx2::neighbours(p, prev.0, cur.0, next.0).map(Avx2Scaled)
         }
     }
 }
