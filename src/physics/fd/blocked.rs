@@ -322,7 +322,7 @@ unsafe fn step_avx512_scaled(
     rows: Range<usize>,
     offsets: Range<usize>,
 ) {
-    step_lanes::<super::simd::Avx512Scaled, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
+    step_lanes::<super::simd::Avx512Checked, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -346,7 +346,7 @@ unsafe fn step_avx2_scaled(
     rows: Range<usize>,
     offsets: Range<usize>,
 ) {
-    step_lanes::<super::simd::Avx2Scaled, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
+    step_lanes::<super::simd::Avx2Checked, ROWS_PER_PASS>(cur, next, coef, rows, offsets);
 }
 
 /// Rows of one kind share their coefficient tables: the top sponge rows, the
@@ -447,7 +447,7 @@ unsafe fn sweeps<L: Lanes, const R: usize>(
 /// every access is inside the field.
 #[allow(clippy::inline_always)]
 #[inline(always)]
-unsafe fn sweep<
+pub(super) unsafe fn sweep<
     L: Lanes,
     const R: usize,
     const SHARED_A: bool,
@@ -492,6 +492,8 @@ unsafe fn sweep<
         ];
         // All the Laplacians first, then all the updates: the loads of the
         // first phase need not wait behind the second's stores (~3 % faster).
+        // The checked copies track the products' magnitudes in `small`.
+        let mut small = L::splat(f32::INFINITY);
         let mut lap = [L::splat(0.0); R];
         let mut ahead = [L::splat(0.0); R];
         for j in 0..R {
@@ -501,22 +503,38 @@ unsafe fn sweep<
             // The reference's order: x−1, x+1, z−1, z+1 (and the same for ±2).
             let s1 = l1.add(r1).add2(v[j + 1]).add(v[j + 3]);
             let s2 = l2.add(r2).add2(v[j]).add(v[j + 4]);
-            lap[j] = c2.mul(s1).add(c3.mul(s2));
+            lap[j] = c2
+                .mul_tracked(s1, &mut small)
+                .add(c3.mul_tracked(s2, &mut small));
         }
+        let mut res = [L::splat(0.0); R];
         for j in 0..R {
             let alpha = shared[0].unwrap_or_else(|| coef(0, j, x));
             let t1 = shared[1].unwrap_or_else(|| coef(1, j, x));
             let t2 = shared[2].unwrap_or_else(|| coef(2, j, x));
             let out = q.add(j * STRIDE + x);
-            L::store(
-                out,
-                t1.mul(here[j])
-                    .sub(t2.mul(L::load(out)))
-                    .add(alpha.mul(lap[j])),
-            );
-            prev[j] = here[j];
-            here[j] = ahead[j];
+            res[j] = t1
+                .mul_tracked(here[j], &mut small)
+                .sub(t2.mul_tracked(L::load(out), &mut small))
+                .add(alpha.mul_tracked(lap[j], &mut small));
+            if !L::CHECKED {
+                L::store(out, res[j]);
+            }
         }
+        if L::CHECKED {
+            // A product below the normal range: these rows at x again, with
+            // the copy that rounds it as the reference does (their `p⁻` is
+            // not yet overwritten).
+            if L::any_small(small) {
+                L::redo::<R, SHARED_A, SHARED_T1, SHARED_T2>(cur, next, z, co, x..x + n);
+            } else {
+                for (j, r) in res.iter().enumerate() {
+                    L::store(q.add(j * STRIDE + x), *r);
+                }
+            }
+        }
+        prev = here;
+        here = ahead;
         x += n;
     }
 }
@@ -623,61 +641,78 @@ mod tests {
     fn scaled_copies_give_the_reference_bits_on_subnormal_values() {
         let c = coefficients();
         let b = Coefficients::new(&c);
-        // Sign, exponent field (mostly 0, subnormal, to 2; some up to 40,
-        // 2⁻⁸⁷; a few that of 1.0) and mantissa from a hash of the cell and
-        // a seed.
-        let value = |z: usize, x: usize, seed: u64| {
+        // Sign, exponent field and mantissa from a hash of the cell and a
+        // seed. Dense: mostly 0 (subnormal) to 2, some up to 40 (2⁻⁸⁷), a
+        // few that of 1.0 (every block of rows has small products). Sparse:
+        // mostly 90 to 127, 1 in 400 subnormal (most blocks have none).
+        let value = |z: usize, x: usize, seed: u64, dense: bool| {
             let mut h = (z as u64 * 0x9e37_79b9 + x as u64 * 0x85eb_ca6b + seed)
                 .wrapping_mul(0xc2b2_ae3d_27d4_eb4f);
             h ^= h >> 29;
-            let e = match h % 100 {
-                r @ 0..85 => r as u32 % 3,
-                r @ 85..97 => 3 + r as u32 % 38,
-                _ => 127,
+            let e = match (dense, h % 400) {
+                (true, r) => match r % 100 {
+                    r @ 0..85 => r as u32 % 3,
+                    r @ 85..97 => 3 + r as u32 % 38,
+                    _ => 127,
+                },
+                (false, 0) => 0,
+                (false, r) => 90 + r as u32 % 38,
             };
             let m = (h >> 8) as u32 & 0x7f_ffff;
             f32::from_bits(((h >> 40) as u32 & 1) << 31 | e << 23 | m)
         };
-        let (mut rc, mut rn) = (
-            vec![0f32; reference::FIELD_LEN],
-            vec![0f32; reference::FIELD_LEN],
-        );
-        for z in 0..NPAD {
-            for x in 0..NPAD {
-                rc[(z + 2) * reference::NS + x + 2] = value(z, x, 1);
-                rn[(z + 2) * reference::NS + x + 2] = value(z, x, 2);
-            }
-        }
-        reference::wrap_edges(&mut rc, 0..NPAD);
-        reference::step_baseline(&rc, &mut rn, &c, 0..NPAD);
-        let subnormal = rn.iter().filter(|v| v.is_subnormal()).count();
-        assert!(subnormal > 3_000, "only {subnormal} subnormal results");
-        // Times or divided by 2^64, exactly (in f64, where every f32 value
-        // and its scaled image are normal).
-        let scale = |v: f32, by: f64| (f64::from(v) * by) as f32;
-        let up = f64::from(SCALE);
-        for isa in Isa::available().into_iter().filter(|&i| has_scaled(i)) {
-            let (mut bc, mut bn) = (Field::default(), Field::default());
+        for dense in [true, false] {
+            let (mut rc, mut rn) = (
+                vec![0f32; reference::FIELD_LEN],
+                vec![0f32; reference::FIELD_LEN],
+            );
             for z in 0..NPAD {
                 for x in 0..NPAD {
-                    bc.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 1), up);
-                    bn.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 2), up);
+                    rc[(z + 2) * reference::NS + x + 2] = value(z, x, 1, dense);
+                    rn[(z + 2) * reference::NS + x + 2] = value(z, x, 2, dense);
                 }
             }
-            wrap_edges(&mut bc, 0..NPAD);
-            step_with(isa, true, &bc, &mut bn, &b, 0..NPAD, 0..NPAD);
-            for z in 0..NPAD {
-                for x in 0..NPAD {
-                    let (got, want) = (
-                        scale(bn.as_slice()[Field::index(z, x)], 1.0 / up),
-                        rn[(z + 2) * reference::NS + x + 2],
-                    );
-                    assert_eq!(
-                        got.to_bits(),
-                        want.to_bits(),
-                        "{}, scaled: (z={z}, x={x}): {got:e} vs {want:e}",
-                        isa.name()
-                    );
+            reference::wrap_edges(&mut rc, 0..NPAD);
+            reference::step_baseline(&rc, &mut rn, &c, 0..NPAD);
+            // Dense: many results subnormal. Sparse: some inputs, whose
+            // products (t1·p, t2·p⁻) are.
+            let count = |v: &[f32]| v.iter().filter(|v| v.is_subnormal()).count();
+            let (results, inputs) = (count(&rn), count(&rc));
+            assert!(
+                if dense {
+                    results > 3_000
+                } else {
+                    (100..2_000).contains(&inputs)
+                },
+                "dense {dense}: {results} subnormal results, {inputs} inputs"
+            );
+            // Times or divided by 2^64, exactly (in f64, where every f32
+            // value and its scaled image are normal).
+            let scale = |v: f32, by: f64| (f64::from(v) * by) as f32;
+            let up = f64::from(SCALE);
+            for isa in Isa::available().into_iter().filter(|&i| has_scaled(i)) {
+                let (mut bc, mut bn) = (Field::default(), Field::default());
+                for z in 0..NPAD {
+                    for x in 0..NPAD {
+                        bc.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 1, dense), up);
+                        bn.as_mut_slice()[Field::index(z, x)] = scale(value(z, x, 2, dense), up);
+                    }
+                }
+                wrap_edges(&mut bc, 0..NPAD);
+                step_with(isa, true, &bc, &mut bn, &b, 0..NPAD, 0..NPAD);
+                for z in 0..NPAD {
+                    for x in 0..NPAD {
+                        let (got, want) = (
+                            scale(bn.as_slice()[Field::index(z, x)], 1.0 / up),
+                            rn[(z + 2) * reference::NS + x + 2],
+                        );
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "{}, dense {dense}: (z={z}, x={x}): {got:e} vs {want:e}",
+                            isa.name()
+                        );
+                    }
                 }
             }
         }
