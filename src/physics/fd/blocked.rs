@@ -447,7 +447,7 @@ unsafe fn sweeps<L: Lanes, const R: usize>(
 /// every access is inside the field.
 #[allow(clippy::inline_always)]
 #[inline(always)]
-pub(super) unsafe fn sweep<
+unsafe fn sweep<
     L: Lanes,
     const R: usize,
     const SHARED_A: bool,
@@ -526,7 +526,7 @@ pub(super) unsafe fn sweep<
             // the copy that rounds it as the reference does (their `p⁻` is
             // not yet overwritten).
             if L::any_small(small) {
-                L::redo::<R, SHARED_A, SHARED_T1, SHARED_T2>(cur, next, z, co, x..x + n);
+                sweep::<L::Fixed, R, SHARED_A, SHARED_T1, SHARED_T2>(cur, next, z, co, x..x + n);
             } else {
                 for (j, r) in res.iter().enumerate() {
                     L::store(q.add(j * STRIDE + x), *r);

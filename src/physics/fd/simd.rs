@@ -37,10 +37,13 @@ pub(super) trait Lanes: Copy {
     unsafe fn add2(self, b: Self) -> Self {
         self.add(b)
     }
+    /// The copy that computes a block of rows again where a checked copy
+    /// found a product below the normal range (`Self` for the others).
+    type Fixed: Lanes;
     /// Whether this is a checked copy: its [`Lanes::mul_tracked`] folds
     /// each product's magnitude into an accumulator, and a block of rows
     /// with a product below the normal range is computed again by
-    /// [`Lanes::redo`].
+    /// [`Lanes::Fixed`].
     const CHECKED: bool = false;
     /// `self · b`; a checked copy also folds `|self · b|` into `small`.
     #[inline(always)]
@@ -54,19 +57,6 @@ pub(super) trait Lanes: Copy {
     unsafe fn any_small(small: Self) -> bool {
         let _ = small;
         false
-    }
-    /// Update rows `z..z + R` at `x` again, with the copy that rounds
-    /// small products as the reference does (checked copies; the blocked
-    /// kernel's `sweep` arguments).
-    #[inline(always)]
-    unsafe fn redo<const R: usize, const A: bool, const T1: bool, const T2: bool>(
-        cur: *const f32,
-        next: *mut f32,
-        z: usize,
-        co: &[[*const f32; R]; 3],
-        x: std::ops::Range<usize>,
-    ) {
-        let _ = (cur, next, z, co, x);
     }
     /// The values at x − 2, x − 1, x + 1, x + 2 of the `N` cells at `p`
     /// (aligned), given the vectors already loaded at `p − N` (`prev`), `p`
@@ -100,6 +90,7 @@ mod x86 {
     pub struct Avx512(__m512);
 
     impl Lanes for Avx512 {
+        type Fixed = Self;
         const N: usize = 16;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
@@ -150,6 +141,7 @@ mod x86 {
     pub struct Avx2(__m256);
 
     impl Lanes for Avx2 {
+        type Fixed = Self;
         const N: usize = 8;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
@@ -228,6 +220,7 @@ mod x86 {
     pub struct Avx512Scaled(Avx512);
 
     impl Lanes for Avx512Scaled {
+        type Fixed = Self;
         const N: usize = 16;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
@@ -283,6 +276,7 @@ mod x86 {
     pub struct Avx2Scaled(Avx2);
 
     impl Lanes for Avx2Scaled {
+        type Fixed = Self;
         const N: usize = 8;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
@@ -341,6 +335,7 @@ mod x86 {
     pub struct Avx512Checked(Avx512);
 
     impl Lanes for Avx512Checked {
+        type Fixed = Avx512Scaled;
         const N: usize = 16;
         const CHECKED: bool = true;
         #[inline(always)]
@@ -385,16 +380,6 @@ mod x86 {
             _mm512_cmplt_epu32_mask(_mm512_castps_si512(small.0 .0), h) != 0
         }
         #[inline(always)]
-        unsafe fn redo<const R: usize, const A: bool, const T1: bool, const T2: bool>(
-            cur: *const f32,
-            next: *mut f32,
-            z: usize,
-            co: &[[*const f32; R]; 3],
-            x: std::ops::Range<usize>,
-        ) {
-            crate::physics::fd::blocked::sweep::<Avx512Scaled, R, A, T1, T2>(cur, next, z, co, x);
-        }
-        #[inline(always)]
         unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
             Avx512::neighbours(p, prev.0, cur.0, next.0).map(Avx512Checked)
         }
@@ -405,6 +390,7 @@ mod x86 {
     pub struct Avx2Checked(Avx2);
 
     impl Lanes for Avx2Checked {
+        type Fixed = Avx2Scaled;
         const N: usize = 8;
         const CHECKED: bool = true;
         #[inline(always)]
@@ -454,16 +440,6 @@ mod x86 {
             _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_min_epu32(m, h), m)) != 0
         }
         #[inline(always)]
-        unsafe fn redo<const R: usize, const A: bool, const T1: bool, const T2: bool>(
-            cur: *const f32,
-            next: *mut f32,
-            z: usize,
-            co: &[[*const f32; R]; 3],
-            x: std::ops::Range<usize>,
-        ) {
-            crate::physics::fd::blocked::sweep::<Avx2Scaled, R, A, T1, T2>(cur, next, z, co, x);
-        }
-        #[inline(always)]
         unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
             Avx2::neighbours(p, prev.0, cur.0, next.0).map(Avx2Checked)
         }
@@ -486,6 +462,7 @@ mod arm {
     pub struct Neon(float32x4_t);
 
     impl Lanes for Neon {
+        type Fixed = Self;
         const N: usize = 4;
         #[inline(always)]
         unsafe fn load(p: *const f32) -> Self {
@@ -532,6 +509,7 @@ pub(super) struct Portable(std::arch::x86_64::__m128);
 
 #[cfg(target_arch = "x86_64")]
 impl Lanes for Portable {
+    type Fixed = Self;
     const N: usize = 4;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
@@ -585,6 +563,7 @@ impl Portable {
 
 #[cfg(not(target_arch = "x86_64"))]
 impl Lanes for Portable {
+    type Fixed = Self;
     const N: usize = 4;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
