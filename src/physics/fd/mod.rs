@@ -16,7 +16,10 @@
 //! (`t1·p − t2·p⁻ + α·(c2·Σ±1 + c3·Σ±2)`, sums in the order x−1, x+1, z−1,
 //! z+1), never with an FMA that rounds differently (the blocked AVX2 copy
 //! does two additions as `x·1 + y`, which rounds exactly as `x + y`), so they
-//! and each of their vector copies ([`Isa`]) give identical results.
+//! and each of their vector copies ([`Isa`]) give identical results. Where
+//! subnormal arithmetic is slow, the blocked kernel's AVX-512 and AVX2 copies
+//! run on fields scaled by 2^64 and round the products below the normal range
+//! as the reference does ([`blocked::step_with`], `crate::cpu::Subnormals`).
 
 pub mod blocked;
 pub mod reference;

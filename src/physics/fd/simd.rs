@@ -3,7 +3,10 @@
 //! x86-64 CPUs, 4-lane arrays elsewhere). Only exactly rounded IEEE operations
 //! (add, subtract, multiply) and data movement (loads, stores, lane shifts),
 //! so every implementation gives the same bits. FMA appears only as `x·1 + y`,
-//! which rounds once, exactly as the addition `x + y` does ([`Lanes::add2`]).
+//! which rounds once, exactly as the addition `x + y` does ([`Lanes::add2`]),
+//! and, in the scaled copies for CPUs that are slow on subnormal values, as
+//! `a·b ± H`, which rounds a small product once onto the grid the reference
+//! rounds it to (see `Avx512Scaled`).
 //!
 //! The methods are `unsafe`: loads and stores take raw pointers (the caller
 //! keeps them inside its fields), and the x86-64 ones use instructions the
