@@ -6,7 +6,7 @@
 //! which rounds once, exactly as the addition `x + y` does ([`Lanes::add2`]),
 //! and, in the scaled copies for CPUs that are slow on subnormal values, as
 //! `a·b ± H`, which rounds a small product once onto the grid the reference
-//! rounds it to (see `Avx512Scaled`).
+//! rounds it to (see `scaled`).
 //!
 //! The methods are `unsafe`: loads and stores take raw pointers (the caller
 //! keeps them inside its fields), and the x86-64 ones use instructions the

@@ -44,37 +44,124 @@ use super::{Avx2, Avx512, Lanes};
 /// 2^-62: the scaled image of the smallest normal f32, 2^-126.
 const SCALED_MIN_NORMAL: f32 = f32::from_bits((127 - 62) << 23);
 
-/// [`Avx512`] on fields scaled by 2^64, with the reference's rounding
-/// of subnormal products (see above).
-#[derive(Clone, Copy)]
-pub struct Avx512Scaled(Avx512);
+/// What a plain copy brings to its scaled and checked copies: the
+/// products that differ.
+pub(in crate::physics::fd) trait ScaledMul: Lanes {
+    /// `self · b` on scaled values, rounded as the reference rounds the
+    /// unscaled product (see above).
+    unsafe fn fixed_mul(self, b: Self) -> Self;
+    /// The plain `self · b`, with its magnitude folded into `small`.
+    unsafe fn tracked_mul(self, b: Self, small: &mut Self) -> Self;
+    /// Whether a magnitude folded into `small` is below the scaled normal
+    /// range.
+    unsafe fn holds_small(small: Self) -> bool;
+}
 
-impl Lanes for Avx512Scaled {
+/// A plain copy on fields scaled by 2^64, with the reference's rounding of
+/// subnormal products (see above).
+#[derive(Clone, Copy)]
+pub struct Scaled<L>(L);
+
+/// A plain copy on scaled fields, checked: it gives the scaled copy's bits
+/// wherever no product is below the scaled normal range, and folds each
+/// product's magnitude into an accumulator (an AND, a subtraction and a
+/// MIN, where the scaled copy spends six operations on each product); a
+/// block of rows with a small product is done again by the scaled copy.
+#[derive(Clone, Copy)]
+pub struct Checked<L>(L);
+
+/// The AVX-512 checked copy.
+pub type Avx512Checked = Checked<Avx512>;
+/// The AVX2 checked copy.
+pub type Avx2Checked = Checked<Avx2>;
+
+impl<L: ScaledMul> Lanes for Scaled<L> {
     type Fixed = Self;
-    const N: usize = 16;
+    const N: usize = L::N;
     #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Avx512Scaled(Avx512::load(p))
+        Scaled(L::load(p))
     }
     #[inline(always)]
     unsafe fn store(p: *mut f32, v: Self) {
-        Avx512::store(p, v.0);
+        L::store(p, v.0);
     }
     #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
-        Avx512Scaled(Avx512::splat(x))
+        Scaled(L::splat(x))
     }
     #[inline(always)]
     unsafe fn add(self, b: Self) -> Self {
-        Avx512Scaled(self.0.add(b.0))
+        Scaled(self.0.add(b.0))
     }
     #[inline(always)]
     unsafe fn sub(self, b: Self) -> Self {
-        Avx512Scaled(self.0.sub(b.0))
+        Scaled(self.0.sub(b.0))
+    }
+    #[inline(always)]
+    unsafe fn add2(self, b: Self) -> Self {
+        Scaled(self.0.add2(b.0))
     }
     #[inline(always)]
     unsafe fn mul(self, b: Self) -> Self {
-        let (a, b) = (self.0 .0, b.0 .0);
+        Scaled(self.0.fixed_mul(b.0))
+    }
+    #[inline(always)]
+    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
+        L::neighbours(p, prev.0, cur.0, next.0).map(Scaled)
+    }
+}
+
+impl<L: ScaledMul> Lanes for Checked<L> {
+    type Fixed = Scaled<L>;
+    const N: usize = L::N;
+    const CHECKED: bool = true;
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Checked(L::load(p))
+    }
+    #[inline(always)]
+    unsafe fn store(p: *mut f32, v: Self) {
+        L::store(p, v.0);
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Checked(L::splat(x))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Checked(self.0.add(b.0))
+    }
+    #[inline(always)]
+    unsafe fn sub(self, b: Self) -> Self {
+        Checked(self.0.sub(b.0))
+    }
+    #[inline(always)]
+    unsafe fn add2(self, b: Self) -> Self {
+        Checked(self.0.add2(b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Checked(self.0.mul(b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul_tracked(self, b: Self, small: &mut Self) -> Self {
+        Checked(self.0.tracked_mul(b.0, &mut small.0))
+    }
+    #[inline(always)]
+    unsafe fn any_small(small: Self) -> bool {
+        L::holds_small(small.0)
+    }
+    #[inline(always)]
+    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
+        L::neighbours(p, prev.0, cur.0, next.0).map(Checked)
+    }
+}
+
+impl ScaledMul for Avx512 {
+    #[inline(always)]
+    unsafe fn fixed_mul(self, b: Self) -> Self {
+        let (a, b) = (self.0, b.0);
         let h = _mm512_set1_ps(SCALED_MIN_NORMAL);
         let sign = _mm512_set1_epi32(i32::MIN);
         let p = _mm512_mul_ps(a, b);
@@ -92,49 +179,31 @@ impl Lanes for Avx512Scaled {
         // A product rounded to zero keeps its sign (x − x is +0):
         // q | (p & sign).
         let q = _mm512_ternarylogic_epi32::<0xf8>(q, _mm512_castps_si512(p), sign);
-        Avx512Scaled(Avx512(_mm512_castsi512_ps(q)))
+        Avx512(_mm512_castsi512_ps(q))
+    }
+    // The bits of |p| minus one, unsigned: a zero product (exact, and
+    // rounded as the reference rounds it) counts as the largest.
+    #[inline(always)]
+    unsafe fn tracked_mul(self, b: Self, small: &mut Self) -> Self {
+        let p = _mm512_mul_ps(self.0, b.0);
+        let m = _mm512_sub_epi32(
+            _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32(i32::MAX)),
+            _mm512_set1_epi32(1),
+        );
+        small.0 = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(small.0), m));
+        Avx512(p)
     }
     #[inline(always)]
-    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
-        Avx512::neighbours(p, prev.0, cur.0, next.0).map(Avx512Scaled)
+    unsafe fn holds_small(small: Self) -> bool {
+        let h = _mm512_set1_epi32(SCALED_MIN_NORMAL.to_bits() as i32 - 1);
+        _mm512_cmplt_epu32_mask(_mm512_castps_si512(small.0), h) != 0
     }
 }
 
-/// [`Avx2`] on fields scaled by 2^64, with the reference's rounding of
-/// subnormal products (see above).
-#[derive(Clone, Copy)]
-pub struct Avx2Scaled(Avx2);
-
-impl Lanes for Avx2Scaled {
-    type Fixed = Self;
-    const N: usize = 8;
+impl ScaledMul for Avx2 {
     #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        Avx2Scaled(Avx2::load(p))
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: Self) {
-        Avx2::store(p, v.0);
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        Avx2Scaled(Avx2::splat(x))
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        Avx2Scaled(self.0.add(b.0))
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        Avx2Scaled(self.0.sub(b.0))
-    }
-    #[inline(always)]
-    unsafe fn add2(self, b: Self) -> Self {
-        Avx2Scaled(self.0.add2(b.0))
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        let (a, b) = (self.0 .0, b.0 .0);
+    unsafe fn fixed_mul(self, b: Self) -> Self {
+        let (a, b) = (self.0, b.0);
         let h = _mm256_set1_ps(SCALED_MIN_NORMAL);
         let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(i32::MAX));
         let p = _mm256_mul_ps(a, b);
@@ -145,139 +214,31 @@ impl Lanes for Avx2Scaled {
         let sh = _mm256_and_ps(small, _mm256_or_ps(sign, h));
         let q = _mm256_sub_ps(_mm256_fmadd_ps(a, b, sh), sh);
         // A product rounded to zero keeps its sign (x − x is +0).
-        Avx2Scaled(Avx2(_mm256_or_ps(q, sign)))
+        Avx2(_mm256_or_ps(q, sign))
     }
+    // As for AVX-512: the bits of |p| minus one, unsigned.
     #[inline(always)]
-    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
-        Avx2::neighbours(p, prev.0, cur.0, next.0).map(Avx2Scaled)
-    }
-}
-
-// The checked copies: the plain copies on scaled fields, which give the
-// scaled copies' bits wherever no product is below the scaled normal
-// range, with each product's magnitude folded into an accumulator (an
-// AND and a MIN, where the scaled copies spend six operations on each
-// product); a block of rows with a small product is done again by the
-// scaled copy.
-
-/// [`Avx512`] on scaled fields, checked (see above).
-#[derive(Clone, Copy)]
-pub struct Avx512Checked(Avx512);
-
-impl Lanes for Avx512Checked {
-    type Fixed = Avx512Scaled;
-    const N: usize = 16;
-    const CHECKED: bool = true;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        Avx512Checked(Avx512::load(p))
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: Self) {
-        Avx512::store(p, v.0);
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        Avx512Checked(Avx512::splat(x))
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        Avx512Checked(self.0.add(b.0))
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        Avx512Checked(self.0.sub(b.0))
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        Avx512Checked(self.0.mul(b.0))
-    }
-    // The bits of |p| minus one, unsigned: a zero product (exact, and
-    // rounded as the reference rounds it) counts as the largest.
-    #[inline(always)]
-    unsafe fn mul_tracked(self, b: Self, small: &mut Self) -> Self {
-        let p = _mm512_mul_ps(self.0 .0, b.0 .0);
-        let m = _mm512_sub_epi32(
-            _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32(i32::MAX)),
-            _mm512_set1_epi32(1),
-        );
-        small.0 .0 = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(small.0 .0), m));
-        Avx512Checked(Avx512(p))
-    }
-    #[inline(always)]
-    unsafe fn any_small(small: Self) -> bool {
-        let h = _mm512_set1_epi32(SCALED_MIN_NORMAL.to_bits() as i32 - 1);
-        _mm512_cmplt_epu32_mask(_mm512_castps_si512(small.0 .0), h) != 0
-    }
-    #[inline(always)]
-    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
-        Avx512::neighbours(p, prev.0, cur.0, next.0).map(Avx512Checked)
-    }
-}
-
-/// [`Avx2`] on scaled fields, checked (see above).
-#[derive(Clone, Copy)]
-pub struct Avx2Checked(Avx2);
-
-impl Lanes for Avx2Checked {
-    type Fixed = Avx2Scaled;
-    const N: usize = 8;
-    const CHECKED: bool = true;
-    #[inline(always)]
-    unsafe fn load(p: *const f32) -> Self {
-        Avx2Checked(Avx2::load(p))
-    }
-    #[inline(always)]
-    unsafe fn store(p: *mut f32, v: Self) {
-        Avx2::store(p, v.0);
-    }
-    #[inline(always)]
-    unsafe fn splat(x: f32) -> Self {
-        Avx2Checked(Avx2::splat(x))
-    }
-    #[inline(always)]
-    unsafe fn add(self, b: Self) -> Self {
-        Avx2Checked(self.0.add(b.0))
-    }
-    #[inline(always)]
-    unsafe fn sub(self, b: Self) -> Self {
-        Avx2Checked(self.0.sub(b.0))
-    }
-    #[inline(always)]
-    unsafe fn add2(self, b: Self) -> Self {
-        Avx2Checked(self.0.add2(b.0))
-    }
-    #[inline(always)]
-    unsafe fn mul(self, b: Self) -> Self {
-        Avx2Checked(self.0.mul(b.0))
-    }
-    // As [`Avx512Checked`]: the bits of |p| minus one, unsigned.
-    #[inline(always)]
-    unsafe fn mul_tracked(self, b: Self, small: &mut Self) -> Self {
-        let p = _mm256_mul_ps(self.0 .0, b.0 .0);
+    unsafe fn tracked_mul(self, b: Self, small: &mut Self) -> Self {
+        let p = _mm256_mul_ps(self.0, b.0);
         let m = _mm256_sub_epi32(
             _mm256_and_si256(_mm256_castps_si256(p), _mm256_set1_epi32(i32::MAX)),
             _mm256_set1_epi32(1),
         );
-        small.0 .0 = _mm256_castsi256_ps(_mm256_min_epu32(_mm256_castps_si256(small.0 .0), m));
-        Avx2Checked(Avx2(p))
+        small.0 = _mm256_castsi256_ps(_mm256_min_epu32(_mm256_castps_si256(small.0), m));
+        Avx2(p)
     }
     #[inline(always)]
-    unsafe fn any_small(small: Self) -> bool {
+    unsafe fn holds_small(small: Self) -> bool {
         // min(m, h − 1) == m where m < h − 1, unsigned.
         let h = _mm256_set1_epi32(SCALED_MIN_NORMAL.to_bits() as i32 - 2);
-        let m = _mm256_castps_si256(small.0 .0);
+        let m = _mm256_castps_si256(small.0);
         _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_min_epu32(m, h), m)) != 0
-    }
-    #[inline(always)]
-    unsafe fn neighbours(p: *const f32, prev: Self, cur: Self, next: Self) -> [Self; 4] {
-        Avx2::neighbours(p, prev.0, cur.0, next.0).map(Avx2Checked)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Avx2Scaled, Avx512Scaled, Lanes};
+    use super::{Avx2, Avx512, Lanes, Scaled};
     use crate::cpu::Isa;
 
     #[repr(align(64))]
@@ -289,8 +250,8 @@ mod tests {
         let mut out = Aligned([0.0; 16]);
         // SAFETY: both arrays are 64-byte aligned and hold 16 values.
         unsafe {
-            let p = Avx512Scaled::load(a.0.as_ptr()).mul(Avx512Scaled::splat(b));
-            Avx512Scaled::store(out.0.as_mut_ptr(), p);
+            let p = Scaled::<Avx512>::load(a.0.as_ptr()).mul(Scaled::<Avx512>::splat(b));
+            Scaled::<Avx512>::store(out.0.as_mut_ptr(), p);
         }
         out.0
     }
@@ -302,10 +263,10 @@ mod tests {
         // SAFETY: both arrays are 64-byte aligned and hold 16 values.
         unsafe {
             for half in 0..2 {
-                let v = Avx2Scaled::load(a.0.as_ptr().add(8 * half));
-                Avx2Scaled::store(
+                let v = Scaled::<Avx2>::load(a.0.as_ptr().add(8 * half));
+                Scaled::<Avx2>::store(
                     out.0.as_mut_ptr().add(8 * half),
-                    v.mul(Avx2Scaled::splat(b)),
+                    v.mul(Scaled::<Avx2>::splat(b)),
                 );
             }
         }
