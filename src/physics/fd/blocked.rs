@@ -282,9 +282,17 @@ pub fn step_with(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: see above; AVX-512F is present.
         (Isa::Avx512, false) => unsafe { step_avx512(cur, next, coef, rows, offsets) },
+        // The AVX-512 checked copy tracks products with AVX-512DQ's
+        // `vrangeps`; a CPU with AVX-512F alone (Xeon Phi) runs the AVX2
+        // scaled copy, which gives the same bits.
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: see above; AVX-512F is present.
-        (Isa::Avx512, true) => unsafe { step_avx512_scaled(cur, next, coef, rows, offsets) },
+        (Isa::Avx512, true) if std::arch::is_x86_feature_detected!("avx512dq") => {
+            // SAFETY: see above; AVX-512F and AVX-512DQ are present.
+            unsafe { step_avx512_scaled(cur, next, coef, rows, offsets) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: see above; every CPU with AVX-512F has AVX2 and FMA.
+        (Isa::Avx512, true) => unsafe { step_avx2_scaled(cur, next, coef, rows, offsets) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: see above; AVX2 and FMA are present.
         (Isa::Avx2, false) => unsafe { step_avx2(cur, next, coef, rows, offsets) },
@@ -314,7 +322,7 @@ unsafe fn step_avx512(
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+#[target_feature(enable = "avx512f,avx512dq")]
 unsafe fn step_avx512_scaled(
     cur: *const f32,
     next: *mut f32,
@@ -492,8 +500,11 @@ unsafe fn sweep<
         ];
         // All the Laplacians first, then all the updates: the loads of the
         // first phase need not wait behind the second's stores (~3 % faster).
-        // The checked copies track the products' magnitudes in `small`.
-        let mut small = L::splat(f32::INFINITY);
+        // The checked copies track the products' magnitudes in `small`, one
+        // accumulator per row: with one for the block, the chain of 20
+        // dependent 4-cycle `vrangeps` set the pace (34 ms a source against
+        // 30.6, `fd_step_bench`, Xeon model 207).
+        let mut small = [L::splat(f32::INFINITY); R];
         let mut lap = [L::splat(0.0); R];
         let mut ahead = [L::splat(0.0); R];
         for j in 0..R {
@@ -504,8 +515,8 @@ unsafe fn sweep<
             let s1 = l1.add(r1).add2(v[j + 1]).add(v[j + 3]);
             let s2 = l2.add(r2).add2(v[j]).add(v[j + 4]);
             lap[j] = c2
-                .mul_tracked(s1, &mut small)
-                .add(c3.mul_tracked(s2, &mut small));
+                .mul_tracked(s1, &mut small[j])
+                .add(c3.mul_tracked(s2, &mut small[j]));
         }
         let mut res = [L::splat(0.0); R];
         for j in 0..R {
@@ -514,9 +525,9 @@ unsafe fn sweep<
             let t2 = shared[2].unwrap_or_else(|| coef(2, j, x));
             let out = q.add(j * STRIDE + x);
             res[j] = t1
-                .mul_tracked(here[j], &mut small)
-                .sub(t2.mul_tracked(L::load(out), &mut small))
-                .add(alpha.mul_tracked(lap[j], &mut small));
+                .mul_tracked(here[j], &mut small[j])
+                .sub(t2.mul_tracked(L::load(out), &mut small[j]))
+                .add(alpha.mul_tracked(lap[j], &mut small[j]));
             if !L::CHECKED {
                 L::store(out, res[j]);
             }
@@ -525,7 +536,7 @@ unsafe fn sweep<
             // A product below the normal range: these rows at x again, with
             // the copy that rounds it as the reference does (their `p⁻` is
             // not yet overwritten).
-            if L::any_small(small) {
+            if small.iter().any(|&s| L::any_small(s)) {
                 sweep::<L::Fixed, R, SHARED_A, SHARED_T1, SHARED_T2>(cur, next, z, co, x..x + n);
             } else {
                 for (j, r) in res.iter().enumerate() {

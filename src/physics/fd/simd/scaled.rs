@@ -7,10 +7,10 @@ use std::arch::x86_64::{
     _mm256_and_ps, _mm256_and_si256, _mm256_andnot_ps, _mm256_castps_si256, _mm256_castsi256_ps,
     _mm256_cmp_ps, _mm256_cmpeq_epi32, _mm256_fmadd_ps, _mm256_min_epu32, _mm256_movemask_epi8,
     _mm256_mul_ps, _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_ps, _mm256_sub_epi32,
-    _mm256_sub_ps, _mm512_abs_ps, _mm512_and_si512, _mm512_castps_si512, _mm512_castsi512_ps,
-    _mm512_cmp_ps_mask, _mm512_cmplt_epu32_mask, _mm512_fmadd_ps, _mm512_maskz_ternarylogic_epi32,
-    _mm512_min_epu32, _mm512_mul_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_sub_epi32,
-    _mm512_sub_ps, _mm512_ternarylogic_epi32, _CMP_LT_OQ,
+    _mm256_sub_ps, _mm512_abs_ps, _mm512_castps_si512, _mm512_castsi512_ps, _mm512_cmp_ps_mask,
+    _mm512_fixupimm_ps, _mm512_fmadd_ps, _mm512_maskz_ternarylogic_epi32, _mm512_mul_ps,
+    _mm512_range_ps, _mm512_set1_epi32, _mm512_set1_ps, _mm512_sub_ps, _mm512_ternarylogic_epi32,
+    _CMP_LT_OQ,
 };
 
 use super::{Avx2, Avx512, Lanes};
@@ -64,9 +64,10 @@ pub struct Scaled<L>(L);
 
 /// A plain copy on scaled fields, checked: it gives the scaled copy's bits
 /// wherever no product is below the scaled normal range, and folds each
-/// product's magnitude into an accumulator (an AND, a subtraction and a
-/// MIN, where the scaled copy spends six operations on each product); a
-/// block of rows with a small product is done again by the scaled copy.
+/// product's magnitude into an accumulator, one per row (two operations
+/// with AVX-512, three with AVX2, where the scaled copy spends six more on
+/// each product); a block of rows with a small product is done again by
+/// the scaled copy.
 #[derive(Clone, Copy)]
 pub struct Checked<L>(L);
 
@@ -181,22 +182,22 @@ impl ScaledMul for Avx512 {
         let q = _mm512_ternarylogic_epi32::<0xf8>(q, _mm512_castps_si512(p), sign);
         Avx512(_mm512_castsi512_ps(q))
     }
-    // The bits of |p| minus one, unsigned: a zero product (exact, and
-    // rounded as the reference rounds it) counts as the largest.
+    // A zero product (exact, and rounded as the reference rounds it)
+    // becomes +∞ (`vfixupimmps`: the nibble for the class "zero" says +∞,
+    // every other class keeps the value), and `vrangeps` keeps the smaller
+    // magnitude of that and the accumulator: two operations. Needs
+    // AVX-512DQ (`vrangeps`); see `blocked::step_with`.
     #[inline(always)]
     unsafe fn tracked_mul(self, b: Self, small: &mut Self) -> Self {
         let p = _mm512_mul_ps(self.0, b.0);
-        let m = _mm512_sub_epi32(
-            _mm512_and_si512(_mm512_castps_si512(p), _mm512_set1_epi32(i32::MAX)),
-            _mm512_set1_epi32(1),
-        );
-        small.0 = _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(small.0), m));
+        let zero_to_infinity = _mm512_set1_epi32(0x1111_1511);
+        let q = _mm512_fixupimm_ps::<0>(p, p, zero_to_infinity);
+        small.0 = _mm512_range_ps::<0b1010>(small.0, q);
         Avx512(p)
     }
     #[inline(always)]
     unsafe fn holds_small(small: Self) -> bool {
-        let h = _mm512_set1_epi32(SCALED_MIN_NORMAL.to_bits() as i32 - 1);
-        _mm512_cmplt_epu32_mask(_mm512_castps_si512(small.0), h) != 0
+        _mm512_cmp_ps_mask::<_CMP_LT_OQ>(small.0, _mm512_set1_ps(SCALED_MIN_NORMAL)) != 0
     }
 }
 
@@ -238,7 +239,7 @@ impl ScaledMul for Avx2 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Avx2, Avx512, Lanes, Scaled};
+    use super::{Avx2, Avx512, Lanes, Scaled, ScaledMul};
     use crate::cpu::Isa;
 
     #[repr(align(64))]
@@ -334,6 +335,98 @@ mod tests {
                             a[i],
                             f32::from_bits(*w)
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the AVX-512 copy's accumulator holds a small product after
+    /// folding `a · b` lane by lane (with `prior` folded first).
+    #[target_feature(enable = "avx512f,avx512dq")]
+    fn small512(prior: &Aligned, a: &Aligned, b: f32) -> bool {
+        // SAFETY: both arrays are 64-byte aligned and hold 16 values.
+        unsafe {
+            let mut small = Avx512::splat(f32::INFINITY);
+            let one = Avx512::splat(1.0);
+            Avx512::load(prior.0.as_ptr()).tracked_mul(one, &mut small);
+            Avx512::load(a.0.as_ptr()).tracked_mul(Avx512::splat(b), &mut small);
+            Avx512::holds_small(small)
+        }
+    }
+
+    /// The same with the AVX2 copy, over the two halves.
+    #[target_feature(enable = "avx2,fma")]
+    fn small256(prior: &Aligned, a: &Aligned, b: f32) -> bool {
+        // SAFETY: both arrays are 64-byte aligned and hold 16 values.
+        unsafe {
+            (0..2).any(|half| {
+                let mut small = Avx2::splat(f32::INFINITY);
+                let one = Avx2::splat(1.0);
+                Avx2::load(prior.0.as_ptr().add(8 * half)).tracked_mul(one, &mut small);
+                Avx2::load(a.0.as_ptr().add(8 * half)).tracked_mul(Avx2::splat(b), &mut small);
+                Avx2::holds_small(small)
+            })
+        }
+    }
+
+    /// The checked copies flag a vector exactly when one of its products
+    /// is below the scaled normal range and not zero: ±0 products (exact)
+    /// never, one small lane among normal and zero ones always, the edge of
+    /// the range as the f32 comparison says.
+    #[test]
+    fn tracking_flags_exactly_the_small_nonzero_products() {
+        let h = super::SCALED_MIN_NORMAL;
+        let below = f32::from_bits(h.to_bits() - 1);
+        let cases: Vec<[f32; 16]> = vec![
+            [0.0; 16],
+            [-0.0; 16],
+            [1.0; 16],
+            [h; 16],
+            {
+                let mut v = [0.0; 16];
+                v[7] = below;
+                v
+            },
+            {
+                let mut v = [-0.0; 16];
+                v[15] = -below;
+                v
+            },
+            {
+                let mut v = [3.0; 16];
+                v[0] = 0.0;
+                v[1] = -h;
+                v
+            },
+            {
+                let mut v = [-2.5; 16];
+                v[9] = h * 0.5;
+                v
+            },
+            {
+                let mut v = [0.0; 16];
+                v[3] = f32::INFINITY;
+                v[4] = 1e30;
+                v
+            },
+        ];
+        for prior in &cases {
+            for a in &cases {
+                for b in [1.0f32, -1.0, 0.5] {
+                    let small = |p: f32| p != 0.0 && p.abs() < h;
+                    let want = prior.iter().any(|&p| small(p)) || a.iter().any(|&x| small(x * b));
+                    let (pa, aa) = (Aligned(*prior), Aligned(*a));
+                    if Isa::Avx512.is_available() && std::arch::is_x86_feature_detected!("avx512dq")
+                    {
+                        // SAFETY: the CPU has AVX-512F and AVX-512DQ.
+                        let got = unsafe { small512(&pa, &aa, b) };
+                        assert_eq!(got, want, "avx512: {prior:?} {a:?} · {b}");
+                    }
+                    if Isa::Avx2.is_available() {
+                        // SAFETY: the CPU has AVX2 and FMA.
+                        let got = unsafe { small256(&pa, &aa, b) };
+                        assert_eq!(got, want, "avx2: {prior:?} {a:?} · {b}");
                     }
                 }
             }
