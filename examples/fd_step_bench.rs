@@ -129,9 +129,10 @@ fn roofline(isa: Isa) -> Option<(f64, &'static str)> {
         }
         // Three 256-bit ports that add (two of them also multiply): 14
         // operations of 8 lanes take 14/3 cycles.
-        ("GenuineIntel", Some(6), Some(143 | 207), Isa::Avx2) => {
-            Some((8.0 * 3.0 / 14.0, "Golden Cove: three 256-bit addition ports"))
-        }
+        ("GenuineIntel", Some(6), Some(143 | 207), Isa::Avx2) => Some((
+            8.0 * 3.0 / 14.0,
+            "Golden Cove: three 256-bit addition ports",
+        )),
         _ => None,
     }
 }
