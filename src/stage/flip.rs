@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{draw_apply, Instance, ParamError, PlanEnv, Planned, Record, Stage, StageCtx};
+use crate::cpu::Isa;
 use crate::error::StageError;
 use crate::sample::Sample;
 
@@ -111,7 +112,7 @@ impl Stage for Flip {
         if !draw_apply(self.p, &mut ctx.rng) {
             return Ok(json!({ "applied": false }));
         }
-        mirror_sample(sample);
+        mirror_sample_on(self.compute.isa, sample);
         match self.exact {
             None => Ok(json!({
                 "applied": true,
@@ -168,7 +169,12 @@ pub fn exact_after_mirror(
 
 /// Mirror a sample in place: sources reversed, receivers reversed, velocity x reversed.
 pub fn mirror_sample(sample: &mut Sample) {
-    mirror_seismic(&mut sample.seismic);
+    mirror_sample_on(Isa::detect(), sample);
+}
+
+/// [`mirror_sample`] with the vector copy of `isa` (the same bits on every copy).
+pub fn mirror_sample_on(isa: Isa, sample: &mut Sample) {
+    mirror_seismic_on(isa, &mut sample.seismic);
     if let Some(v) = sample.velocity.as_mut() {
         let last = Axis(v.ndim() - 1);
         v.invert_axis(last);
@@ -178,30 +184,98 @@ pub fn mirror_sample(sample: &mut Sample) {
 
 /// Reverse the first (source) and last (receiver) axes, in place.
 pub fn mirror_seismic(a: &mut ndarray::ArrayD<f32>) {
+    mirror_seismic_on(Isa::detect(), a);
+}
+
+/// [`mirror_seismic`] with the vector copy of `isa` (or a narrower one where
+/// the CPU lacks it): the same bits on every copy, as it only moves values.
+pub fn mirror_seismic_on(isa: Isa, a: &mut ndarray::ArrayD<f32>) {
     if !a.is_standard_layout() {
         *a = a.as_standard_layout().into_owned();
     }
     let shape = a.shape().to_vec();
     let s = shape[0];
     let r = *shape.last().expect("rank ≥ 2");
-    let block = a.len() / s.max(1);
     let data = a.as_slice_mut().expect("standard layout");
-    // Swap channel i with channel s-1-i, reversing every receiver row on the way.
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        Isa::Avx512 if std::arch::is_x86_feature_detected!("avx512f") => {
+            // SAFETY: the CPU supports AVX-512F (checked just above).
+            unsafe { mirror_avx512(data, s, r) };
+            return;
+        }
+        Isa::Avx512 | Isa::Avx2 if std::arch::is_x86_feature_detected!("avx2") => {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            unsafe { mirror_avx2(data, s, r) };
+            return;
+        }
+        _ => {}
+    }
+    let _ = isa;
+    mirror(data, s, r);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn mirror_avx512(data: &mut [f32], s: usize, r: usize) {
+    mirror(data, s, r);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn mirror_avx2(data: &mut [f32], s: usize, r: usize) {
+    mirror(data, s, r);
+}
+
+/// Swap channel i of `data` (`s` channels of rows of `r` values) with
+/// channel s − 1 − i, reversing every row on the way; the middle channel's
+/// rows are reversed in place. Always inlined: each `#[target_feature]`
+/// wrapper above gets its own vector copy.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn mirror(data: &mut [f32], s: usize, r: usize) {
+    let block = data.len() / s.max(1);
     for i in 0..s / 2 {
         let (head, tail) = data.split_at_mut((s - 1 - i) * block);
         let x = &mut head[i * block..(i + 1) * block];
         let y = &mut tail[..block];
         for (xr, yr) in x.chunks_exact_mut(r).zip(y.chunks_exact_mut(r)) {
-            for (p, q) in xr.iter_mut().zip(yr.iter_mut().rev()) {
-                std::mem::swap(p, q);
-            }
+            swap_reversed(xr, yr);
         }
     }
     if s % 2 == 1 {
         let mid = &mut data[(s / 2) * block..(s / 2 + 1) * block];
         for row in mid.chunks_exact_mut(r) {
-            row.reverse();
+            // Its first half with its last half reversed (an odd row's
+            // middle value stays).
+            let (x, rest) = row.split_at_mut(r / 2);
+            swap_reversed(x, &mut rest[r % 2..]);
         }
+    }
+}
+
+/// `x[i]` ↔ `y[n − 1 − i]` for every i (`x` and `y` of one length n): whole
+/// 16-value pieces as fixed-size arrays, which the compiler turns into
+/// vector loads, lane reversals and stores; the rest one by one.
+#[allow(clippy::inline_always)]
+#[inline(always)]
+fn swap_reversed(x: &mut [f32], y: &mut [f32]) {
+    const W: usize = 16;
+    let n = x.len();
+    assert_eq!(y.len(), n);
+    let mut i = 0;
+    while i + W <= n {
+        let a: [f32; W] = x[i..i + W].try_into().expect("W values");
+        let b: [f32; W] = y[n - i - W..n - i].try_into().expect("W values");
+        for k in 0..W {
+            x[i + k] = b[W - 1 - k];
+            y[n - i - W + k] = a[W - 1 - k];
+        }
+        i += W;
+    }
+    // x[i..] pairs with y[..n − i], reversed.
+    for (p, q) in x[i..].iter_mut().zip(y[..n - i].iter_mut().rev()) {
+        std::mem::swap(p, q);
     }
 }
 
@@ -262,26 +336,45 @@ mod tests {
     use super::*;
     use ndarray::{ArrayD, IxDyn};
 
+    /// Every copy, on rows shorter and longer than a 16-value piece, whole
+    /// pieces and not, odd and even, with odd and even channel counts.
     #[test]
     fn mirror_matches_index_formula() {
-        for (s, t, r) in [(5, 4, 7), (4, 3, 6), (1, 2, 3)] {
-            check_mirror(s, t, r);
+        for isa in Isa::available() {
+            for (s, t, r) in [
+                (5, 4, 7),
+                (4, 3, 6),
+                (1, 2, 3),
+                (5, 3, 70),
+                (3, 2, 33),
+                (2, 2, 16),
+                (5, 2, 32),
+                (1, 3, 47),
+                (5, 1, 1),
+            ] {
+                check_mirror(isa, s, t, r);
+            }
         }
     }
 
-    fn check_mirror(s: usize, t: usize, r: usize) {
+    fn check_mirror(isa: Isa, s: usize, t: usize, r: usize) {
         let v: Vec<f32> = (0..s * t * r).map(|i| i as f32).collect();
         let orig = ArrayD::from_shape_vec(IxDyn(&[s, t, r]), v).unwrap();
         let mut a = orig.clone();
-        mirror_seismic(&mut a);
+        mirror_seismic_on(isa, &mut a);
         for si in 0..s {
             for ti in 0..t {
                 for ri in 0..r {
-                    assert_eq!(a[[si, ti, ri]], orig[[s - 1 - si, ti, r - 1 - ri]]);
+                    assert_eq!(
+                        a[[si, ti, ri]],
+                        orig[[s - 1 - si, ti, r - 1 - ri]],
+                        "{}: shape ({s}, {t}, {r}) at ({si}, {ti}, {ri})",
+                        isa.name()
+                    );
                 }
             }
         }
-        mirror_seismic(&mut a);
+        mirror_seismic_on(isa, &mut a);
         assert_eq!(a, orig);
     }
 
