@@ -18,7 +18,7 @@
 
 use std::time::Instant;
 
-use seispipe::cpu::Subnormals;
+use seispipe::cpu::{cpuinfo_field, Subnormals};
 use seispipe::physics::fd::{Isa, Kernel};
 use seispipe::physics::{Medium, NX, NZ, PER_SOURCE};
 
@@ -106,15 +106,8 @@ fn main() {
 /// fused) on the pipes the core has. `None` for cores the document does
 /// not describe.
 fn roofline(isa: Isa) -> Option<(f64, &'static str)> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
-    let number = |key: &str| field(key).and_then(|v| v.parse::<u32>().ok());
-    let vendor = field("vendor_id").unwrap_or_default();
+    let number = |key: &str| cpuinfo_field(key).and_then(|v| v.parse::<u32>().ok());
+    let vendor = cpuinfo_field("vendor_id").unwrap_or_default();
     match (vendor.as_str(), number("cpu family"), number("model"), isa) {
         // Zen 3 and Zen 4: two 256-bit addition pipes (AVX-512 in two
         // halves): 9 additions of 8 lanes take 4.5 cycles.

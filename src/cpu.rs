@@ -295,18 +295,30 @@ fn probe_multiplications() -> (f64, f64) {
     (1.0, 1.0)
 }
 
+/// The value of `key` on the first line of `/proc/cpuinfo` that has it
+/// (`vendor_id`, `cpu family`, `model name`, …), trimmed; `None` where the
+/// file or the key is missing.
+#[must_use]
+pub fn cpuinfo_field(key: &str) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    field_of(&info, key)
+}
+
+/// [`cpuinfo_field`] in the text `info`.
+fn field_of(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_string())
+}
+
 /// The CPU's model as the kernel names it (`model name` in
 /// `/proc/cpuinfo`, with family and model on x86-64; implementer and part
 /// on aarch64), or `unknown`.
 #[must_use]
 pub fn model_name() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-    };
+    let field = |key: &str| field_of(&info, key);
     let mut parts = Vec::new();
     if let Some(m) = field("model name") {
         parts.push(m);
@@ -378,5 +390,20 @@ mod tests {
             e.known && e.to_string().contains("not available on this CPU"),
             "{e}"
         );
+    }
+
+    /// The first line with the key, its value trimmed; a key that is only
+    /// the start of another, or missing, gives nothing.
+    #[test]
+    fn cpuinfo_fields_are_read_by_whole_key() {
+        let info = "processor\t: 0\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 207\nmodel name\t: Intel(R) Xeon(R) Processor\n\nprocessor\t: 1\nmodel\t\t: 1\n";
+        assert_eq!(field_of(info, "model").as_deref(), Some("207"));
+        assert_eq!(
+            field_of(info, "model name").as_deref(),
+            Some("Intel(R) Xeon(R) Processor")
+        );
+        assert_eq!(field_of(info, "cpu family").as_deref(), Some("6"));
+        assert_eq!(field_of(info, "cpu"), None);
+        assert_eq!(field_of(info, "flags"), None);
     }
 }
